@@ -1,0 +1,24 @@
+/* cli: the subcommands of the `branchmark` admin and query tool.
+ *
+ * Each command takes its own argv (argv[0] is the command name), prints its
+ * result on stdout and errors on stderr, and returns the process exit code:
+ *   0 success, 1 a run-time failure (database unreachable, ...),
+ *   2 a usage error or a bad argument (unknown branch, metric, period).
+ * Every command connects with the conninfo from --db or the PG* environment
+ * variables, i.e. with the caller's own PostgreSQL role. */
+#ifndef BM_CLI_H
+#define BM_CLI_H
+
+/* cli_admin.c */
+int bm_cmd_migrate(int argc, char **argv);     /* apply pending migrations */
+int bm_cmd_refdata(int argc, char **argv);     /* refdata load FILE | refdata show */
+int bm_cmd_summary(int argc, char **argv);     /* per-branch record counts, score, NPS */
+
+/* cli_query.c */
+int bm_cmd_rank(int argc, char **argv);
+int bm_cmd_scorecard(int argc, char **argv);
+int bm_cmd_competitors(int argc, char **argv);
+int bm_cmd_alerts(int argc, char **argv);
+int bm_cmd_metrics(int argc, char **argv);     /* list metric names and definitions */
+
+#endif
