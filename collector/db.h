@@ -1,0 +1,37 @@
+/* db: PostgreSQL connections for the collector and the branchmark tool.
+ *
+ * Connection strings come from the config file or --db, else from the PG*
+ * environment variables (libpq's own rules), so TLS (sslmode=verify-full,
+ * sslrootcert=...) and passwords (PGPASSFILE) work as libpq documents them.
+ * A conninfo is never logged as given: bm_db_describe prints host, port,
+ * database and user only, never a password. */
+#ifndef BM_DB_H
+#define BM_DB_H
+
+#include <libpq-fe.h>
+
+#include "bm_err.h"
+
+/* Connects; sets application_name, client_encoding UTF8, TimeZone UTC.
+ * conninfo may be NULL or "" (then the PG* environment decides).  Returns
+ * NULL with err ("could not connect to database \"x\" on \"host\": ...")
+ * on failure. */
+PGconn *bm_db_connect(const char *conninfo, const char *application_name,
+                      bm_err_t *err);
+
+/* Closes and NULLs *conn_p.  Safe with NULL. */
+void bm_db_close(PGconn **conn_p);
+
+/* "user@host:port/dbname" of a live connection, for logs (no password). */
+const char *bm_db_describe(PGconn *conn, char *buf, size_t size);
+
+/* Runs a parameterless command (BEGIN, COMMIT, ...).  Returns 0 or -1 with
+ * err holding the server's message. */
+int bm_db_exec(PGconn *conn, const char *sql, bm_err_t *err);
+
+/* Sets err from a failed result: "<what>: <primary message> (SQLSTATE)"
+ * with the detail if any.  Returns -1. */
+int bm_db_result_err(const PGresult *res, PGconn *conn, const char *what,
+                     bm_err_t *err);
+
+#endif
