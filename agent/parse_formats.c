@@ -1,1 +1,689 @@
-/* placeholder: not written yet */
+/* parse_formats: the eight inbox export formats (docs/formats.md) and their
+ * registration table.  Each line function builds one record the way
+ * protobuf-c's unpacker would (generated __INIT values, strdup'ed strings,
+ * malloc'ed submessages and arrays), so bm_record_free and
+ * protobuf_c_message_free_unpacked both free it completely, also when a line
+ * fails half way.  Range and consistency rules are bm_record_validate's job;
+ * this file only turns text into typed values, refusing what it cannot
+ * represent.  Owns nothing between calls. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "bm_time.h"
+#include "parse_csv.h"
+#include "parser_int.h"
+
+#define BM_CSV_MAX_FIELDS 8     /* more than any format has */
+#define BM_JSON_CSI_MAX 50
+#define BM_JSON_ANSWERS_MAX 500
+
+/* ---- building records ---------------------------------------------------- */
+
+static bm_record_t *s_record_new(const char *source_id, bm_err_t *err)
+{
+    bm_record_t *r = malloc(sizeof *r);
+    if (!r) {
+        bm_err_set(err, "out of memory");
+        return NULL;
+    }
+    *r = (bm_record_t)BRANCHMARK__V1__RECORD__INIT;
+    if (!(r->source_id = strdup(source_id))) {
+        free(r);
+        bm_err_set(err, "out of memory");
+        return NULL;
+    }
+    return r;
+}
+
+/* Sets a string field: empty text keeps the shared empty default (which the
+ * deep free skips), anything else is a heap copy. */
+static int s_set_str(char **field, const char *text, bm_err_t *err)
+{
+    if (!text || !*text)
+        return 0;
+    char *copy = strdup(text);
+    if (!copy)
+        return bm_err_set(err, "out of memory");
+    *field = copy;
+    return 0;
+}
+
+/* Allocates a submessage initialised from init (size bytes). */
+static void *s_msg_new(const void *init, size_t size, bm_err_t *err)
+{
+    void *m = malloc(size);
+    if (!m) {
+        bm_err_set(err, "out of memory");
+        return NULL;
+    }
+    memcpy(m, init, size);
+    return m;
+}
+
+/* Hands a half-built record back to the caller's error path. */
+static int s_fail(bm_record_t **r_p)
+{
+    bm_record_free(r_p);
+    return -1;
+}
+
+/* ---- typed fields from text ---------------------------------------------- */
+
+static int s_req_time(const char *kind, const char *field, const char *text, int64_t *out,
+                      bm_err_t *err)
+{
+    if (!*text)
+        return bm_err_set(err, "%s: %s: is required", kind, field);
+    if (bm_time_parse(text, out, err) < 0)
+        return bm_err_prefix(err, "%s: %s", kind, field);
+    return 0;
+}
+
+/* A whole number 0..UINT32_MAX in plain decimal digits. */
+static int s_req_uint(const char *kind, const char *field, const char *text, uint32_t *out,
+                      bm_err_t *err)
+{
+    if (!*text)
+        return bm_err_set(err, "%s: %s: is required", kind, field);
+    uint64_t v = 0;
+    for (const char *p = text; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            return bm_err_set(err, "%s: %s: \"%.40s\" is not a whole number >= 0", kind, field,
+                              text);
+        v = v * 10 + (uint64_t)(*p - '0');
+        if (v > UINT32_MAX)
+            return bm_err_set(err, "%s: %s: %.40s is too large", kind, field, text);
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Fraction digits of a currency's minor unit (ISO 4217); 2 unless listed. */
+static int s_currency_decimals(const char *cur)
+{
+    static const char *const zero[] = {"JPY", "KRW"};
+    static const char *const three[] = {"BHD", "KWD", "OMR", "TND"};
+    for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
+        if (strcmp(cur, zero[i]) == 0)
+            return 0;
+    for (size_t i = 0; i < sizeof three / sizeof three[0]; i++)
+        if (strcmp(cur, three[i]) == 0)
+            return 3;
+    return 2;
+}
+
+/* Parses "-12.34" exactly into minor units: optional '-', digits, optional
+ * '.' and at most `decimals` digits.  No exponent, no grouping, no floating
+ * point on the way: 0.1 + 0.2 must be 30 cents. */
+static int s_amount(const char *text, const char *cur, int64_t *out, bm_err_t *err)
+{
+    const char *k = "receipt";
+    int decimals = s_currency_decimals(cur);
+    const char *p = text;
+    bool neg = false;
+    if (!*p)
+        return bm_err_set(err, "%s: amount: is required", k);
+    if (*p == '-') {
+        neg = true;
+        p++;
+    }
+    int64_t v = 0;
+    int digits = 0, frac = 0;
+    if (!isdigit((unsigned char)*p))
+        goto not_decimal;
+    while (isdigit((unsigned char)*p)) {
+        if (++digits > 15)
+            return bm_err_set(err, "%s: amount: %.40s is out of range", k, text);
+        v = v * 10 + (*p++ - '0');
+    }
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p))
+            goto not_decimal;
+        while (isdigit((unsigned char)*p)) {
+            if (++frac > decimals) {
+                if (decimals == 0)
+                    return bm_err_set(err, "%s: amount: \"%.40s\" must be a whole number for %s",
+                                      k, text, cur);
+                return bm_err_set(err, "%s: amount: \"%.40s\" has more than %d decimal places for %s",
+                                  k, text, decimals, cur);
+            }
+            v = v * 10 + (*p++ - '0');
+        }
+    }
+    if (*p)
+        goto not_decimal;
+    for (int i = frac; i < decimals; i++)
+        v *= 10;
+    *out = neg ? -v : v;
+    return 0;
+not_decimal:
+    return bm_err_set(err, "%s: amount: \"%.40s\" is not a decimal number like -12.34", k, text);
+}
+
+static int s_bool(const char *kind, const char *field, const char *text, bool *out,
+                  bm_err_t *err)
+{
+    static const char *const yes[] = {"yes", "true", "1"}, *const no[] = {"no", "false", "0"};
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    if (!*text)
+        return bm_err_set(err, "%s: %s: is required", kind, field);
+    return bm_err_set(err, "%s: %s: \"%.40s\" is not yes, no, true, false, 1 or 0", kind, field,
+                      text);
+}
+
+/* Splits a CSV data line into exactly n fields. */
+static int s_split(const char *kind, char *line, size_t len, char **f, size_t n, bm_err_t *err)
+{
+    int got = bm_csv_split(line, len, f, BM_CSV_MAX_FIELDS, err);
+    if (got < 0)
+        return bm_err_prefix(err, "%s", kind);
+    if ((size_t)got != n)
+        return bm_err_set(err, "%s: expected %zu fields, found %d", kind, n, got);
+    return 0;
+}
+
+/* ---- CSV formats --------------------------------------------------------- */
+
+static int s_people_count(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+{
+    const char *k = "people_count";
+    char *f[BM_CSV_MAX_FIELDS];
+    Branchmark__V1__PeopleCount init = BRANCHMARK__V1__PEOPLE_COUNT__INIT;
+    if (s_split(k, line, len, f, 5, err) < 0 ||
+        s_req_time(k, "interval_start", f[1], &init.interval_start_ms, err) < 0 ||
+        s_req_uint(k, "interval_seconds", f[2], &init.interval_seconds, err) < 0 ||
+        s_req_uint(k, "passers_by", f[3], &init.passers_by, err) < 0 ||
+        s_req_uint(k, "entrants", f[4], &init.entrants, err) < 0)
+        return -1;
+    bm_record_t *r = s_record_new(f[0], err);
+    if (!r || !(r->people_count = s_msg_new(&init, sizeof init, err)))
+        return r ? s_fail(&r) : -1;
+    r->kind_case = BRANCHMARK__V1__RECORD__KIND_PEOPLE_COUNT;
+    *out = r;
+    return 0;
+}
+
+static int s_receipt(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+{
+    const char *k = "receipt";
+    char *f[BM_CSV_MAX_FIELDS];
+    Branchmark__V1__Receipt init = BRANCHMARK__V1__RECEIPT__INIT;
+    if (s_split(k, line, len, f, 4, err) < 0 ||
+        s_req_time(k, "at", f[1], &init.at_ms, err) < 0)
+        return -1;
+    if (!*f[3])
+        return bm_err_set(err, "%s: currency: is required", k);
+    if (s_amount(f[2], f[3], &init.amount_minor, err) < 0)
+        return -1;
+    bm_record_t *r = s_record_new(f[0], err);
+    if (!r || !(r->receipt = s_msg_new(&init, sizeof init, err)))
+        return r ? s_fail(&r) : -1;
+    r->kind_case = BRANCHMARK__V1__RECORD__KIND_RECEIPT;
+    if (s_set_str(&r->receipt->currency, f[3], err) < 0)
+        return s_fail(&r);
+    *out = r;
+    return 0;
+}
+
+static int s_queue_ticket(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+{
+    const char *k = "queue_ticket";
+    char *f[BM_CSV_MAX_FIELDS];
+    Branchmark__V1__QueueTicket init = BRANCHMARK__V1__QUEUE_TICKET__INIT;
+    if (s_split(k, line, len, f, 5, err) < 0 ||
+        s_req_time(k, "issued_at", f[1], &init.issued_at_ms, err) < 0)
+        return -1;
+    if (*f[2]) {
+        if (s_req_time(k, "called_at", f[2], &init.called_at_ms, err) < 0)
+            return -1;
+        init.called_case = BRANCHMARK__V1__QUEUE_TICKET__CALLED_CALLED_AT_MS;
+    }
+    if (*f[3]) {
+        if (s_req_time(k, "served_at", f[3], &init.served_at_ms, err) < 0)
+            return -1;
+        init.served_case = BRANCHMARK__V1__QUEUE_TICKET__SERVED_SERVED_AT_MS;
+    }
+    bm_record_t *r = s_record_new(f[0], err);
+    if (!r || !(r->queue_ticket = s_msg_new(&init, sizeof init, err)))
+        return r ? s_fail(&r) : -1;
+    r->kind_case = BRANCHMARK__V1__RECORD__KIND_QUEUE_TICKET;
+    if (s_set_str(&r->queue_ticket->service_point, f[4], err) < 0)
+        return s_fail(&r);
+    *out = r;
+    return 0;
+}
+
+static int s_phone_call(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+{
+    const char *k = "phone_call";
+    char *f[BM_CSV_MAX_FIELDS];
+    Branchmark__V1__PhoneCall init = BRANCHMARK__V1__PHONE_CALL__INIT;
+    bool answered;
+    if (s_split(k, line, len, f, 4, err) < 0 ||
+        s_req_time(k, "ring_start", f[1], &init.ring_start_ms, err) < 0 ||
+        s_bool(k, "answered", f[2], &answered, err) < 0 ||
+        s_req_uint(k, "wait_seconds", f[3], &init.wait_seconds, err) < 0)
+        return -1;
+    init.answered = answered;
+    bm_record_t *r = s_record_new(f[0], err);
+    if (!r || !(r->phone_call = s_msg_new(&init, sizeof init, err)))
+        return r ? s_fail(&r) : -1;
+    r->kind_case = BRANCHMARK__V1__RECORD__KIND_PHONE_CALL;
+    *out = r;
+    return 0;
+}
+
+static int s_complaint(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+{
+    const char *k = "complaint";
+    char *f[BM_CSV_MAX_FIELDS];
+    Branchmark__V1__Complaint init = BRANCHMARK__V1__COMPLAINT__INIT;
+    if (s_split(k, line, len, f, 6, err) < 0 ||
+        s_req_time(k, "received_at", f[1], &init.received_at_ms, err) < 0)
+        return -1;
+    if (!*f[2] || !*f[3] || !*f[4])
+        return bm_err_set(err, "%s: %s: is required", k,
+                          !*f[2] ? "category" : !*f[3] ? "contact_point" : "channel");
+    if (*f[5]) {
+        if (s_req_time(k, "resolved_at", f[5], &init.resolved_at_ms, err) < 0)
+            return -1;
+        init.resolved_case = BRANCHMARK__V1__COMPLAINT__RESOLVED_RESOLVED_AT_MS;
+    }
+    bm_record_t *r = s_record_new(f[0], err);
+    if (!r || !(r->complaint = s_msg_new(&init, sizeof init, err)))
+        return r ? s_fail(&r) : -1;
+    r->kind_case = BRANCHMARK__V1__RECORD__KIND_COMPLAINT;
+    if (s_set_str(&r->complaint->category, f[2], err) < 0 ||
+        s_set_str(&r->complaint->contact_point, f[3], err) < 0 ||
+        s_set_str(&r->complaint->channel, f[4], err) < 0)
+        return s_fail(&r);
+    *out = r;
+    return 0;
+}
+
+static int s_customer_change(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+{
+    const char *k = "customer_change";
+    char *f[BM_CSV_MAX_FIELDS];
+    Branchmark__V1__CustomerChange init = BRANCHMARK__V1__CUSTOMER_CHANGE__INIT;
+    if (s_split(k, line, len, f, 5, err) < 0 ||
+        s_req_time(k, "at", f[1], &init.at_ms, err) < 0)
+        return -1;
+    if (strcmp(f[2], "gained") == 0)
+        init.kind = BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_GAINED;
+    else if (strcmp(f[2], "lost") == 0)
+        init.kind = BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_LOST;
+    else if (!*f[2])
+        return bm_err_set(err, "%s: kind: is required (gained or lost)", k);
+    else
+        return bm_err_set(err, "%s: kind: \"%.40s\" is not gained or lost", k, f[2]);
+    bm_record_t *r = s_record_new(f[0], err);
+    if (!r || !(r->customer_change = s_msg_new(&init, sizeof init, err)))
+        return r ? s_fail(&r) : -1;
+    r->kind_case = BRANCHMARK__V1__RECORD__KIND_CUSTOMER_CHANGE;
+    if (s_set_str(&r->customer_change->reason, f[3], err) < 0 ||
+        s_set_str(&r->customer_change->segment, f[4], err) < 0)
+        return s_fail(&r);
+    *out = r;
+    return 0;
+}
+
+/* ---- JSON lines ---------------------------------------------------------- */
+
+/* Parses one line into an object, with jansson's own words on failure. */
+static json_t *s_json_object(const char *kind, const char *line, size_t len, bm_err_t *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        bm_err_set(err, "%s: invalid JSON at column %d: %s", kind, je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        bm_err_set(err, "%s: expected a JSON object", kind);
+        return NULL;
+    }
+    return root;
+}
+
+/* Refuses keys that are not in allowed (NULL-terminated): a typo such as
+ * "npss" must not silently drop a value. */
+static int s_json_keys(const char *kind, const char *where, json_t *obj,
+                       const char *const *allowed, bm_err_t *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        (void)v;
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], key) != 0)
+            i++;
+        if (!allowed[i])
+            return bm_err_set(err, "%s: %sunknown key \"%.64s\"", kind, where, key);
+    }
+    return 0;
+}
+
+/* A string member: absent or null gives "" unless required. */
+static int s_json_str(const char *kind, json_t *obj, const char *key, bool required,
+                      const char **out, bm_err_t *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            return bm_err_set(err, "%s: %s: is required", kind, key);
+        *out = "";
+        return 0;
+    }
+    if (!json_is_string(v))
+        return bm_err_set(err, "%s: %s: must be a string", kind, key);
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* An integer member within [min, max]; absent or null gives *present false
+ * (an error if required). */
+static int s_json_int(const char *kind, json_t *obj, const char *key, bool required,
+                      json_int_t min, json_int_t max, json_int_t *out, bool *present,
+                      bm_err_t *err)
+{
+    json_t *v = json_object_get(obj, key);
+    *present = false;
+    if (!v || json_is_null(v)) {
+        if (required)
+            return bm_err_set(err, "%s: %s: is required", kind, key);
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return bm_err_set(err, "%s: %s: must be a whole number", kind, key);
+    json_int_t n = json_integer_value(v);
+    if (n < min || n > max)
+        return bm_err_set(err, "%s: %s: %" JSON_INTEGER_FORMAT " is out of range %"
+                          JSON_INTEGER_FORMAT "..%" JSON_INTEGER_FORMAT, kind, key, n, min, max);
+    *out = n;
+    *present = true;
+    return 0;
+}
+
+static int s_json_time(const char *kind, json_t *obj, const char *key, bool required,
+                       int64_t *out, bool *present, bm_err_t *err)
+{
+    const char *s;
+    *present = false;
+    if (s_json_str(kind, obj, key, required, &s, err) < 0)
+        return -1;
+    if (!*s) {
+        if (required)
+            return bm_err_set(err, "%s: %s: is required", kind, key);
+        return 0;
+    }
+    if (bm_time_parse(s, out, err) < 0)
+        return bm_err_prefix(err, "%s: %s", kind, key);
+    *present = true;
+    return 0;
+}
+
+static int s_survey(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+{
+    static const char *const keys[] = {"source_id", "responded_at", "nps", "csi", "csi_scale",
+                                       "why", "segment", "channel", NULL};
+    const char *k = "survey";
+    Branchmark__V1__SurveyResponse init = BRANCHMARK__V1__SURVEY_RESPONSE__INIT;
+    const char *sid, *why, *segment, *channel;
+    json_int_t nps = 0, scale = 5;
+    bool has_nps, has_scale, has_time;
+    bm_record_t *r = NULL;
+
+    json_t *root = s_json_object(k, line, len, err);
+    if (!root)
+        return -1;
+    json_t *csi = json_object_get(root, "csi");
+    if (s_json_keys(k, "", root, keys, err) < 0 ||
+        s_json_str(k, root, "source_id", true, &sid, err) < 0 ||
+        s_json_time(k, root, "responded_at", true, &init.responded_at_ms, &has_time, err) < 0 ||
+        s_json_int(k, root, "nps", false, 0, 10, &nps, &has_nps, err) < 0 ||
+        s_json_int(k, root, "csi_scale", false, 2, 10, &scale, &has_scale, err) < 0 ||
+        s_json_str(k, root, "why", false, &why, err) < 0 ||
+        s_json_str(k, root, "segment", false, &segment, err) < 0 ||
+        s_json_str(k, root, "channel", false, &channel, err) < 0)
+        goto fail;
+    if (csi && json_is_null(csi))
+        csi = NULL;
+    if (csi && !json_is_object(csi)) {
+        bm_err_set(err, "%s: csi: must be an object of item names and scores", k);
+        goto fail;
+    }
+    if (csi && json_object_size(csi) > BM_JSON_CSI_MAX) {
+        bm_err_set(err, "%s: csi: %zu items exceed the limit of %d", k, json_object_size(csi),
+                   BM_JSON_CSI_MAX);
+        goto fail;
+    }
+    if (has_nps) {
+        init.nps_answer_case = BRANCHMARK__V1__SURVEY_RESPONSE__NPS_ANSWER_NPS;
+        init.nps = (uint32_t)nps;
+    }
+    if (!(r = s_record_new(sid, err)) || !(r->survey = s_msg_new(&init, sizeof init, err)))
+        goto fail;
+    r->kind_case = BRANCHMARK__V1__RECORD__KIND_SURVEY;
+    Branchmark__V1__SurveyResponse *s = r->survey;
+    if (s_set_str(&s->why, why, err) < 0 || s_set_str(&s->segment, segment, err) < 0 ||
+        s_set_str(&s->survey_channel, channel, err) < 0)
+        goto fail;
+    if (csi && json_object_size(csi) > 0) {
+        if (!(s->csi = calloc(json_object_size(csi), sizeof *s->csi))) {
+            bm_err_set(err, "out of memory");
+            goto fail;
+        }
+        const char *item;
+        json_t *v;
+        json_object_foreach(csi, item, v) {
+            if (!json_is_integer(v)) {
+                bm_err_set(err, "%s: csi: %.64s: must be a whole number", k, item);
+                goto fail;
+            }
+            json_int_t score = json_integer_value(v);
+            if (score < 1 || score > scale) {
+                bm_err_set(err, "%s: csi: %.64s: score %" JSON_INTEGER_FORMAT
+                           " is out of range 1..%" JSON_INTEGER_FORMAT, k, item, score, scale);
+                goto fail;
+            }
+            Branchmark__V1__CsiScore ci = BRANCHMARK__V1__CSI_SCORE__INIT;
+            ci.score = (uint32_t)score;
+            ci.scale_max = (uint32_t)scale;
+            Branchmark__V1__CsiScore *c = s_msg_new(&ci, sizeof ci, err);
+            if (!c)
+                goto fail;
+            s->csi[s->n_csi++] = c;
+            if (s_set_str(&c->item, item, err) < 0)
+                goto fail;
+        }
+    }
+    json_decref(root);
+    *out = r;
+    return 0;
+fail:
+    json_decref(root);
+    bm_record_free(&r);
+    return -1;
+}
+
+static int s_answer(const char *k, json_t *a, size_t idx, Branchmark__V1__Answer **out,
+                    bm_err_t *err)
+{
+    static const char *const keys[] = {"item", "points", "na", "comment", NULL};
+    char ak[64];
+    snprintf(ak, sizeof ak, "%s: answers: answer %zu", k, idx + 1);
+    if (!json_is_object(a))
+        return bm_err_set(err, "%s: must be an object", ak);
+    const char *item, *comment;
+    if (s_json_keys(ak, "", a, keys, err) < 0 || s_json_str(ak, a, "item", true, &item, err) < 0 ||
+        s_json_str(ak, a, "comment", false, &comment, err) < 0)
+        return -1;
+    json_t *points = json_object_get(a, "points"), *na = json_object_get(a, "na");
+    if (points && json_is_null(points))
+        points = NULL;
+    if (na && json_is_null(na))
+        na = NULL;
+    Branchmark__V1__Answer init = BRANCHMARK__V1__ANSWER__INIT;
+    if (points && na)
+        return bm_err_set(err, "%s: answers: %.64s: has both points and na", k, item);
+    if (points) {
+        if (!json_is_number(points))
+            return bm_err_set(err, "%s: answers: %.64s: points: must be a number", k, item);
+        init.value_case = BRANCHMARK__V1__ANSWER__VALUE_POINTS;
+        init.points = json_number_value(points);
+    } else if (na) {
+        if (!json_is_boolean(na))
+            return bm_err_set(err, "%s: answers: %.64s: na: must be true", k, item);
+        init.value_case = BRANCHMARK__V1__ANSWER__VALUE_NOT_APPLICABLE;
+        init.not_applicable = json_is_true(na);
+    }
+    Branchmark__V1__Answer *ans = s_msg_new(&init, sizeof init, err);
+    if (!ans)
+        return -1;
+    *out = ans;
+    if (s_set_str(&ans->item_code, item, err) < 0 || s_set_str(&ans->comment, comment, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int s_evaluation(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+{
+    static const char *const keys[] = {"source_id", "questionnaire", "version", "channel",
+                                       "scenario", "shopper_segment", "outlet", "visited_at",
+                                       "submitted_at", "shopper", "answers", NULL};
+    static const char *const outlet_keys[] = {"branch", "competitor", NULL};
+    const char *k = "evaluation";
+    Branchmark__V1__ShopperEvaluation init = BRANCHMARK__V1__SHOPPER_EVALUATION__INIT;
+    const char *sid, *questionnaire, *channel, *scenario, *segment, *shopper, *outlet_code;
+    json_int_t version = 0;
+    bool present;
+    bm_record_t *r = NULL;
+
+    json_t *root = s_json_object(k, line, len, err);
+    if (!root)
+        return -1;
+    if (s_json_keys(k, "", root, keys, err) < 0 ||
+        s_json_str(k, root, "source_id", true, &sid, err) < 0 ||
+        s_json_str(k, root, "questionnaire", true, &questionnaire, err) < 0 ||
+        s_json_int(k, root, "version", true, 1, INT32_MAX, &version, &present, err) < 0 ||
+        s_json_str(k, root, "channel", true, &channel, err) < 0 ||
+        s_json_str(k, root, "scenario", false, &scenario, err) < 0 ||
+        s_json_str(k, root, "shopper_segment", false, &segment, err) < 0 ||
+        s_json_str(k, root, "shopper", false, &shopper, err) < 0 ||
+        s_json_time(k, root, "visited_at", true, &init.visited_at_ms, &present, err) < 0 ||
+        s_json_time(k, root, "submitted_at", false, &init.submitted_at_ms, &present, err) < 0)
+        goto fail;
+    init.questionnaire_version = (uint32_t)version;
+
+    if (strcmp(channel, "visit") == 0)
+        init.channel = BRANCHMARK__V1__CHANNEL__CHANNEL_VISIT;
+    else if (strcmp(channel, "call") == 0)
+        init.channel = BRANCHMARK__V1__CHANNEL__CHANNEL_CALL;
+    else if (strcmp(channel, "online") == 0)
+        init.channel = BRANCHMARK__V1__CHANNEL__CHANNEL_ONLINE;
+    else {
+        bm_err_set(err, "%s: channel: \"%.40s\" is not visit, call or online", k, channel);
+        goto fail;
+    }
+
+    json_t *outlet = json_object_get(root, "outlet");
+    if (!outlet || !json_is_object(outlet)) {
+        bm_err_set(err, "%s: outlet: is required, as {\"branch\": CODE} or {\"competitor\": CODE}",
+                   k);
+        goto fail;
+    }
+    if (s_json_keys(k, "outlet: ", outlet, outlet_keys, err) < 0)
+        goto fail;
+    bool is_branch = json_object_get(outlet, "branch") != NULL;
+    if (json_object_size(outlet) != 1) {
+        bm_err_set(err, "%s: outlet: must have exactly one of \"branch\" or \"competitor\"", k);
+        goto fail;
+    }
+    if (s_json_str("evaluation: outlet", outlet, is_branch ? "branch" : "competitor", true,
+                   &outlet_code, err) < 0)
+        goto fail;
+    init.outlet_kind = is_branch ? BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_BRANCH
+                                 : BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_COMPETITOR;
+
+    json_t *answers = json_object_get(root, "answers");
+    if (!answers || !json_is_array(answers)) {
+        bm_err_set(err, "%s: answers: is required, as an array", k);
+        goto fail;
+    }
+    if (json_array_size(answers) > BM_JSON_ANSWERS_MAX) {
+        bm_err_set(err, "%s: answers: %zu answers exceed the limit of %d", k,
+                   json_array_size(answers), BM_JSON_ANSWERS_MAX);
+        goto fail;
+    }
+
+    if (!(r = s_record_new(sid, err)) || !(r->evaluation = s_msg_new(&init, sizeof init, err)))
+        goto fail;
+    r->kind_case = BRANCHMARK__V1__RECORD__KIND_EVALUATION;
+    Branchmark__V1__ShopperEvaluation *e = r->evaluation;
+    if (s_set_str(&e->questionnaire_code, questionnaire, err) < 0 ||
+        s_set_str(&e->scenario, scenario, err) < 0 ||
+        s_set_str(&e->shopper_segment, segment, err) < 0 ||
+        s_set_str(&e->shopper_ref, shopper, err) < 0 ||
+        s_set_str(&e->outlet_code, outlet_code, err) < 0)
+        goto fail;
+    size_t n = json_array_size(answers);
+    if (n > 0 && !(e->answers = calloc(n, sizeof *e->answers))) {
+        bm_err_set(err, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Branchmark__V1__Answer *a = NULL;
+        int rc = s_answer(k, json_array_get(answers, i), i, &a, err);
+        if (a)
+            e->answers[e->n_answers++] = a;
+        if (rc < 0)
+            goto fail;
+    }
+    json_decref(root);
+    *out = r;
+    return 0;
+fail:
+    json_decref(root);
+    bm_record_free(&r);
+    return -1;
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+const struct bm_parser bm_parser_table[] = {
+    {"people_count", "people_count", ".csv",
+     "source_id,interval_start,interval_seconds,passers_by,entrants", 5, s_people_count},
+    {"receipt", "receipts", ".csv", "source_id,at,amount,currency", 4, s_receipt},
+    {"queue_ticket", "queue", ".csv", "source_id,issued_at,called_at,served_at,service_point", 5,
+     s_queue_ticket},
+    {"phone_call", "calls", ".csv", "source_id,ring_start,answered,wait_seconds", 4,
+     s_phone_call},
+    {"complaint", "complaints", ".csv",
+     "source_id,received_at,category,contact_point,channel,resolved_at", 6, s_complaint},
+    {"customer_change", "customers", ".csv", "source_id,at,kind,reason,segment", 5,
+     s_customer_change},
+    {"survey", "surveys", ".jsonl", NULL, 0, s_survey},
+    {"evaluation", "evaluations", ".jsonl", NULL, 0, s_evaluation},
+};
+
+const size_t bm_parser_table_count = sizeof bm_parser_table / sizeof bm_parser_table[0];

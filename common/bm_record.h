@@ -54,8 +54,9 @@ int bm_record_validate(const bm_record_t *r, const bm_time_window_t *window,
 /* The record's main time (interval start, receipt time, issue time, ...). */
 int64_t bm_record_time_ms(const bm_record_t *r);
 
-/* Frees a record built by a parser (protobuf-c free_unpacked semantics do not
- * apply: parsers build records with malloc; this frees them deeply). */
+/* Frees a record deeply.  Parsers build records with the same memory layout
+ * as protobuf-c's own decoder (malloc'd strings, submessages and arrays), so
+ * protobuf_c_message_free_unpacked(&r->base, NULL) frees them equally well. */
 void bm_record_free(bm_record_t **r_p);
 
 #endif
