@@ -276,7 +276,7 @@ static int s_phone_call(char *line, size_t len, bm_record_t **out, bm_err_t *err
     const char *k = "phone_call";
     char *f[BM_CSV_MAX_FIELDS];
     Branchmark__V1__PhoneCall init = BRANCHMARK__V1__PHONE_CALL__INIT;
-    bool answered;
+    bool answered = false;
     if (s_split(k, line, len, f, 4, err) < 0 ||
         s_req_time(k, "ring_start", f[1], &init.ring_start_ms, err) < 0 ||
         s_bool(k, "answered", f[2], &answered, err) < 0 ||

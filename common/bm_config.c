@@ -111,7 +111,7 @@ int bm_config_set(const bm_cfg_entry_t *map, void *target, const char *key,
     case BM_CFG_INT:
     case BM_CFG_SIZE:
     case BM_CFG_DURATION: {
-        int64_t n;
+        int64_t n = 0;
         int kind = e->type == BM_CFG_INT ? 0 : e->type == BM_CFG_SIZE ? 1 : 2;
         if (s_parse_int_suffix(value, &n, kind, err) < 0)
             return bm_err_prefix(err, "%s", key);

@@ -46,17 +46,20 @@ static char g_root[256];
 
 static void s_path(char *buf, size_t size, const char *dir, const char *name)
 {
-    snprintf(buf, size, "%s/%s", dir, name);
+    int n = snprintf(buf, size, "%s/%s", dir, name);
+    CHECK(n > 0 && (size_t)n < size);   /* a cut path would test the wrong file */
 }
 
 static void s_dir(char *buf, size_t size, const char *name)
 {
-    snprintf(buf, size, "%s/%s", g_root, name);
+    int n = snprintf(buf, size, "%s/%s", g_root, name);
+    CHECK(n > 0 && (size_t)n < size);
 }
 
 static void s_seg(char *buf, size_t size, const char *dir, uint64_t first)
 {
-    snprintf(buf, size, "%s/seg-%020" PRIu64 ".log", dir, first);
+    int n = snprintf(buf, size, "%s/seg-%020" PRIu64 ".log", dir, first);
+    CHECK(n > 0 && (size_t)n < size);
 }
 
 static int s_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
