@@ -1,1 +1,227 @@
-/* placeholder: not written yet */
+/* agent_status: status.json writer and the `status` subcommand; see
+ * agent_status.h.  Owns: <data_dir>/status.json and status.json.tmp. */
+#include "agent_status.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bm_time.h"
+
+
+char *bm_agent_status_json(const bm_agent_status_t *st)
+{
+    char started[32], updated[32], last_ack[32], last_err[32];
+    bm_time_format(st->started_ms, started, sizeof started);
+    bm_time_format(st->updated_ms, updated, sizeof updated);
+    bm_time_format(st->last_ack_ms, last_ack, sizeof last_ack);
+    bm_time_format(st->last_error_ms, last_err, sizeof last_err);
+
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "pid", json_integer(st->pid));
+    json_object_set_new(o, "running", json_boolean(st->running));
+    json_object_set_new(o, "started_at", json_string(started));
+    json_object_set_new(o, "updated_at", json_string(updated));
+    json_object_set_new(o, "agent_id", json_string(st->agent_id));
+    json_object_set_new(o, "branch", json_string(st->branch));
+    json_object_set_new(o, "stream_id", json_string(st->stream_id));
+    json_object_set_new(o, "state", json_string(st->state));
+    json_object_set_new(o, "endpoint", json_string(st->endpoint));
+    json_object_set_new(o, "spool_entries", json_integer((json_int_t)st->spool_entries));
+    json_object_set_new(o, "spool_bytes", json_integer((json_int_t)st->spool_bytes));
+    json_object_set_new(o, "spool_max_bytes", json_integer((json_int_t)st->spool_max_bytes));
+    json_object_set_new(o, "spool_full", json_boolean(st->spool_full));
+    json_object_set_new(o, "oldest_unsent_age_s", json_integer(st->oldest_unsent_age_s));
+    json_object_set_new(o, "last_ack_time", st->last_ack_ms ? json_string(last_ack)
+                                                            : json_null());
+    json_object_set_new(o, "acked_seq", json_integer((json_int_t)st->acked_seq));
+    json_object_set_new(o, "next_seq", json_integer((json_int_t)st->next_seq));
+    json_object_set_new(o, "files_pending", json_integer((json_int_t)st->files_pending));
+    json_object_set_new(o, "files_done", json_integer((json_int_t)st->files_done));
+    json_object_set_new(o, "files_rejected", json_integer((json_int_t)st->files_rejected));
+    json_object_set_new(o, "lines_bad", json_integer((json_int_t)st->lines_bad));
+    json_object_set_new(o, "records_spooled", json_integer((json_int_t)st->records_spooled));
+    json_object_set_new(o, "records_sent", json_integer((json_int_t)st->records_sent));
+    json_object_set_new(o, "records_acked", json_integer((json_int_t)st->records_acked));
+    json_object_set_new(o, "records_rejected", json_integer((json_int_t)st->records_rejected));
+    json_object_set_new(o, "records_deadlettered",
+                        json_integer((json_int_t)st->records_deadlettered));
+    json_object_set_new(o, "clock_skew_ms", st->clock_skew_known
+                                                ? json_integer(st->clock_skew_ms)
+                                                : json_null());
+    json_t *e = st->last_error[0] ? json_string(st->last_error) : json_null();
+    json_object_set_new(o, "last_error", e ? e : json_string("(not valid UTF-8)"));
+    json_object_set_new(o, "last_error_time", st->last_error_ms ? json_string(last_err)
+                                                                : json_null());
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+int bm_agent_status_write(const char *data_dir, const char *json, bm_err_t *err)
+{
+    char path[4096], tmp[4096 + 8];
+    snprintf(path, sizeof path, "%s/status.json", data_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return bm_err_set(err, "could not write status file \"%s\": %s", tmp,
+                          strerror(errno));
+    size_t len = strlen(json), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, json + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return bm_err_set(err, "could not write status file \"%s\": %s", tmp,
+                              strerror(e));
+        }
+        off += (size_t)w;
+    }
+    ssize_t w = write(fd, "\n", 1);
+    (void)w;
+    /* No fsync: the status is advisory and rewritten every second; rename
+     * alone keeps readers from seeing a half-written file. */
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return bm_err_set(err, "could not rename \"%s\" to \"%s\": %s", tmp, path,
+                          strerror(e));
+    }
+    return 0;
+}
+
+/* The pid is alive and (where /proc tells) still a branchmark agent, so that
+ * a reused pid is not taken for the agent. */
+static bool s_pid_alive(int pid)
+{
+    if (pid <= 0)
+        return false;
+    if (kill(pid, 0) < 0 && errno != EPERM)
+        return false;
+    char path[64], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return true;
+    bool ok = true;
+    if (fgets(comm, sizeof comm, fp))
+        ok = strncmp(comm, "branchmark-agen", 15) == 0;
+    fclose(fp);
+    return ok;
+}
+
+static const char *s_str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static long long s_int(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static void s_human_bytes(long long n, char *buf, size_t size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, size, "%lld B", n);
+    else
+        snprintf(buf, size, "%.1f %s", v, units[u]);
+}
+
+int bm_agent_status_show(const char *data_dir, bool as_json, FILE *out, FILE *errout)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/status.json", data_dir);
+    json_error_t jerr;
+    json_t *o = json_load_file(path, 0, &jerr);
+    if (!o) {
+        if (access(path, F_OK) < 0) {
+            fprintf(out, "not running (no status file \"%s\")\n", path);
+            return BM_STATUS_EXIT_NOT_RUNNING;
+        }
+        fprintf(errout, "cannot read status file \"%s\": line %d: %s\n", path,
+                jerr.line, jerr.text);
+        return BM_STATUS_EXIT_USAGE;
+    }
+    if (!json_is_object(o)) {
+        fprintf(errout, "cannot read status file \"%s\": not a JSON object\n", path);
+        json_decref(o);
+        return BM_STATUS_EXIT_USAGE;
+    }
+    int pid = (int)s_int(o, "pid");
+    bool alive = json_is_true(json_object_get(o, "running")) && s_pid_alive(pid);
+    bool refused = strcmp(s_str(o, "state"), "refused") == 0;
+    bool full = json_is_true(json_object_get(o, "spool_full"));
+    int rc = !alive ? BM_STATUS_EXIT_NOT_RUNNING
+                    : (refused || full) ? BM_STATUS_EXIT_DEGRADED : BM_STATUS_EXIT_OK;
+
+    if (as_json) {
+        json_object_set_new(o, "alive", json_boolean(alive));
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s)
+            fprintf(out, "%s\n", s);
+        free(s);
+        json_decref(o);
+        return rc;
+    }
+
+    char b1[32], b2[32];
+    if (alive)
+        fprintf(out, "agent %s (branch %s): running, pid %d, since %s\n",
+                s_str(o, "agent_id"), s_str(o, "branch"), pid, s_str(o, "started_at"));
+    else
+        fprintf(out, "agent %s (branch %s): not running (last status at %s)\n",
+                s_str(o, "agent_id"), s_str(o, "branch"), s_str(o, "updated_at"));
+    fprintf(out, "  %-16s %s%s%s\n", "connection", s_str(o, "state"),
+            s_str(o, "endpoint")[0] ? " " : "", s_str(o, "endpoint"));
+    s_human_bytes(s_int(o, "spool_bytes"), b1, sizeof b1);
+    s_human_bytes(s_int(o, "spool_max_bytes"), b2, sizeof b2);
+    fprintf(out, "  %-16s %lld batches unacknowledged, %s of %s%s\n", "spool",
+            s_int(o, "spool_entries"), b1, b2,
+            full ? " (FULL: inbox intake paused)" : "");
+    fprintf(out, "  %-16s %lld s\n", "oldest unsent", s_int(o, "oldest_unsent_age_s"));
+    const char *la = s_str(o, "last_ack_time");
+    fprintf(out, "  %-16s %s (acked up to sequence %lld, next %lld)\n", "last ack",
+            la[0] ? la : "none since start", s_int(o, "acked_seq"), s_int(o, "next_seq"));
+    fprintf(out, "  %-16s %lld pending, %lld done, %lld rejected since start\n", "files",
+            s_int(o, "files_pending"), s_int(o, "files_done"), s_int(o, "files_rejected"));
+    fprintf(out, "  %-16s %lld spooled, %lld sent, %lld acknowledged, %lld refused, "
+            "%lld dead-lettered, %lld bad lines\n", "records",
+            s_int(o, "records_spooled"), s_int(o, "records_sent"),
+            s_int(o, "records_acked"), s_int(o, "records_rejected"),
+            s_int(o, "records_deadlettered"), s_int(o, "lines_bad"));
+    json_t *skew = json_object_get(o, "clock_skew_ms");
+    if (json_is_integer(skew))
+        fprintf(out, "  %-16s %+lld ms (local - collector)\n", "clock skew",
+                (long long)json_integer_value(skew));
+    else
+        fprintf(out, "  %-16s unknown\n", "clock skew");
+    const char *le = s_str(o, "last_error");
+    if (le[0])
+        fprintf(out, "  %-16s %s (at %s)\n", "last error", le, s_str(o, "last_error_time"));
+    else
+        fprintf(out, "  %-16s none\n", "last error");
+    fprintf(out, "  %-16s %s\n", "status written", s_str(o, "updated_at"));
+    json_decref(o);
+    return rc;
+}

@@ -1,0 +1,69 @@
+/* agent_status: the agent's status file and the `status` subcommand.
+ *
+ * The running agent writes <data_dir>/status.json atomically (temporary file
+ * + rename, so a reader never sees half a file) at most once per second when
+ * something changed, and once more at exit with running = false.
+ * `branchmark-agent status` reads it, checks whether the pid is still alive
+ * and prints a summary.  Owns: status.json and its temporary file. */
+#ifndef BM_AGENT_STATUS_H
+#define BM_AGENT_STATUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bm_err.h"
+
+/* Exit codes of `branchmark-agent status`. */
+#define BM_STATUS_EXIT_OK 0             /* running and healthy */
+#define BM_STATUS_EXIT_NOT_RUNNING 1
+#define BM_STATUS_EXIT_USAGE 2          /* bad config, unreadable status file */
+#define BM_STATUS_EXIT_DEGRADED 3       /* running, but refused or spool full */
+
+typedef struct {
+    int pid;
+    bool running;
+    int64_t started_ms;              /* wall clock */
+    int64_t updated_ms;
+    char agent_id[72];
+    char branch[40];
+    char stream_id[40];
+    char state[16];                  /* connecting, connected, disconnected, refused */
+    char endpoint[260];
+    uint64_t spool_entries;          /* unacknowledged batches */
+    uint64_t spool_bytes;
+    uint64_t spool_max_bytes;
+    bool spool_full;
+    int64_t oldest_unsent_age_s;     /* 0 when nothing waits */
+    int64_t last_ack_ms;             /* 0: none since start */
+    uint64_t acked_seq;
+    uint64_t next_seq;
+    uint64_t files_pending;          /* in sending/, waiting for acks */
+    uint64_t files_done;             /* since start */
+    uint64_t files_rejected;         /* since start */
+    uint64_t lines_bad;              /* since start */
+    uint64_t records_spooled;        /* since start */
+    uint64_t records_sent;           /* first sends, since start */
+    uint64_t records_acked;
+    uint64_t records_rejected;       /* refused by the collector */
+    uint64_t records_deadlettered;
+    bool clock_skew_known;
+    int64_t clock_skew_ms;           /* local - collector */
+    char last_error[512];
+    int64_t last_error_ms;           /* 0: none */
+} bm_agent_status_t;
+
+/* The status as a JSON document (heap, caller frees), or NULL when out of
+ * memory. */
+char *bm_agent_status_json(const bm_agent_status_t *st);
+
+/* Writes json to <data_dir>/status.json atomically.  Returns 0 or -1 with
+ * err. */
+int bm_agent_status_write(const char *data_dir, const char *json, bm_err_t *err);
+
+/* The `status` subcommand: reads <data_dir>/status.json and prints either a
+ * human summary or (as_json) the file itself, with "alive" added.  Problems
+ * are printed to errout.  Returns one of the BM_STATUS_EXIT_* codes. */
+int bm_agent_status_show(const char *data_dir, bool as_json, FILE *out, FILE *errout);
+
+#endif

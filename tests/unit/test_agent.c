@@ -1,0 +1,608 @@
+/* test_agent: unit tests of the agent core (agent/agent_config.c, inbox.c,
+ * sender.c, deadletter.c, agent_status.c) against a real spool and parsers
+ * and an in-process fake collector (a ZeroMQ ROUTER served by the test's
+ * own loop, so no threads and no sleeps: every wait polls a condition with
+ * a deadline).  Each test uses its own directory under a temporary root. */
+#define _XOPEN_SOURCE 700 /* nftw */
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "agent_config.h"
+#include "agent_status.h"
+#include "bm_log.h"
+#include "bm_time.h"
+#include "bm_wire.h"
+#include "deadletter.h"
+#include "inbox.h"
+#include "sender.h"
+#include "spool.h"
+
+static int failures;
+
+#define CHECK(expr)                                                           \
+    do {                                                                      \
+        if (!(expr)) {                                                        \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,  \
+                    #expr);                                                   \
+            failures++;                                                       \
+            goto out;                                                         \
+        }                                                                     \
+    } while (0)
+
+static char s_root[256];
+static volatile sig_atomic_t s_stop;
+
+static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void s_write(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    if (!fp) {
+        perror(path);
+        exit(2);
+    }
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static bool s_exists(const char *dir, const char *name)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Number of entries in dir (without . and ..), and the first name that
+ * contains `part` copied to found. */
+static int s_count(const char *dir, const char *part, char *found, size_t size)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    if (found)
+        found[0] = '\0';
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        n++;
+        if (found && part && !found[0] && strstr(de->d_name, part))
+            snprintf(found, size, "%s", de->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+static char *s_slurp(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return NULL;
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+/* A config for a test directory, loaded through the real loader. */
+static int s_config(const char *dir, const char *extra, bm_agent_config_t *cfg)
+{
+    char path[512], text[2048];
+    snprintf(path, sizeof path, "%s/agent.conf", dir);
+    snprintf(text, sizeof text,
+             "agent_id = test-agent\nbranch = B001\n"
+             "collector = ipc://%s/coll.ipc\ndata_dir = %s/data\n"
+             "inbox_settle = 0\nack_timeout = 400ms\n"
+             "heartbeat_interval = 150ms\nbackoff_min = 10ms\nbackoff_max = 40ms\n"
+             "segment_bytes = 64K\nspool_max_bytes = 1M\n%s",
+             dir, dir, extra ? extra : "batch_records = 2\n");
+    s_write(path, text);
+    memset(cfg, 0, sizeof *cfg);
+    bm_err_t err = {{0}};
+    int rc = bm_agent_config_load(path, cfg, &err);
+    if (rc < 0)
+        fprintf(stderr, "config: %s\n", err.msg);
+    return rc;
+}
+
+/* ---- config ---- */
+
+static int s_load_text(const char *text, bm_err_t *err)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/c.conf", s_root);
+    s_write(path, text);
+    bm_agent_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    int rc = bm_agent_config_load(path, &cfg, err);
+    bm_agent_config_free(&cfg);
+    return rc;
+}
+
+static void test_config(void)
+{
+    bm_agent_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    bm_err_t err = {{0}};
+    char path[512];
+    snprintf(path, sizeof path, "%s/good.conf", s_root);
+    s_write(path, "# comment\nagent_id = a1\nbranch = B001\ncollector = tcp://h1:5555\n"
+                  "collector = tcp://h2:5555\ndata_dir = /var/lib/bm/\nclock_max_age = 9600h\n");
+    CHECK(bm_agent_config_load(path, &cfg, &err) == 0);
+    CHECK(cfg.collector.count == 2);
+    CHECK(strcmp(cfg.collector.items[1], "tcp://h2:5555") == 0);
+    CHECK(strcmp(cfg.data_dir, "/var/lib/bm") == 0);
+    CHECK(strcmp(cfg.inbox_dir, "/var/lib/bm/inbox") == 0);
+    CHECK(cfg.batch_records == 500 && cfg.send_window == 16);
+    CHECK(cfg.ack_timeout_ms == 30000 && cfg.backoff_min_ms == 500);
+    CHECK(cfg.spool_max_bytes == 1024LL * 1024 * 1024);
+    CHECK(cfg.clock_max_age_ms == 400LL * 24 * 3600 * 1000);
+    CHECK(cfg.log_level_value == BM_LOG_INFO);
+
+    static const char base[] = "agent_id = a1\nbranch = B001\ncollector = tcp://h:1\n"
+                               "data_dir = /d\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%scolour = blue\n", base);
+    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "unknown key \"colour\""));
+    CHECK(s_load_text("agent_id = a1\nbranch = B001\ndata_dir = /d\n", &err) < 0 &&
+          strstr(err.msg, "collector"));
+    CHECK(s_load_text("agent_id = a b\nbranch = B001\ncollector = tcp://h:1\ndata_dir = /d\n",
+                      &err) < 0 && strstr(err.msg, "agent_id"));
+    CHECK(s_load_text("agent_id = a\nbranch = B001\ncollector = udp://h:1\ndata_dir = /d\n",
+                      &err) < 0 && strstr(err.msg, "tcp:// or ipc://"));
+    CHECK(s_load_text("agent_id = a\nbranch = B001\ncollector = tcp://h\ndata_dir = /d\n",
+                      &err) < 0 && strstr(err.msg, "host:port"));
+    snprintf(text, sizeof text, "%sbackoff_min = 2s\nbackoff_max = 1s\n", base);
+    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "backoff_min"));
+    snprintf(text, sizeof text, "%ssend_window = 0\n", base);
+    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "send_window"));
+    snprintf(text, sizeof text, "%sspool_max_bytes = 1M\nsegment_bytes = 1M\n", base);
+    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "twice segment_bytes"));
+    snprintf(text, sizeof text, "%slog_level = loud\n", base);
+    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "log_level"));
+out:
+    bm_agent_config_free(&cfg);
+}
+
+/* ---- the fake collector ---- */
+
+typedef struct {
+    void *ctx, *router;
+    int drop_first;         /* envelopes to swallow without a reply */
+    int unavailable;        /* envelopes to answer with ERROR_UNAVAILABLE */
+    uint64_t reject_seq;    /* refuse record 0 of this batch */
+    int received_seq1;      /* times batch 1 arrived */
+    int heartbeats;
+    uint64_t records_acked;
+} s_fake_t;
+
+static void s_fake_serve(s_fake_t *f)
+{
+    for (;;) {
+        zmq_msg_t id, m;
+        zmq_msg_init(&id);
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&id, f->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&m);
+            return;
+        }
+        zmq_msg_recv(&m, f->router, 0);
+        bm_err_t err = {{0}};
+        bm_envelope_t *env = bm_envelope_decode(zmq_msg_data(&m), zmq_msg_size(&m),
+                                                BM_MAX_FRAME_DEFAULT, &err);
+        Branchmark__V1__Reply rep = BRANCHMARK__V1__REPLY__INIT;
+        Branchmark__V1__Ack ack = BRANCHMARK__V1__ACK__INIT;
+        Branchmark__V1__Error e = BRANCHMARK__V1__ERROR__INIT;
+        Branchmark__V1__RecordRejection rj = BRANCHMARK__V1__RECORD_REJECTION__INIT;
+        Branchmark__V1__RecordRejection *rjs[1] = {&rj};
+        bool reply = env != NULL;
+        if (env) {
+            rep.stream_id = env->stream_id;
+            rep.sequence = env->sequence;
+            rep.collector_time_ms = bm_now_ms();
+            if (env->body_case == BRANCHMARK__V1__ENVELOPE__BODY_HEARTBEAT) {
+                f->heartbeats++;
+                rep.result_case = BRANCHMARK__V1__REPLY__RESULT_HEARTBEAT_OK;
+                rep.heartbeat_ok = true;
+            } else {
+                if (env->sequence == 1)
+                    f->received_seq1++;
+                if (f->drop_first > 0) {
+                    f->drop_first--;
+                    reply = false;
+                } else if (f->unavailable > 0) {
+                    f->unavailable--;
+                    rep.result_case = BRANCHMARK__V1__REPLY__RESULT_ERROR;
+                    rep.error = &e;
+                    e.code = BRANCHMARK__V1__ERROR_CODE__ERROR_UNAVAILABLE;
+                    e.message = "database down";
+                } else {
+                    rep.result_case = BRANCHMARK__V1__REPLY__RESULT_ACK;
+                    rep.ack = &ack;
+                    ack.stored = (uint32_t)env->batch->n_records;
+                    if (env->sequence == f->reject_seq && env->batch->n_records > 0) {
+                        ack.n_rejected = 1;
+                        ack.rejected = rjs;
+                        rj.index = 0;
+                        rj.source_id = env->batch->records[0]->source_id;
+                        rj.reason = "receipt: refused by the test";
+                        ack.stored--;
+                    }
+                    f->records_acked += env->batch->n_records;
+                }
+            }
+        }
+        if (reply) {
+            size_t len;
+            uint8_t *buf = bm_message_encode(&rep.base, &len);
+            zmq_send(f->router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+            zmq_send(f->router, buf, len, 0);
+            free(buf);
+        }
+        bm_envelope_free(&env);
+        zmq_msg_close(&id);
+        zmq_msg_close(&m);
+    }
+}
+
+/* ---- the whole way of a file, with a lost reply, an error and a refusal ---- */
+
+typedef struct {
+    bm_agent_config_t cfg;
+    bm_spool_t *spool;
+    bm_deadletter_t *dl;
+    bm_inbox_t *inbox;
+    bm_sender_t *sender;
+    char dir[300], data[400], inbox_dir[450], sending[450], done[450], rejected[450];
+} s_agent_t;
+
+static int s_agent_open(s_agent_t *a, const char *name, const char *extra)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->dir, sizeof a->dir, "%s/%s", s_root, name);
+    mkdir(a->dir, 0700);
+    if (s_config(a->dir, extra, &a->cfg) < 0)
+        return -1;
+    snprintf(a->data, sizeof a->data, "%s/data", a->dir);
+    snprintf(a->inbox_dir, sizeof a->inbox_dir, "%s/inbox", a->data);
+    snprintf(a->sending, sizeof a->sending, "%s/sending", a->data);
+    snprintf(a->done, sizeof a->done, "%s/done", a->data);
+    snprintf(a->rejected, sizeof a->rejected, "%s/rejected", a->data);
+    mkdir(a->data, 0700);
+    bm_err_t err = {{0}};
+    char p[512];
+    snprintf(p, sizeof p, "%s/spool", a->data);
+    if (!(a->spool = bm_spool_open(p, (uint64_t)a->cfg.segment_bytes, &err)))
+        goto fail;
+    snprintf(p, sizeof p, "%s/deadletter", a->data);
+    if (!(a->dl = bm_deadletter_open(p, &err)))
+        goto fail;
+    if (!(a->inbox = bm_inbox_new(&a->cfg, a->spool, &s_stop, &err)))
+        goto fail;
+    if (bm_inbox_recover(a->inbox, &err) < 0)
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "agent open: %s\n", err.msg);
+    return -1;
+}
+
+static void s_agent_close(s_agent_t *a)
+{
+    bm_sender_destroy(&a->sender);
+    bm_inbox_destroy(&a->inbox);
+    bm_deadletter_close(&a->dl);
+    bm_spool_close(&a->spool);
+    bm_agent_config_free(&a->cfg);
+}
+
+static void s_take_all(s_agent_t *a)
+{
+    bm_err_t err = {{0}};
+    if (bm_inbox_scan(a->inbox, &err) < 0)
+        fprintf(stderr, "scan: %s\n", err.msg);
+    while (bm_inbox_take_next(a->inbox, &err) == 1)
+        ;
+}
+
+static const char *s_now_iso(char *buf, size_t size)
+{
+    return bm_time_format(bm_now_ms() - 60000, buf, size);
+}
+
+static void test_flow(void)
+{
+    s_agent_t a;
+    s_fake_t f = {0};
+    char ts[32], name[300], path[1024], text[2048];
+    if (s_agent_open(&a, "flow", NULL) < 0) {
+        failures++;
+        s_agent_close(&a);
+        return;
+    }
+    s_now_iso(ts, sizeof ts);
+    snprintf(text, sizeof text,
+             "source_id,at,amount,currency\nR-1,%s,1.00,EUR\nR-2,%s,2.00,EUR\n"
+             "R-3,%s,3.00,EUR\nR-bad,yesterday,1.00,EUR\nR-4,%s,-4.50,EUR\nR-5,%s,5,EUR\n",
+             ts, ts, ts, ts, ts);
+    snprintf(path, sizeof path, "%s/receipts_a.csv", a.inbox_dir);
+    s_write(path, text);
+    snprintf(path, sizeof path, "%s/surveys_b.jsonl", a.inbox_dir);
+    s_write(path, "{\"source_id\":\"S-1\",\"nps\":11}\n");
+    snprintf(path, sizeof path, "%s/receipts_c.csv", a.inbox_dir);
+    s_write(path, "source_id,at,amount,currency\n");
+    snprintf(path, sizeof path, "%s/notes.txt", a.inbox_dir);
+    s_write(path, "not an export\n");
+
+    s_take_all(&a);
+    /* receipts_a: 5 good records in 3 batches of 2, waiting for acks. */
+    CHECK(s_count(a.sending, "receipts_a.csv", name, sizeof name) == 2);
+    CHECK(strcmp(name, "00000000000000000001_receipts_a.csv") == 0 ||
+          strcmp(name, "00000000000000000001_receipts_a.csv.errors") == 0);
+    CHECK(s_exists(a.sending, "00000000000000000001_receipts_a.csv.errors"));
+    snprintf(path, sizeof path, "%s/00000000000000000001_receipts_a.csv.errors", a.sending);
+    CHECK(strstr(s_slurp(path), "line 5: ") != NULL);
+    /* surveys_b: no good line, rejected at once; receipts_c: empty, done. */
+    CHECK(s_count(a.rejected, "surveys_b.jsonl.errors", name, sizeof name) == 2 && name[0]);
+    CHECK(s_count(a.done, "receipts_c.csv", name, sizeof name) == 1 && name[0]);
+    CHECK(s_exists(a.inbox_dir, "notes.txt"));
+    bm_spool_stats_t st;
+    bm_spool_stats(a.spool, &st);
+    CHECK(st.entries == 3 && st.next_seq == 4);
+
+    /* The collector loses the first send, is unavailable once, refuses
+     * record 0 of batch 2, then acks everything. */
+    f.ctx = zmq_ctx_new();
+    f.router = zmq_socket(f.ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(f.router, ZMQ_LINGER, &zero, sizeof zero);
+    snprintf(path, sizeof path, "ipc://%s/coll.ipc", a.dir);
+    CHECK(zmq_bind(f.router, path) == 0);
+    f.drop_first = 1;
+    f.unavailable = 1;
+    f.reject_seq = 2;
+    bm_err_t err = {{0}};
+    CHECK((a.sender = bm_sender_new(&a.cfg, a.spool, a.dl, &err)) != NULL);
+    int64_t deadline = bm_mono_ms() + 15000;
+    bool finished = false;
+    while (!finished && bm_mono_ms() < deadline) {
+        bm_sender_wait(a.sender, bm_sender_timeout_ms(a.sender, 20));
+        bm_sender_process(a.sender);
+        s_fake_serve(&f);
+        bm_inbox_finalize(a.inbox);
+        bm_spool_stats(a.spool, &st);
+        finished = st.entries == 0 && s_count(a.sending, NULL, NULL, 0) == 0;
+    }
+    CHECK(finished);
+    CHECK(f.received_seq1 >= 2);           /* resent after the lost reply */
+    CHECK(s_exists(a.rejected, "00000000000000000001_receipts_a.csv"));
+    CHECK(s_exists(a.rejected, "00000000000000000001_receipts_a.csv.errors"));
+    bm_sender_info_t si;
+    bm_sender_info(a.sender, &si);
+    CHECK(si.records_sent == 5 && si.records_acked == 5);
+    CHECK(si.records_rejected == 1 && si.records_deadlettered == 1);
+    CHECK(si.last_error[0] && si.last_error_ms > 0);   /* the lost reply and the error */
+    CHECK(si.clock_skew_known);
+    /* The refused record is the first of batch 2: R-3, with its bytes. */
+    char dldir[600];
+    snprintf(dldir, sizeof dldir, "%s/deadletter", a.data);
+    CHECK(s_count(dldir, "deadletter-", name, sizeof name) == 1 && name[0]);
+    snprintf(path, sizeof path, "%s/%s", dldir, name);
+    const char *dl = s_slurp(path);
+    CHECK(dl && strstr(dl, "\"source_id\":\"R-3\"") && strstr(dl, "\"sequence\":2") &&
+          strstr(dl, "\"kind\":\"receipt\"") && strstr(dl, "\"record_b64\":\"") &&
+          strstr(dl, "refused by the test"));
+
+    /* Idle: heartbeats flow and are answered. */
+    deadline = bm_mono_ms() + 5000;
+    while (f.heartbeats < 2 && bm_mono_ms() < deadline) {
+        bm_sender_wait(a.sender, bm_sender_timeout_ms(a.sender, 20));
+        bm_sender_process(a.sender);
+        s_fake_serve(&f);
+    }
+    CHECK(f.heartbeats >= 2);
+    bm_sender_info(a.sender, &si);
+    CHECK(strcmp(si.state, "connected") == 0);
+out:
+    s_agent_close(&a);
+    if (f.router)
+        zmq_close(f.router);
+    if (f.ctx)
+        zmq_ctx_term(f.ctx);
+}
+
+/* ---- restart recovery ---- */
+
+static void test_recovery(void)
+{
+    s_agent_t a;
+    char ts[32], path[700], path2[700], text[1024];
+    if (s_agent_open(&a, "recovery", NULL) < 0) {
+        failures++;
+        s_agent_close(&a);
+        return;
+    }
+    s_now_iso(ts, sizeof ts);
+    snprintf(text, sizeof text,
+             "source_id,at,amount,currency\nR-1,%s,1.00,EUR\nR-x,bad,1,EUR\nR-2,%s,2.00,EUR\n"
+             "R-3,%s,3.00,EUR\n", ts, ts, ts);
+    snprintf(path, sizeof path, "%s/receipts_r.csv", a.inbox_dir);
+    s_write(path, text);
+    s_take_all(&a);
+    const char *u = "00000000000000000001_receipts_r.csv";
+    CHECK(s_exists(a.sending, u));
+    /* A crash lost the rename and the list of bad lines: back to the inbox. */
+    snprintf(path, sizeof path, "%s/%s", a.sending, u);
+    snprintf(path2, sizeof path2, "%s/receipts_r.csv", a.inbox_dir);
+    CHECK(rename(path, path2) == 0);
+    snprintf(path, sizeof path, "%s/%s.errors", a.sending, u);
+    CHECK(unlink(path) == 0);
+    /* A file left in sending/ whose batches are long acknowledged. */
+    snprintf(path, sizeof path, "%s/00000000000000000000_calls_old.csv", a.sending);
+    s_write(path, "source_id,ring_start,answered,wait_seconds\n");
+    bm_inbox_destroy(&a.inbox);
+    bm_spool_close(&a.spool);
+
+    bm_err_t err = {{0}};
+    snprintf(path, sizeof path, "%s/spool", a.data);
+    CHECK((a.spool = bm_spool_open(path, (uint64_t)a.cfg.segment_bytes, &err)) != NULL);
+    CHECK((a.inbox = bm_inbox_new(&a.cfg, a.spool, &s_stop, &err)) != NULL);
+    CHECK(bm_inbox_recover(a.inbox, &err) == 0);
+    CHECK(s_exists(a.sending, u));
+    CHECK(s_exists(a.sending, "00000000000000000001_receipts_r.csv.errors"));
+    CHECK(!s_exists(a.inbox_dir, "receipts_r.csv"));
+    CHECK(s_exists(a.done, "00000000000000000000_calls_old.csv"));
+    bm_spool_stats_t st;
+    bm_spool_stats(a.spool, &st);
+    CHECK(st.next_seq == 3);            /* not parsed again */
+    bm_inbox_info_t ii;
+    bm_inbox_info(a.inbox, &ii);
+    CHECK(ii.files_pending == 1);
+    /* Acknowledging both batches finishes the file. */
+    CHECK(bm_spool_ack(a.spool, 2, &err) == 0 && bm_spool_ack(a.spool, 1, &err) == 0);
+    bm_inbox_finalize(a.inbox);
+    CHECK(s_exists(a.rejected, u));
+    CHECK(s_exists(a.rejected, "00000000000000000001_receipts_r.csv.errors"));
+    bm_inbox_info(a.inbox, &ii);
+    CHECK(ii.files_pending == 0);
+out:
+    s_agent_close(&a);
+}
+
+/* ---- spool limit ---- */
+
+static void test_spool_full(void)
+{
+    s_agent_t a;
+    char ts[32], path[700];
+    if (s_agent_open(&a, "full", "batch_records = 1\n") < 0) {
+        failures++;
+        s_agent_close(&a);
+        return;
+    }
+    s_now_iso(ts, sizeof ts);
+    /* About 1.2 MB of spool from one file; the limit is 1 MB. */
+    snprintf(path, sizeof path, "%s/receipts_1.csv", a.inbox_dir);
+    FILE *fp = fopen(path, "w");
+    CHECK(fp);
+    fprintf(fp, "source_id,at,amount,currency\n");
+    for (int i = 0; i < 20000; i++)
+        fprintf(fp, "R-%d,%s,%d.25,EUR\n", i, ts, i % 1000);
+    fclose(fp);
+    snprintf(path, sizeof path, "%s/receipts_2.csv", a.inbox_dir);
+    s_write(path, "source_id,at,amount,currency\n");
+    s_take_all(&a);
+    bm_inbox_info_t ii;
+    bm_inbox_info(a.inbox, &ii);
+    CHECK(ii.spool_full);
+    CHECK(s_exists(a.inbox_dir, "receipts_2.csv"));   /* waits, untouched */
+    /* Acknowledging everything lets intake go on. */
+    bm_spool_stats_t st;
+    bm_spool_stats(a.spool, &st);
+    bm_err_t err = {{0}};
+    for (uint64_t s = 1; s < st.next_seq; s++)
+        CHECK(bm_spool_ack(a.spool, s, &err) == 0);
+    bm_inbox_finalize(a.inbox);
+    s_take_all(&a);
+    CHECK(!s_exists(a.inbox_dir, "receipts_2.csv"));
+    bm_inbox_info(a.inbox, &ii);
+    CHECK(!ii.spool_full && ii.files_done == 2);
+out:
+    s_agent_close(&a);
+}
+
+/* ---- status file ---- */
+
+static void test_status(void)
+{
+    bm_agent_status_t st;
+    memset(&st, 0, sizeof st);
+    char dir[400], out_path[500];
+    snprintf(dir, sizeof dir, "%s/status", s_root);
+    mkdir(dir, 0700);
+    snprintf(out_path, sizeof out_path, "%s/out.txt", dir);
+    FILE *out = NULL;
+    bm_err_t err = {{0}};
+    /* No status file yet: not running. */
+    out = fopen(out_path, "w+");
+    CHECK(bm_agent_status_show(dir, false, out, out) == BM_STATUS_EXIT_NOT_RUNNING);
+    fclose(out);
+    out = NULL;
+
+    st.pid = (int)getpid();
+    st.running = false;
+    st.started_ms = bm_now_ms();
+    st.updated_ms = st.started_ms;
+    snprintf(st.agent_id, sizeof st.agent_id, "a1");
+    snprintf(st.branch, sizeof st.branch, "B001");
+    snprintf(st.state, sizeof st.state, "refused");
+    snprintf(st.last_error, sizeof st.last_error, "collector refuses this agent");
+    st.last_error_ms = st.started_ms;
+    st.spool_entries = 7;
+    char *json = bm_agent_status_json(&st);
+    CHECK(json && strstr(json, "\"spool_entries\": 7") && strstr(json, "\"state\": \"refused\""));
+    CHECK(bm_agent_status_write(dir, json, &err) == 0);
+    free(json);
+    out = fopen(out_path, "w+");
+    CHECK(bm_agent_status_show(dir, false, out, out) == BM_STATUS_EXIT_NOT_RUNNING);
+    fflush(out);
+    const char *text = s_slurp(out_path);
+    CHECK(strstr(text, "not running (last status at ") && strstr(text, "7 batches"));
+    fclose(out);
+    out = fopen(out_path, "w+");
+    CHECK(bm_agent_status_show(dir, true, out, out) == BM_STATUS_EXIT_NOT_RUNNING);
+    fflush(out);
+    CHECK(strstr(s_slurp(out_path), "\"alive\": false"));
+    fclose(out);
+    out = NULL;
+    /* A damaged file is reported, not trusted. */
+    char path[500];
+    snprintf(path, sizeof path, "%s/status.json", dir);
+    s_write(path, "{\"pid\": ");
+    out = fopen(out_path, "w+");
+    CHECK(bm_agent_status_show(dir, false, out, out) == BM_STATUS_EXIT_USAGE);
+out:
+    if (out)
+        fclose(out);
+}
+
+int main(void)
+{
+    bm_log_init("test_agent", getenv("BM_TEST_DEBUG") ? BM_LOG_DEBUG : BM_LOG_ERROR);
+    snprintf(s_root, sizeof s_root, "/tmp/test_agent.XXXXXX");
+    if (!mkdtemp(s_root)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    test_config();
+    test_flow();
+    test_recovery();
+    test_spool_full();
+    test_status();
+    nftw(s_root, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (failures)
+        fprintf(stderr, "test_agent: %d failure(s)\n", failures);
+    else
+        printf("test_agent: all tests passed\n");
+    return failures ? 1 : 0;
+}
