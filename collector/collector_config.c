@@ -1,1 +1,73 @@
-/* placeholder: not written yet */
+/* collector_config: the collector's config map and checks; see
+ * collector_config.h. */
+#include "collector_config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "bm_log.h"
+#include "bm_wire.h"
+
+#define S_DAY_MS (24LL * 3600 * 1000)
+
+const bm_cfg_entry_t bm_collector_config_map[] = {
+    {"database", BM_CFG_STR, "", false, offsetof(bm_collector_config_t, database), 0, 0,
+     "libpq connection string (empty: the PG* environment variables); never logged"},
+    {"listen", BM_CFG_STRLIST, "tcp://*:5555", false, offsetof(bm_collector_config_t, listen),
+     0, 0, "ZeroMQ endpoint to bind the ROUTER socket to (repeat the key for several)"},
+    {"max_frame_bytes", BM_CFG_SIZE, "8M", false,
+     offsetof(bm_collector_config_t, max_frame_bytes), 1024, 256LL * 1024 * 1024,
+     "largest message accepted (ZMQ_MAXMSGSIZE); larger ones drop the connection"},
+    {"clock_max_age", BM_CFG_DURATION, "9600h", false,
+     offsetof(bm_collector_config_t, clock_max_age_ms), 60000, 3650 * S_DAY_MS,
+     "records older than this are rejected (a box that lost its clock; 9600h = 400 days)"},
+    {"clock_max_future", BM_CFG_DURATION, "1h", false,
+     offsetof(bm_collector_config_t, clock_max_future_ms), 0, 30 * S_DAY_MS,
+     "records further than this in the future are rejected"},
+    {"heartbeat_interval", BM_CFG_DURATION, "10s", false,
+     offsetof(bm_collector_config_t, heartbeat_interval_ms), 100, 3600000,
+     "ZMTP heartbeat interval; a peer silent for 3 intervals is dropped"},
+    {"stats_interval", BM_CFG_DURATION, "60s", false,
+     offsetof(bm_collector_config_t, stats_interval_ms), 1000, 24 * 3600000LL,
+     "how often the counters are logged and the status file is written"},
+    {"status_file", BM_CFG_STR, "", false, offsetof(bm_collector_config_t, status_file), 0, 0,
+     "JSON file with the health counters, replaced atomically (empty: none)"},
+    {"migrate_on_start", BM_CFG_BOOL, "true", false,
+     offsetof(bm_collector_config_t, migrate_on_start), 0, 0,
+     "apply pending schema migrations when the collector starts"},
+    {"log_level", BM_CFG_STR, "info", false, offsetof(bm_collector_config_t, log_level), 0, 0,
+     "debug, info, warn or error (re-read on SIGHUP)"},
+    {NULL, 0, NULL, false, 0, 0, 0, NULL},
+};
+
+void bm_collector_config_defaults(bm_collector_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    bm_config_defaults(bm_collector_config_map, cfg);
+}
+
+int bm_collector_config_load(const char *path, bm_collector_config_t *cfg, bm_err_t *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if (bm_config_load(path, bm_collector_config_map, cfg, err) < 0)
+        return -1;
+    bm_log_level_t level;
+    if (bm_log_level_parse(cfg->log_level, &level) < 0)
+        return bm_err_set(err, "%s: log_level: \"%s\" is not one of debug, info, warn, error",
+                          path, cfg->log_level);
+    if (cfg->listen.count == 0)
+        return bm_err_set(err, "%s: listen: at least one endpoint is required", path);
+    for (size_t i = 0; i < cfg->listen.count; i++) {
+        const char *e = cfg->listen.items[i];
+        if (strncmp(e, "tcp://", 6) != 0 && strncmp(e, "ipc://", 6) != 0 &&
+            strncmp(e, "inproc://", 9) != 0)
+            return bm_err_set(err, "%s: listen: \"%s\" is not a tcp://, ipc:// or inproc:// "
+                              "endpoint", path, e);
+    }
+    return 0;
+}
+
+void bm_collector_config_free(bm_collector_config_t *cfg)
+{
+    bm_config_free(bm_collector_config_map, cfg);
+}

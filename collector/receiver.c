@@ -1,1 +1,839 @@
-/* placeholder: not written yet */
+/* receiver: ROUTER sockets, envelope handling, replies and health; see
+ * receiver.h.
+ *
+ * Owns: the ZeroMQ context and sockets, the store, the reference cache, a
+ * fixed-size cache of agent -> branch bindings, the rejection arrays of one
+ * Ack (allocated once at BM_MAX_RECORDS_PER_BATCH) and the counters. */
+#include "receiver.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bm_log.h"
+#include "bm_record.h"
+#include "bm_time.h"
+#include "bm_wire.h"
+#include "db.h"
+#include "migrate.h"
+#include "refcache.h"
+#include "store.h"
+
+#define S_POLL_MS 250
+#define S_BACKOFF_MIN_MS 500
+#define S_BACKOFF_MAX_MS 30000
+#define S_DRAIN_MAX 64                 /* messages per socket per poll round */
+#define S_AGENT_SLOTS 4096             /* agent binding cache (power of two) */
+#define S_AGENT_REFRESH_MS 60000       /* last_seen is refreshed this often */
+#define S_SORT_MAX 500                 /* answers / CSI items checked for repeats */
+#define S_ERROR_CODES 9
+
+typedef struct {
+    char agent_id[BM_AGENT_ID_MAX + 1];   /* "" = free slot */
+    int32_t branch_id;
+    int64_t checked_ms;                   /* monotonic time of the last DB check */
+} s_agent_slot_t;
+
+typedef struct {
+    uint64_t frames, dropped_messages, envelopes_ok, heartbeats;
+    uint64_t batches_stored, batches_duplicate;
+    uint64_t records_stored, records_duplicate, records_rejected;
+    uint64_t db_reconnects;
+    uint64_t errors[S_ERROR_CODES];
+    char last_error[BM_ERR_MSG_MAX];
+    int64_t last_error_ms;
+} s_counters_t;
+
+struct bm_receiver {
+    const bm_collector_config_t *cfg;
+    void *ctx;
+    void **socks;
+    zmq_pollitem_t *items;
+    size_t n_socks;
+
+    bm_store_t *store;
+    bm_refcache_t *cache;
+    bool db_ready;              /* connected and the cache loaded */
+    bool migrated;
+    bool ever_connected;
+    int64_t next_db_attempt_ms; /* monotonic */
+    int64_t backoff_ms;
+    char db_error[BM_ERR_MSG_MAX];
+
+    s_agent_slot_t *agents;
+    size_t n_agents;
+
+    /* One Ack's rejections. */
+    Branchmark__V1__RecordRejection *rej;
+    Branchmark__V1__RecordRejection **rej_ptrs;
+    char (*rej_reasons)[BM_ERR_MSG_MAX];
+    size_t n_rej;
+    bool *accepted;
+    const char **sort_buf;
+    const bm_envelope_t *env;   /* the batch in hand, for the refused callback */
+
+    s_counters_t c;
+    int64_t started_ms;
+    int64_t next_stats_ms;
+};
+
+static const char *const s_error_names[S_ERROR_CODES] = {
+    "unspecified", "malformed", "unsupported_version", "unknown_branch", "invalid_envelope",
+    "too_large", "unavailable", "forbidden", "internal"};
+
+/* ------------------------------------------------------------------ */
+/* Setup                                                               */
+/* ------------------------------------------------------------------ */
+
+bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
+{
+    bm_receiver_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        bm_err_set(err, "out of memory");
+        return NULL;
+    }
+    r->cfg = cfg;
+    r->n_socks = cfg->listen.count;
+    r->socks = calloc(r->n_socks, sizeof *r->socks);
+    r->items = calloc(r->n_socks, sizeof *r->items);
+    r->agents = calloc(S_AGENT_SLOTS, sizeof *r->agents);
+    r->rej = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->rej);
+    r->rej_ptrs = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->rej_ptrs);
+    r->rej_reasons = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->rej_reasons);
+    r->accepted = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->accepted);
+    r->sort_buf = calloc(S_SORT_MAX, sizeof *r->sort_buf);
+    r->store = bm_store_new(cfg->database);
+    r->cache = bm_refcache_new();
+    r->ctx = zmq_ctx_new();
+    if (!r->socks || !r->items || !r->agents || !r->rej || !r->rej_ptrs || !r->rej_reasons ||
+        !r->accepted || !r->sort_buf || !r->store || !r->cache || !r->ctx) {
+        bm_err_set(err, "out of memory");
+        bm_receiver_destroy(&r);
+        return NULL;
+    }
+    int64_t maxmsg = cfg->max_frame_bytes;
+    int zero = 0;
+    int ivl = (int)cfg->heartbeat_interval_ms;
+    int timeout = ivl * 3;
+    /* ZMQ_HEARTBEAT_TTL is carried in deciseconds on the wire (max 6553.5 s). */
+    int ttl = timeout > 6553500 ? 6553500 : timeout;
+    for (size_t i = 0; i < r->n_socks; i++) {
+        const char *ep = cfg->listen.items[i];
+        void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
+        if (!s || zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
+            zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &zero, sizeof zero) < 0 ||
+            zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) < 0 ||
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) < 0 ||
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) < 0) {
+            bm_err_set(err, "could not create a socket for \"%s\": %s", ep, zmq_strerror(errno));
+            if (s)
+                zmq_close(s);
+            bm_receiver_destroy(&r);
+            return NULL;
+        }
+        r->socks[i] = s;
+        if (zmq_bind(s, ep) < 0) {
+            bm_err_set(err, "could not bind \"%s\": %s", ep, zmq_strerror(errno));
+            bm_receiver_destroy(&r);
+            return NULL;
+        }
+        r->items[i] = (zmq_pollitem_t){.socket = s, .events = ZMQ_POLLIN};
+        bm_info("receiver", "listening on %s", ep);
+    }
+    r->started_ms = bm_now_ms();
+    r->next_stats_ms = bm_mono_ms() + cfg->stats_interval_ms;
+    r->backoff_ms = S_BACKOFF_MIN_MS;
+    snprintf(r->db_error, sizeof r->db_error, "not connected yet");
+    return r;
+}
+
+void bm_receiver_destroy(bm_receiver_t **recv_p)
+{
+    if (!recv_p || !*recv_p)
+        return;
+    bm_receiver_t *r = *recv_p;
+    if (r->socks)
+        for (size_t i = 0; i < r->n_socks; i++)
+            if (r->socks[i])
+                zmq_close(r->socks[i]);
+    if (r->ctx)
+        zmq_ctx_term(r->ctx);
+    bm_store_destroy(&r->store);
+    bm_refcache_destroy(&r->cache);
+    free(r->socks);
+    free(r->items);
+    free(r->agents);
+    free(r->rej);
+    free(r->rej_ptrs);
+    free(r->rej_reasons);
+    free(r->accepted);
+    free(r->sort_buf);
+    free(r);
+    *recv_p = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Database state                                                      */
+/* ------------------------------------------------------------------ */
+
+static void s_db_down(bm_receiver_t *r, const char *why)
+{
+    if (r->db_ready || r->ever_connected)
+        bm_warn("receiver", "database unavailable: %s; retrying in %" PRId64 " ms", why,
+                r->backoff_ms);
+    r->db_ready = false;
+    snprintf(r->db_error, sizeof r->db_error, "%s", why);
+    bm_store_disconnect(r->store);
+    r->next_db_attempt_ms = bm_mono_ms() + r->backoff_ms;
+    r->backoff_ms = r->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+/* Connects, migrates once (migrate_on_start) and loads the cache.  Returns
+ * 0 (ready or retry scheduled) or -1 with err when a migration is refused,
+ * which no retry can fix. */
+static int s_db_connect(bm_receiver_t *r, bm_err_t *fatal)
+{
+    bm_err_t err;
+    if (r->cfg->migrate_on_start && !r->migrated) {
+        PGconn *conn = bm_db_connect(r->cfg->database, "branchmark-collector", &err);
+        if (!conn) {
+            if (!r->ever_connected)
+                bm_warn("receiver", "%s; retrying in %" PRId64 " ms", err.msg, r->backoff_ms);
+            s_db_down(r, err.msg);
+            return 0;
+        }
+        int applied = 0;
+        int rc = bm_migrate(conn, &applied, &err);
+        bool lost = PQstatus(conn) != CONNECTION_OK;
+        int version = rc == 0 ? bm_migrate_current(conn, NULL) : 0;
+        bm_db_close(&conn);
+        if (rc < 0) {
+            if (lost) {
+                s_db_down(r, err.msg);
+                return 0;
+            }
+            return bm_err_set(fatal, "could not migrate the database: %s", err.msg);
+        }
+        bm_info("receiver", "schema at version %d (%d migration%s applied)", version, applied,
+                applied == 1 ? "" : "s");
+        r->migrated = true;
+    }
+    if (bm_store_connect(r->store, &err) < 0) {
+        if (!r->ever_connected)
+            bm_warn("receiver", "%s; retrying in %" PRId64 " ms", err.msg, r->backoff_ms);
+        s_db_down(r, err.msg);
+        return 0;
+    }
+    if (bm_refcache_load(r->cache, bm_store_conn(r->store), &err) < 0) {
+        s_db_down(r, err.msg);
+        return 0;
+    }
+    char desc[256];
+    size_t nb, nc, nq;
+    bm_refcache_counts(r->cache, &nb, &nc, &nq);
+    bm_info("receiver", "connected to database %s; %zu branches, %zu competitors, "
+            "%zu questionnaire versions",
+            bm_db_describe(bm_store_conn(r->store), desc, sizeof desc), nb, nc, nq);
+    if (r->ever_connected)
+        r->c.db_reconnects++;
+    r->ever_connected = true;
+    r->db_ready = true;
+    r->backoff_ms = S_BACKOFF_MIN_MS;
+    return 0;
+}
+
+/* Reloads the cache after a lookup miss, at most every 5 s. */
+static void s_miss_reload(bm_receiver_t *r)
+{
+    if (!r->db_ready || !bm_refcache_may_reload(r->cache, bm_mono_ms()))
+        return;
+    bm_err_t err;
+    if (bm_refcache_load(r->cache, bm_store_conn(r->store), &err) < 0) {
+        if (!bm_store_connected(r->store))
+            s_db_down(r, err.msg);
+        else
+            bm_warn("receiver", "could not reload reference data: %s", err.msg);
+        return;
+    }
+    bm_debug("receiver", "reference data reloaded after a lookup miss");
+}
+
+static int32_t s_branch(bm_receiver_t *r, const char *code)
+{
+    int32_t id = bm_refcache_branch(r->cache, code);
+    if (!id) {
+        s_miss_reload(r);
+        id = bm_refcache_branch(r->cache, code);
+    }
+    return id;
+}
+
+void bm_receiver_reload(bm_receiver_t *r)
+{
+    memset(r->agents, 0, S_AGENT_SLOTS * sizeof *r->agents);
+    r->n_agents = 0;
+    if (!r->db_ready) {
+        bm_info("receiver", "reload: database not connected; the cache loads on reconnect");
+        return;
+    }
+    bm_err_t err;
+    if (bm_refcache_load(r->cache, bm_store_conn(r->store), &err) < 0) {
+        bm_warn("receiver", "could not reload reference data: %s", err.msg);
+        if (!bm_store_connected(r->store))
+            s_db_down(r, err.msg);
+        return;
+    }
+    size_t nb, nc, nq;
+    bm_refcache_counts(r->cache, &nb, &nc, &nq);
+    bm_info("receiver", "reference data reloaded: %zu branches, %zu competitors, "
+            "%zu questionnaire versions", nb, nc, nq);
+}
+
+/* ------------------------------------------------------------------ */
+/* Agent bindings                                                      */
+/* ------------------------------------------------------------------ */
+
+static size_t s_hash(const char *s)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h & (S_AGENT_SLOTS - 1);
+}
+
+/* The slot of agent_id, or the free slot where it would go, or NULL when
+ * the table is too full to add (then every check goes to the database). */
+static s_agent_slot_t *s_agent_slot(bm_receiver_t *r, const char *agent_id)
+{
+    size_t h = s_hash(agent_id);
+    for (size_t i = 0; i < S_AGENT_SLOTS; i++) {
+        s_agent_slot_t *s = &r->agents[(h + i) & (S_AGENT_SLOTS - 1)];
+        if (s->agent_id[0] == '\0')
+            return r->n_agents < S_AGENT_SLOTS * 3 / 4 ? s : NULL;
+        if (strcmp(s->agent_id, agent_id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+typedef enum { S_AGENT_OK, S_AGENT_FORBIDDEN, S_AGENT_DB_DOWN, S_AGENT_FAILED } s_agent_rc_t;
+
+static s_agent_rc_t s_agent_check(bm_receiver_t *r, const char *agent_id, int32_t branch_id,
+                                  int32_t *bound, bm_err_t *err)
+{
+    int64_t now = bm_mono_ms();
+    s_agent_slot_t *slot = s_agent_slot(r, agent_id);
+    if (slot && slot->agent_id[0] && slot->branch_id == branch_id &&
+        now - slot->checked_ms < S_AGENT_REFRESH_MS)
+        return S_AGENT_OK;
+    bm_store_status_t st = bm_store_bind_agent(r->store, agent_id, branch_id, bound, err);
+    if (st == BM_STORE_RETRY)
+        return S_AGENT_DB_DOWN;
+    if (st != BM_STORE_OK)
+        return S_AGENT_FAILED;
+    if (*bound != branch_id)
+        return S_AGENT_FORBIDDEN;
+    if (slot) {
+        if (slot->agent_id[0] == '\0') {
+            snprintf(slot->agent_id, sizeof slot->agent_id, "%s", agent_id);
+            r->n_agents++;
+        }
+        slot->branch_id = branch_id;
+        slot->checked_ms = now;
+    }
+    return S_AGENT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Replies                                                             */
+/* ------------------------------------------------------------------ */
+
+static void s_send(bm_receiver_t *r, void *sock, zmq_msg_t *id, bm_reply_t *reply)
+{
+    size_t len = 0;
+    reply->collector_time_ms = bm_now_ms();
+    uint8_t *buf = bm_message_encode(&reply->base, &len);
+    if (!buf) {
+        bm_error("receiver", "could not encode a reply: out of memory");
+        return;
+    }
+    /* DONTWAIT: a peer that does not read must not stall the collector;
+     * ROUTER drops what it cannot route or queue. */
+    if (zmq_send(sock, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(sock, buf, len, ZMQ_DONTWAIT) < 0) {
+        r->c.dropped_messages++;
+        bm_debug("receiver", "could not send a reply: %s", zmq_strerror(errno));
+    }
+    free(buf);
+}
+
+static void s_note_error(bm_receiver_t *r, Branchmark__V1__ErrorCode code, const char *msg)
+{
+    if ((unsigned)code < S_ERROR_CODES)
+        r->c.errors[code]++;
+    snprintf(r->c.last_error, sizeof r->c.last_error, "%s: %s",
+             (unsigned)code < S_ERROR_CODES ? s_error_names[code] : "error", msg);
+    r->c.last_error_ms = bm_now_ms();
+}
+
+/* stream_id is echoed only when it is short enough to be one. */
+static char *s_echo_stream(const bm_envelope_t *env)
+{
+    static char empty[] = "";
+    if (!env || !env->stream_id || strlen(env->stream_id) > 64)
+        return empty;
+    return env->stream_id;
+}
+
+static void s_reply_error(bm_receiver_t *r, void *sock, zmq_msg_t *id, const bm_envelope_t *env,
+                          Branchmark__V1__ErrorCode code, const char *msg)
+{
+    s_note_error(r, code, msg);
+    Branchmark__V1__Error e = BRANCHMARK__V1__ERROR__INIT;
+    e.code = code;
+    e.message = (char *)msg;
+    bm_reply_t reply = BRANCHMARK__V1__REPLY__INIT;
+    reply.stream_id = s_echo_stream(env);
+    reply.sequence = env ? env->sequence : 0;
+    reply.result_case = BRANCHMARK__V1__REPLY__RESULT_ERROR;
+    reply.error = &e;
+    s_send(r, sock, id, &reply);
+}
+
+static void s_reply_unavailable(bm_receiver_t *r, void *sock, zmq_msg_t *id,
+                                const bm_envelope_t *env)
+{
+    char msg[BM_ERR_MSG_MAX + 64];
+    snprintf(msg, sizeof msg, "database unavailable, retry later: %s", r->db_error);
+    s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_UNAVAILABLE, msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Record checks against the reference data                            */
+/* ------------------------------------------------------------------ */
+
+static int s_strptr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Finds a repeated string among n (at most S_SORT_MAX); returns it or NULL. */
+static const char *s_repeated(bm_receiver_t *r, size_t n)
+{
+    qsort(r->sort_buf, n, sizeof *r->sort_buf, s_strptr_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(r->sort_buf[i - 1], r->sort_buf[i]) == 0)
+            return r->sort_buf[i];
+    return NULL;
+}
+
+static const bm_refcache_questionnaire_t *s_questionnaire(bm_receiver_t *r, const char *code,
+                                                          uint32_t version)
+{
+    const bm_refcache_questionnaire_t *q = bm_refcache_questionnaire(r->cache, code, version);
+    if (!q) {
+        s_miss_reload(r);
+        q = bm_refcache_questionnaire(r->cache, code, version);
+    }
+    return q;
+}
+
+static int s_check_evaluation(bm_receiver_t *r, const bm_envelope_t *env,
+                              const Branchmark__V1__ShopperEvaluation *e, bm_err_t *err)
+{
+    if (e->outlet_kind == BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_BRANCH) {
+        if (!e->outlet_code || strcmp(e->outlet_code, env->branch_code) != 0)
+            return bm_err_set(err, "evaluation: outlet: branch \"%s\" is not the sending "
+                              "branch \"%s\"", e->outlet_code ? e->outlet_code : "",
+                              env->branch_code);
+    } else if (e->outlet_kind == BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_COMPETITOR) {
+        if (!bm_refcache_competitor(r->cache, e->outlet_code)) {
+            s_miss_reload(r);
+            if (!bm_refcache_competitor(r->cache, e->outlet_code))
+                return bm_err_set(err, "evaluation: outlet: competitor \"%s\" is not in the "
+                                  "reference data", e->outlet_code ? e->outlet_code : "");
+        }
+    } else {
+        return bm_err_set(err, "evaluation: outlet: kind is not set");
+    }
+    const bm_refcache_questionnaire_t *q =
+        s_questionnaire(r, e->questionnaire_code, e->questionnaire_version);
+    if (!q)
+        return bm_err_set(err, "evaluation: questionnaire \"%s\" version %" PRIu32
+                          " is not in the reference data",
+                          e->questionnaire_code ? e->questionnaire_code : "",
+                          e->questionnaire_version);
+    if (e->n_answers > S_SORT_MAX)
+        return bm_err_set(err, "evaluation: answers: %zu answers, at most %d are allowed",
+                          e->n_answers, S_SORT_MAX);
+    for (size_t i = 0; i < e->n_answers; i++) {
+        const Branchmark__V1__Answer *a = e->answers[i];
+        double max = 0;
+        if (!bm_refcache_item(q, a->item_code, &max))
+            return bm_err_set(err, "evaluation: answers[%zu]: item \"%s\" is not in "
+                              "questionnaire \"%s\" version %" PRIu32, i,
+                              a->item_code ? a->item_code : "", e->questionnaire_code,
+                              e->questionnaire_version);
+        if (a->value_case == BRANCHMARK__V1__ANSWER__VALUE_POINTS && a->points > max)
+            return bm_err_set(err, "evaluation: answers[%zu]: item \"%s\": %g points exceed "
+                              "its maximum %g", i, a->item_code, a->points, max);
+        r->sort_buf[i] = a->item_code;
+    }
+    const char *rep = s_repeated(r, e->n_answers);
+    if (rep)
+        return bm_err_set(err, "evaluation: answers: item \"%s\" is answered twice", rep);
+    return 0;
+}
+
+static int s_check_survey(bm_receiver_t *r, const Branchmark__V1__SurveyResponse *s,
+                          bm_err_t *err)
+{
+    if (s->n_csi > S_SORT_MAX)
+        return bm_err_set(err, "survey: csi: %zu items, at most %d are allowed", s->n_csi,
+                          S_SORT_MAX);
+    for (size_t i = 0; i < s->n_csi; i++)
+        r->sort_buf[i] = s->csi[i]->item ? s->csi[i]->item : "";
+    const char *rep = s_repeated(r, s->n_csi);
+    if (rep)
+        return bm_err_set(err, "survey: csi: item \"%s\" appears twice", rep);
+    return 0;
+}
+
+static void s_reject(bm_receiver_t *r, size_t index, const char *source_id, const char *reason)
+{
+    if (r->n_rej >= BM_MAX_RECORDS_PER_BATCH)
+        return;
+    Branchmark__V1__RecordRejection *j = &r->rej[r->n_rej];
+    branchmark__v1__record_rejection__init(j);
+    j->index = (uint32_t)index;
+    j->source_id = (char *)(source_id ? source_id : "");
+    snprintf(r->rej_reasons[r->n_rej], BM_ERR_MSG_MAX, "%s", reason);
+    j->reason = r->rej_reasons[r->n_rej];
+    r->rej_ptrs[r->n_rej] = j;
+    r->n_rej++;
+}
+
+static void s_refused_cb(void *ctx, size_t index, const char *reason)
+{
+    bm_receiver_t *r = ctx;
+    char msg[BM_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "refused by the database: %s", reason);
+    s_reject(r, index, r->env->batch->records[index]->source_id, msg);
+    bm_warn("receiver", "record %zu (%s) of batch %s/%" PRIu64 " refused by the database: %s",
+            index, r->env->batch->records[index]->source_id, r->env->stream_id,
+            r->env->sequence, reason);
+}
+
+/* ------------------------------------------------------------------ */
+/* One envelope                                                        */
+/* ------------------------------------------------------------------ */
+
+static void s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, const bm_envelope_t *env,
+                    int32_t branch_id)
+{
+    const bm_batch_t *batch = env->batch;
+    bm_time_window_t window = {bm_now_ms(), r->cfg->clock_max_age_ms,
+                               r->cfg->clock_max_future_ms};
+    r->n_rej = 0;
+    size_t n = batch->n_records;
+    for (size_t i = 0; i < n; i++) {
+        const bm_record_t *rec = batch->records[i];
+        bm_err_t err;
+        int rc = bm_record_validate(rec, &window, &err);
+        if (rc == 0 && rec->kind_case == BRANCHMARK__V1__RECORD__KIND_EVALUATION)
+            rc = s_check_evaluation(r, env, rec->evaluation, &err);
+        else if (rc == 0 && rec->kind_case == BRANCHMARK__V1__RECORD__KIND_SURVEY)
+            rc = s_check_survey(r, rec->survey, &err);
+        r->accepted[i] = rc == 0;
+        if (rc < 0)
+            s_reject(r, i, rec->source_id, err.msg);
+    }
+    /* A reload during validation may have found the database gone. */
+    if (!r->db_ready) {
+        s_reply_unavailable(r, sock, id, env);
+        return;
+    }
+    uint32_t rejected_by_us = (uint32_t)r->n_rej;
+    bm_store_batch_t sb = {
+        .stream_id = env->stream_id, .sequence = env->sequence, .agent_id = env->agent_id,
+        .branch_id = branch_id, .sent_at_ms = env->sent_at_ms, .records = batch->records,
+        .n_records = n, .accepted = r->accepted, .rejected = rejected_by_us};
+    bm_store_result_t res;
+    bm_err_t err;
+    r->env = env;
+    bm_store_status_t st = bm_store_batch(r->store, &sb, r->cache, s_refused_cb, r, &res, &err);
+    r->env = NULL;
+    if (st == BM_STORE_RETRY) {
+        s_db_down(r, err.msg);
+        s_reply_unavailable(r, sock, id, env);
+        return;
+    }
+    if (st != BM_STORE_OK) {
+        bm_error("receiver", "could not store batch %s/%" PRIu64 " of agent %s: %s",
+                 env->stream_id, env->sequence, env->agent_id, err.msg);
+        char msg[BM_ERR_MSG_MAX + 32];
+        snprintf(msg, sizeof msg, "could not store the batch: %s", err.msg);
+        s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INTERNAL, msg);
+        return;
+    }
+
+    if (res.batch_was_duplicate) {
+        r->c.batches_duplicate++;
+    } else {
+        r->c.batches_stored++;
+        r->c.records_stored += res.stored;
+        r->c.records_duplicate += res.duplicates;
+        r->c.records_rejected += r->n_rej;
+    }
+    bm_debug("receiver", "batch %s/%" PRIu64 " from %s (%s): %zu records, %" PRIu32
+             " stored, %" PRIu32 " duplicates, %zu rejected%s", env->stream_id, env->sequence,
+             env->agent_id, env->branch_code, n, res.stored, res.duplicates, r->n_rej,
+             res.batch_was_duplicate ? ", resent batch" : "");
+
+    Branchmark__V1__Ack ack = BRANCHMARK__V1__ACK__INIT;
+    ack.stored = res.stored;
+    ack.duplicates = res.duplicates;
+    ack.n_rejected = r->n_rej;
+    ack.rejected = r->rej_ptrs;
+    ack.batch_was_duplicate = res.batch_was_duplicate;
+    bm_reply_t reply = BRANCHMARK__V1__REPLY__INIT;
+    reply.stream_id = env->stream_id;
+    reply.sequence = env->sequence;
+    reply.result_case = BRANCHMARK__V1__REPLY__RESULT_ACK;
+    reply.ack = &ack;
+    s_send(r, sock, id, &reply);
+}
+
+static void s_envelope(bm_receiver_t *r, void *sock, zmq_msg_t *id, zmq_msg_t *payload)
+{
+    bm_err_t err;
+    size_t len = zmq_msg_size(payload);
+    bm_envelope_t *env = bm_envelope_decode(zmq_msg_data(payload), len,
+                                            (size_t)r->cfg->max_frame_bytes, &err);
+    if (!env) {
+        s_reply_error(r, sock, id, NULL,
+                      len > (size_t)r->cfg->max_frame_bytes
+                          ? BRANCHMARK__V1__ERROR_CODE__ERROR_TOO_LARGE
+                          : BRANCHMARK__V1__ERROR_CODE__ERROR_MALFORMED,
+                      err.msg);
+        return;
+    }
+    Branchmark__V1__ErrorCode code = BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE;
+    if (bm_envelope_check(env, &code, &err) < 0) {
+        s_reply_error(r, sock, id, env, code, err.msg);
+        goto out;
+    }
+    r->c.envelopes_ok++;
+    if (!r->db_ready) {
+        s_reply_unavailable(r, sock, id, env);
+        goto out;
+    }
+    int32_t branch_id = s_branch(r, env->branch_code);
+    if (!r->db_ready) {
+        s_reply_unavailable(r, sock, id, env);
+        goto out;
+    }
+    if (!branch_id) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "unknown branch \"%s\"", env->branch_code);
+        s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_UNKNOWN_BRANCH, msg);
+        goto out;
+    }
+    int32_t bound = 0;
+    switch (s_agent_check(r, env->agent_id, branch_id, &bound, &err)) {
+    case S_AGENT_OK:
+        break;
+    case S_AGENT_DB_DOWN:
+        s_db_down(r, err.msg);
+        s_reply_unavailable(r, sock, id, env);
+        goto out;
+    case S_AGENT_FAILED:
+        bm_error("receiver", "could not check agent %s: %s", env->agent_id, err.msg);
+        s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INTERNAL,
+                      "could not check the agent's branch");
+        goto out;
+    case S_AGENT_FORBIDDEN: {
+        char msg[160];
+        bm_warn("receiver", "security: agent \"%s\" is bound to branch id %" PRId32
+                " but sent data for branch \"%s\"; refused", env->agent_id, bound,
+                env->branch_code);
+        snprintf(msg, sizeof msg, "agent \"%s\" may not write branch \"%s\"", env->agent_id,
+                 env->branch_code);
+        s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_FORBIDDEN, msg);
+        goto out;
+    }
+    }
+    if (env->body_case == BRANCHMARK__V1__ENVELOPE__BODY_HEARTBEAT) {
+        r->c.heartbeats++;
+        bm_reply_t reply = BRANCHMARK__V1__REPLY__INIT;
+        reply.stream_id = env->stream_id;
+        reply.sequence = env->sequence;
+        reply.result_case = BRANCHMARK__V1__REPLY__RESULT_HEARTBEAT_OK;
+        reply.heartbeat_ok = 1;
+        s_send(r, sock, id, &reply);
+    } else {
+        s_batch(r, sock, id, env, branch_id);
+    }
+out:
+    bm_envelope_free(&env);
+}
+
+/* Reads one message from sock.  Returns 1 when one was handled, 0 when the
+ * socket had nothing, -1 on a socket error. */
+static int s_read_one(bm_receiver_t *r, void *sock)
+{
+    zmq_msg_t id, payload;
+    zmq_msg_init(&id);
+    if (zmq_msg_recv(&id, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id);
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    }
+    r->c.frames++;
+    if (!zmq_msg_more(&id)) {
+        r->c.dropped_messages++;
+        zmq_msg_close(&id);
+        return 1;
+    }
+    zmq_msg_init(&payload);
+    /* The rest of a message is already here: ZeroMQ delivers whole messages. */
+    if (zmq_msg_recv(&payload, sock, 0) < 0) {
+        zmq_msg_close(&payload);
+        zmq_msg_close(&id);
+        return 1;
+    }
+    r->c.frames++;
+    if (zmq_msg_more(&payload)) {
+        /* Not [identity][payload] (a REQ peer, a stray client): drop it all. */
+        r->c.dropped_messages++;
+        do {
+            zmq_msg_close(&payload);
+            zmq_msg_init(&payload);
+            if (zmq_msg_recv(&payload, sock, 0) < 0)
+                break;
+            r->c.frames++;
+        } while (zmq_msg_more(&payload));
+        zmq_msg_close(&payload);
+        zmq_msg_close(&id);
+        return 1;
+    }
+    s_envelope(r, sock, &id, &payload);
+    zmq_msg_close(&payload);
+    zmq_msg_close(&id);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Health                                                              */
+/* ------------------------------------------------------------------ */
+
+static void s_write_status(bm_receiver_t *r)
+{
+    const char *path = r->cfg->status_file;
+    if (!path || !*path)
+        return;
+    char now[40], started[40], last[40] = "";
+    bm_time_format(bm_now_ms(), now, sizeof now);
+    bm_time_format(r->started_ms, started, sizeof started);
+    if (r->c.last_error_ms)
+        bm_time_format(r->c.last_error_ms, last, sizeof last);
+    size_t nb, nc, nq;
+    bm_refcache_counts(r->cache, &nb, &nc, &nq);
+    json_t *errors = json_object();
+    for (int i = 1; i < S_ERROR_CODES; i++)
+        json_object_set_new(errors, s_error_names[i], json_integer((json_int_t)r->c.errors[i]));
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:i, s:b, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "s:I, s:I}, s:o, s:s, s:s}",
+        "updated_at", now, "started_at", started, "pid", (int)getpid(),
+        "database_connected", r->db_ready,
+        "refdata", "branches", (json_int_t)nb, "competitors", (json_int_t)nc,
+        "questionnaire_versions", (json_int_t)nq,
+        "counters", "frames", (json_int_t)r->c.frames,
+        "dropped_messages", (json_int_t)r->c.dropped_messages,
+        "envelopes_ok", (json_int_t)r->c.envelopes_ok,
+        "heartbeats", (json_int_t)r->c.heartbeats,
+        "batches_stored", (json_int_t)r->c.batches_stored,
+        "batches_duplicate", (json_int_t)r->c.batches_duplicate,
+        "records_stored", (json_int_t)r->c.records_stored,
+        "records_duplicate", (json_int_t)r->c.records_duplicate,
+        "records_rejected", (json_int_t)r->c.records_rejected,
+        "db_reconnects", (json_int_t)r->c.db_reconnects,
+        "errors", errors, "last_error", r->c.last_error, "last_error_at", last);
+    if (!doc) {
+        bm_warn("receiver", "could not build the status document");
+        return;
+    }
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        json_decref(doc);
+        bm_warn("receiver", "status_file: path is too long");
+        return;
+    }
+    /* tmp + rename: a reader never sees half a file. */
+    if (json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 || rename(tmp, path) < 0) {
+        bm_warn("receiver", "could not write status file \"%s\": %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    json_decref(doc);
+}
+
+void bm_receiver_report(bm_receiver_t *r)
+{
+    uint64_t errors = 0;
+    for (int i = 1; i < S_ERROR_CODES; i++)
+        errors += r->c.errors[i];
+    bm_info("receiver", "stats: db=%s frames=%" PRIu64 " envelopes=%" PRIu64
+            " heartbeats=%" PRIu64 " batches=%" PRIu64 " resent_batches=%" PRIu64
+            " records_stored=%" PRIu64 " records_duplicate=%" PRIu64
+            " records_rejected=%" PRIu64 " errors=%" PRIu64 " dropped=%" PRIu64
+            " db_reconnects=%" PRIu64, r->db_ready ? "up" : "down", r->c.frames,
+            r->c.envelopes_ok, r->c.heartbeats, r->c.batches_stored, r->c.batches_duplicate,
+            r->c.records_stored, r->c.records_duplicate, r->c.records_rejected, errors,
+            r->c.dropped_messages, r->c.db_reconnects);
+    s_write_status(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Loop                                                                */
+/* ------------------------------------------------------------------ */
+
+int bm_receiver_run(bm_receiver_t *r, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
+                    bm_err_t *err)
+{
+    while (!*stop && !*reload) {
+        int64_t now = bm_mono_ms();
+        if (!r->db_ready && now >= r->next_db_attempt_ms && s_db_connect(r, err) < 0)
+            return -1;
+        if (now >= r->next_stats_ms) {
+            bm_receiver_report(r);
+            r->next_stats_ms = now + r->cfg->stats_interval_ms;
+        }
+        int rc = zmq_poll(r->items, (int)r->n_socks, S_POLL_MS);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            return bm_err_set(err, "could not poll the sockets: %s", zmq_strerror(errno));
+        }
+        for (size_t i = 0; i < r->n_socks && rc > 0; i++) {
+            if (!(r->items[i].revents & ZMQ_POLLIN))
+                continue;
+            /* A bounded number per round keeps the flags and the other
+             * sockets served under load. */
+            for (int k = 0; k < S_DRAIN_MAX && !*stop; k++) {
+                int got = s_read_one(r, r->socks[i]);
+                if (got < 0)
+                    return bm_err_set(err, "could not receive: %s", zmq_strerror(errno));
+                if (got == 0)
+                    break;
+            }
+        }
+    }
+    return 0;
+}

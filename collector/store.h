@@ -1,0 +1,96 @@
+/* store: writes validated batches to PostgreSQL, exactly once.
+ *
+ * One transaction per batch: the ledger row (ingest_batches) first — if the
+ * (stream_id, sequence) is already there, the batch is a resend and is
+ * answered from the original row — then the records, COPYed into
+ * per-connection TEMP staging tables and moved with one plain
+ * `INSERT INTO <raw> ... SELECT ... ON CONFLICT (branch_id, source_id) DO
+ * NOTHING` per kind (so statement-level triggers on the raw tables fire).
+ * Records already stored (same branch and source_id) count as duplicates.
+ * Survey CSI scores and evaluation answers go in only with a newly stored
+ * parent.  Batches of one branch are serialised by a transaction-level
+ * advisory lock, so two collectors cannot interleave them.
+ *
+ * If the database refuses the batch's data (a constraint the validation
+ * missed), the batch is written again record by record under savepoints;
+ * each refused record is reported through a callback and the others are
+ * stored, so one bad record never holds back good ones.
+ *
+ * Owns the database connection of the collector (and its staging tables and
+ * prepared statements).  Never logs the conninfo. */
+#ifndef BM_STORE_H
+#define BM_STORE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bm_err.h"
+#include "bm_wire.h"
+#include "refcache.h"
+
+typedef enum {
+    BM_STORE_OK = 0,
+    BM_STORE_RETRY,      /* temporary (connection lost, ...): nothing committed;
+                            the connection is closed, reconnect and retry later */
+    BM_STORE_FAILED,     /* permanent for this input: nothing committed */
+} bm_store_status_t;
+
+typedef struct bm_store bm_store_t;
+
+/* One batch, as checked by the receiver. */
+typedef struct {
+    const char *stream_id;
+    uint64_t sequence;
+    const char *agent_id;
+    int32_t branch_id;
+    int64_t sent_at_ms;
+    bm_record_t *const *records;
+    size_t n_records;
+    const bool *accepted;      /* accepted[i]: record i passed validation */
+    uint32_t rejected;         /* how many did not */
+} bm_store_batch_t;
+
+typedef struct {
+    uint32_t stored;           /* records newly stored */
+    uint32_t duplicates;       /* records stored before (or twice in the batch) */
+    uint32_t refused;          /* records the database refused (reported by callback) */
+    bool batch_was_duplicate;  /* the ledger already had the batch */
+} bm_store_result_t;
+
+/* Called for each record the database refused: index into the batch and
+ * the database's reason. */
+typedef void (*bm_store_refused_fn)(void *ctx, size_t index, const char *reason);
+
+/* A store for conninfo (copied; NULL or "" = PG* environment).  Does not
+ * connect.  Returns NULL when out of memory. */
+bm_store_t *bm_store_new(const char *conninfo);
+void bm_store_destroy(bm_store_t **store_p);
+
+/* (Re)connects, creates the staging tables and prepares the statements.
+ * Returns 0, or -1 with err (and no connection). */
+int bm_store_connect(bm_store_t *store, bm_err_t *err);
+void bm_store_disconnect(bm_store_t *store);
+bool bm_store_connected(const bm_store_t *store);
+
+/* The live connection (for migrations and the reference cache), or NULL. */
+PGconn *bm_store_conn(bm_store_t *store);
+
+/* Binds agent_id to branch_id on first sight and updates last_seen.  Sets
+ * *bound_branch_id to the branch the agent is bound to (different from
+ * branch_id when the agent is bound elsewhere; the row is then left alone).
+ * Returns OK, RETRY (connection lost) or FAILED, with err. */
+bm_store_status_t bm_store_bind_agent(bm_store_t *store, const char *agent_id,
+                                      int32_t branch_id, int32_t *bound_branch_id,
+                                      bm_err_t *err);
+
+/* Stores the accepted records of batch in one transaction and fills
+ * result.  cache resolves questionnaire and competitor ids (the receiver
+ * has checked that they exist).  Returns OK after COMMIT (also for a
+ * resent batch), RETRY or FAILED with err and nothing committed. */
+bm_store_status_t bm_store_batch(bm_store_t *store, const bm_store_batch_t *batch,
+                                 const bm_refcache_t *cache, bm_store_refused_fn refused,
+                                 void *ctx, bm_store_result_t *result, bm_err_t *err);
+
+#endif
