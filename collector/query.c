@@ -1,1 +1,767 @@
-/* placeholder: not written yet */
+/* query: the metrics catalogue, the period calendar, reference data for
+ * queries and reading rollups into grids of additive aggregates.  Owns the
+ * grids and reference arrays it returns.  Reads rollup tables only (see
+ * collector/migrations/002_rollups.sql); every statement is parameterised. */
+#include "query.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bm_time.h"
+#include "db.h"
+
+/* ---- periods ------------------------------------------------------------ */
+
+static const char *const s_period_names[] = {"day", "week", "month", "quarter"};
+
+int bm_period_parse(const char *name, bm_period_kind_t *out, bm_err_t *err)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(name, s_period_names[i])) {
+            *out = (bm_period_kind_t)i;
+            return 0;
+        }
+    return bm_err_set(err, "unknown period \"%s\" (try: day, week, month, quarter)", name);
+}
+
+const char *bm_period_name(bm_period_kind_t kind)
+{
+    return s_period_names[kind];
+}
+
+/* Howard Hinnant's civil_from_days. */
+static void s_civil(int64_t z, int *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t yy = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yy + (*m <= 2));
+}
+
+int bm_date_parse(const char *s, int64_t *days, bm_err_t *err)
+{
+    int y, m, d, len = 0;
+    if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &len) != 3 || len != 10 ||
+        s[4] != '-' || s[7] != '-' || y < 1900 || y > 9999 || m < 1 || m > 12 || d < 1)
+        return bm_err_set(err, "invalid date \"%s\" (expected YYYY-MM-DD)", s);
+    int64_t z = bm_days_from_civil(y, (unsigned)m, (unsigned)d);
+    int yy, mm, dd;
+    s_civil(z, &yy, &mm, &dd);
+    if (yy != y || mm != m || dd != d)
+        return bm_err_set(err, "invalid date \"%s\": no such day", s);
+    *days = z;
+    return 0;
+}
+
+char *bm_date_format(int64_t days, char *buf, size_t size)
+{
+    int y, m, d;
+    s_civil(days, &y, &m, &d);
+    snprintf(buf, size, "%04d-%02d-%02d", y, m, d);
+    return buf;
+}
+
+int64_t bm_period_start(bm_period_kind_t kind, int64_t days)
+{
+    int y, m, d;
+    switch (kind) {
+    case BM_PERIOD_DAY:
+        return days;
+    case BM_PERIOD_WEEK: {
+        /* 1970-01-01 was a Thursday: Monday-based weekday = (days + 3) mod 7. */
+        int64_t wd = ((days + 3) % 7 + 7) % 7;
+        return days - wd;
+    }
+    case BM_PERIOD_MONTH:
+        s_civil(days, &y, &m, &d);
+        return bm_days_from_civil(y, (unsigned)m, 1);
+    case BM_PERIOD_QUARTER:
+    default:
+        s_civil(days, &y, &m, &d);
+        return bm_days_from_civil(y, (unsigned)(((m - 1) / 3) * 3 + 1), 1);
+    }
+}
+
+int64_t bm_period_add(bm_period_kind_t kind, int64_t start, int k)
+{
+    int y, m, d;
+    switch (kind) {
+    case BM_PERIOD_DAY:
+        return start + k;
+    case BM_PERIOD_WEEK:
+        return start + 7 * (int64_t)k;
+    default: {
+        int months = kind == BM_PERIOD_MONTH ? k : 3 * k;
+        s_civil(start, &y, &m, &d);
+        int64_t total = (int64_t)y * 12 + (m - 1) + months;
+        int64_t ny = total >= 0 ? total / 12 : (total - 11) / 12;
+        int nm = (int)(total - ny * 12) + 1;
+        return bm_days_from_civil(ny, (unsigned)nm, 1);
+    }
+    }
+}
+
+char *bm_period_label(bm_period_kind_t kind, int64_t start, char *buf, size_t size)
+{
+    int y, m, d;
+    s_civil(start, &y, &m, &d);
+    switch (kind) {
+    case BM_PERIOD_MONTH:
+        snprintf(buf, size, "%04d-%02d", y, m);
+        break;
+    case BM_PERIOD_QUARTER:
+        snprintf(buf, size, "%04d-Q%d", y, (m - 1) / 3 + 1);
+        break;
+    case BM_PERIOD_WEEK: {
+        /* ISO week: the week's Thursday decides the year. */
+        int64_t thu = start + 3;
+        int ty, tm, td;
+        s_civil(thu, &ty, &tm, &td);
+        int64_t jan1 = bm_days_from_civil(ty, 1, 1);
+        snprintf(buf, size, "%04d-W%02d", ty, (int)((thu - jan1) / 7 + 1));
+        break;
+    }
+    default:
+        bm_date_format(start, buf, size);
+        break;
+    }
+    return buf;
+}
+
+/* ---- metrics catalogue -------------------------------------------------- */
+
+/* Parameters of every metric statement (typed, so unused ones are fine):
+ * $1 period kind, $2 first period start, $3 last period start, $4 channel,
+ * $5 segment, $6 section, $7 answer target seconds, $8 outlet kind.
+ * Columns: id, period_start, n, x, y, sum, sumsq, currency
+ * (histograms: id, period_start, bucket, n). */
+#define S_RANGE(t) t "period_kind = $1 AND " t "period_start BETWEEN $2 AND $3"
+
+#define S_LATEST(table) "SELECT max(period_start)::text FROM " table " WHERE period_kind = $1"
+
+const bm_metric_t bm_metrics[] = {
+    {"ms_score", "%", 1, BM_FAM_MEAN, "evaluations", 3, 1, 0, NULL, 0,
+     S_LATEST("rollup_scores") " AND outlet_kind = 'branch'",
+     "SELECT outlet_id, period_start::text, sum(n), 0, 0, sum(score_sum), sum(score_sumsq), ''"
+     " FROM rollup_scores WHERE outlet_kind = $8 AND " S_RANGE("")
+     " AND ($4 = '' OR channel = $4) AND ($5 = '' OR segment = $5) AND section = $6"
+     " GROUP BY 1, 2",
+     "mystery-shopping score: mean of the evaluations' overall (or --section) scores"},
+    {"nps", "points", 1, BM_FAM_NPS, "survey answers", 30, 1, 0, NULL, 0,
+     S_LATEST("rollup_surveys"),
+     "SELECT branch_id, period_start::text, sum(nps_n), sum(promoters), sum(detractors), 0, 0, ''"
+     " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5) GROUP BY 1, 2",
+     "net promoter score: % promoters (9-10) minus % detractors (0-6)"},
+    {"csi", "index", 1, BM_FAM_MEAN, "survey answers", 30, 1, 0, NULL, 0,
+     S_LATEST("rollup_surveys"),
+     "SELECT branch_id, period_start::text, sum(csi_n), 0, 0, sum(csi_sum), sum(csi_sumsq), ''"
+     " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5) GROUP BY 1, 2",
+     "customer satisfaction index 0-100: mean of the responses' CSI"},
+    {"capture_rate", "%", 1, BM_FAM_PROPORTION, "passers-by", 30, 1, 0, NULL, 0,
+     S_LATEST("rollup_traffic"),
+     "SELECT branch_id, period_start::text, passers_by, entrants, 0, 0, 0, ''"
+     " FROM rollup_traffic WHERE " S_RANGE(""),
+     "entrants / passers-by (passers-by count everyone passing, incl. those who entered)"},
+    {"conversion", "%", 1, BM_FAM_PROPORTION, "entrants", 30, 1, 0, NULL, 0,
+     S_LATEST("rollup_traffic"),
+     "SELECT t.branch_id, t.period_start::text, t.entrants, coalesce(s.sales, 0), 0, 0, 0, ''"
+     " FROM rollup_traffic t LEFT JOIN (SELECT branch_id, period_start, sum(sales) AS sales"
+     "   FROM rollup_sales WHERE " S_RANGE("") " GROUP BY 1, 2) s"
+     " ON s.branch_id = t.branch_id AND s.period_start = t.period_start"
+     " WHERE " S_RANGE("t."),
+     "sales receipts / entrants"},
+    {"avg_check", "currency", 1, BM_FAM_MEAN, "sales", 30, 2, 0, NULL, 0,
+     S_LATEST("rollup_sales"),
+     "SELECT branch_id, period_start::text, sales, 0, 0, sales_minor, sales_minor_sq, currency"
+     " FROM rollup_sales WHERE " S_RANGE("") " AND sales > 0",
+     "mean amount of a sales receipt (refunds excluded), one currency"},
+    {"wait_p50", "s", 0, BM_FAM_QUANTILE, "called tickets", 30, 0, 0.5, "queue_wait", 5,
+     S_LATEST("rollup_queue"),
+     "SELECT branch_id, period_start::text, bucket, n FROM rollup_hist"
+     " WHERE measure = 'queue_wait' AND " S_RANGE(""),
+     "median queue wait, ticket issued -> called (5 s buckets)"},
+    {"wait_p90", "s", 0, BM_FAM_QUANTILE, "called tickets", 30, 0, 0.9, "queue_wait", 5,
+     S_LATEST("rollup_queue"),
+     "SELECT branch_id, period_start::text, bucket, n FROM rollup_hist"
+     " WHERE measure = 'queue_wait' AND " S_RANGE(""),
+     "90th percentile of the queue wait, issued -> called (5 s buckets)"},
+    {"calls_answered_share", "%", 1, BM_FAM_PROPORTION, "calls", 30, 1, 0, NULL, 0,
+     S_LATEST("rollup_calls"),
+     "SELECT c.branch_id, c.period_start::text, c.calls, coalesce(h.x, 0), 0, 0, 0, ''"
+     " FROM rollup_calls c LEFT JOIN (SELECT branch_id, period_start, sum(n) AS x"
+     "   FROM rollup_hist WHERE measure = 'call_answer_wait' AND bucket <= $7 AND "
+     S_RANGE("") " GROUP BY 1, 2) h"
+     " ON h.branch_id = c.branch_id AND h.period_start = c.period_start"
+     " WHERE " S_RANGE("c."),
+     "calls answered within the target (default 20 s) / all calls"},
+    {"calls_abandoned_share", "%", 0, BM_FAM_PROPORTION, "calls", 30, 1, 0, NULL, 0,
+     S_LATEST("rollup_calls"),
+     "SELECT branch_id, period_start::text, calls, abandoned, 0, 0, 0, ''"
+     " FROM rollup_calls WHERE " S_RANGE(""),
+     "calls never answered / all calls"},
+    {"complaints_per_1000", "per 1000", 0, BM_FAM_RATE1000, "entrants", 30, 2, 0, NULL, 0,
+     S_LATEST("rollup_complaints"),
+     "SELECT t.branch_id, t.period_start::text, t.entrants, coalesce(c.complaints, 0), 0, 0, 0, ''"
+     " FROM rollup_traffic t LEFT JOIN rollup_complaints c ON c.branch_id = t.branch_id"
+     " AND c.period_kind = t.period_kind AND c.period_start = t.period_start"
+     " WHERE " S_RANGE("t."),
+     "complaints received per 1,000 entrants"},
+    {"complaint_resolve_median", "h", 0, BM_FAM_QUANTILE, "resolved complaints", 30, 1, 0.5,
+     "complaint_resolve", 1, S_LATEST("rollup_complaints"),
+     "SELECT branch_id, period_start::text, bucket, n FROM rollup_hist"
+     " WHERE measure = 'complaint_resolve' AND " S_RANGE(""),
+     "median hours from receipt to resolution of the complaints received (1 h buckets)"},
+    {"complaints_open", "count", 0, BM_FAM_COUNT, "complaints", 30, 0, 0, NULL, 0,
+     S_LATEST("rollup_complaints"),
+     "SELECT branch_id, period_start::text, complaints, open, 0, 0, 0, ''"
+     " FROM rollup_complaints WHERE " S_RANGE(""),
+     "complaints received in the period and still open"},
+    {"customer_balance", "count", 1, BM_FAM_COUNT, "customer changes", 30, 0, 0, NULL, 0,
+     S_LATEST("rollup_customers"),
+     "SELECT branch_id, period_start::text, gained + lost, gained - lost, 0, 0, 0, ''"
+     " FROM rollup_customers WHERE " S_RANGE(""),
+     "customers gained minus customers lost"},
+    {NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL, NULL, NULL},
+};
+
+const bm_metric_t *bm_metric_find(const char *name)
+{
+    for (const bm_metric_t *m = bm_metrics; m->name; m++)
+        if (!strcmp(m->name, name))
+            return m;
+    return NULL;
+}
+
+int bm_currency_digits(const char *c)
+{
+    if (!strcmp(c, "JPY") || !strcmp(c, "KRW"))
+        return 0;
+    if (!strcmp(c, "BHD") || !strcmp(c, "KWD") || !strcmp(c, "OMR") || !strcmp(c, "TND"))
+        return 3;
+    return 2;
+}
+
+/* ---- reference data ----------------------------------------------------- */
+
+static void s_copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+static const bm_q_outlet_t *s_sort_base;
+
+static int s_cmp_by_id(const void *a, const void *b)
+{
+    int x = s_sort_base[*(const int *)a].id, y = s_sort_base[*(const int *)b].id;
+    return x < y ? -1 : x > y;
+}
+
+static int *s_id_order(const bm_q_outlet_t *o, int n)
+{
+    int *idx = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    if (!idx)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
+    s_sort_base = o;
+    qsort(idx, (size_t)n, sizeof(int), s_cmp_by_id);
+    return idx;
+}
+
+/* Index of the outlet with database id `id`, or -1. */
+static int s_find_id(const bm_q_outlet_t *o, const int *order, int n, int id)
+{
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        int v = o[order[mid]].id;
+        if (v == id)
+            return order[mid];
+        if (v < id)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+static int s_region_index(const bm_q_ref_t *ref, int region_id)
+{
+    for (int i = 0; i < ref->nregions; i++)
+        if (ref->regions[i].id == region_id)
+            return i;
+    return -1;
+}
+
+static int s_load_outlets(PGconn *conn, bm_q_ref_t *ref, const char *sql, int competitors,
+                          bm_err_t *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        bm_db_result_err(res, conn, competitors ? "reading competitor outlets" : "reading branches",
+                         err);
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    if (n > BM_Q_MAX_OUTLETS) {
+        PQclear(res);
+        return bm_err_set(err, "more than %d %s", BM_Q_MAX_OUTLETS,
+                          competitors ? "competitor outlets" : "branches");
+    }
+    bm_q_outlet_t *o = calloc((size_t)(n ? n : 1), sizeof *o);
+    if (!o) {
+        PQclear(res);
+        return bm_err_set(err, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        o[i].id = atoi(PQgetvalue(res, i, 0));
+        s_copy(o[i].code, sizeof o[i].code, PQgetvalue(res, i, 1));
+        s_copy(o[i].name, sizeof o[i].name, PQgetvalue(res, i, 2));
+        s_copy(o[i].brand, sizeof o[i].brand, PQgetvalue(res, i, 3));
+        o[i].region = s_region_index(ref, atoi(PQgetvalue(res, i, 4)));
+        o[i].has_geo = !PQgetisnull(res, i, 5) && !PQgetisnull(res, i, 6);
+        if (o[i].has_geo) {
+            o[i].lat = strtod(PQgetvalue(res, i, 5), NULL);
+            o[i].lon = strtod(PQgetvalue(res, i, 6), NULL);
+        }
+    }
+    PQclear(res);
+    if (competitors) {
+        ref->competitors = o;
+        ref->ncompetitors = n;
+        ref->competitor_by_id = s_id_order(o, n);
+        if (!ref->competitor_by_id)
+            return bm_err_set(err, "out of memory");
+    } else {
+        ref->branches = o;
+        ref->nbranches = n;
+        ref->branch_by_id = s_id_order(o, n);
+        if (!ref->branch_by_id)
+            return bm_err_set(err, "out of memory");
+    }
+    return 0;
+}
+
+bm_q_ref_t *bm_q_ref_load(PGconn *conn, bm_err_t *err)
+{
+    bm_q_ref_t *ref = calloc(1, sizeof *ref);
+    if (!ref) {
+        bm_err_set(err, "out of memory");
+        return NULL;
+    }
+    PGresult *res = PQexec(conn, "SELECT code, timezone FROM chain WHERE id = 1");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        bm_db_result_err(res, conn, "reading the chain", err);
+        goto fail;
+    }
+    if (PQntuples(res) == 1) {
+        s_copy(ref->chain_code, sizeof ref->chain_code, PQgetvalue(res, 0, 0));
+        s_copy(ref->timezone, sizeof ref->timezone, PQgetvalue(res, 0, 1));
+    } else {
+        s_copy(ref->chain_code, sizeof ref->chain_code, "CHAIN");
+        s_copy(ref->timezone, sizeof ref->timezone, "UTC");
+    }
+    PQclear(res);
+    res = PQexec(conn, "SELECT id, code, name FROM regions ORDER BY code");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        bm_db_result_err(res, conn, "reading regions", err);
+        goto fail;
+    }
+    ref->nregions = PQntuples(res);
+    if (ref->nregions > BM_Q_MAX_REGIONS) {
+        bm_err_set(err, "more than %d regions", BM_Q_MAX_REGIONS);
+        goto fail;
+    }
+    ref->regions = calloc((size_t)(ref->nregions ? ref->nregions : 1), sizeof *ref->regions);
+    if (!ref->regions) {
+        bm_err_set(err, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < ref->nregions; i++) {
+        ref->regions[i].id = atoi(PQgetvalue(res, i, 0));
+        s_copy(ref->regions[i].code, sizeof ref->regions[i].code, PQgetvalue(res, i, 1));
+        s_copy(ref->regions[i].name, sizeof ref->regions[i].name, PQgetvalue(res, i, 2));
+    }
+    PQclear(res);
+    res = NULL;
+    if (s_load_outlets(conn, ref,
+                       "SELECT id, code, name, '', region_id, latitude, longitude"
+                       " FROM branches WHERE active ORDER BY code", 0, err) < 0 ||
+        s_load_outlets(conn, ref,
+                       "SELECT id, code, name, brand, region_id, latitude, longitude"
+                       " FROM competitor_outlets WHERE active ORDER BY code", 1, err) < 0)
+        goto fail;
+    return ref;
+fail:
+    PQclear(res);
+    bm_q_ref_destroy(&ref);
+    return NULL;
+}
+
+void bm_q_ref_destroy(bm_q_ref_t **ref_p)
+{
+    if (!ref_p || !*ref_p)
+        return;
+    bm_q_ref_t *r = *ref_p;
+    free(r->regions);
+    free(r->branches);
+    free(r->competitors);
+    free(r->branch_by_id);
+    free(r->competitor_by_id);
+    free(r);
+    *ref_p = NULL;
+}
+
+static int s_find_code(const bm_q_outlet_t *o, int n, const char *code)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(o[i].code, code))
+            return i;
+    return -1;
+}
+
+int bm_q_ref_branch(const bm_q_ref_t *ref, const char *code)
+{
+    return s_find_code(ref->branches, ref->nbranches, code);
+}
+
+int bm_q_ref_competitor(const bm_q_ref_t *ref, const char *code)
+{
+    return s_find_code(ref->competitors, ref->ncompetitors, code);
+}
+
+int bm_q_ref_region(const bm_q_ref_t *ref, const char *code)
+{
+    for (int i = 0; i < ref->nregions; i++)
+        if (!strcmp(ref->regions[i].code, code))
+            return i;
+    return -1;
+}
+
+/* ---- grids -------------------------------------------------------------- */
+
+#define S_MAX_GRID_BYTES (256u * 1024u * 1024u)
+#define S_HIST_BUCKETS 721      /* the widest histogram (queue, complaints) */
+
+struct bm_q_grid {
+    int nent, nper;
+    size_t nb;                  /* histogram buckets per cell, 0 if none */
+    bm_q_agg_t *cells;
+    uint32_t *hist_pool;
+    bm_q_agg_t empty;
+};
+
+void bm_q_grid_destroy(bm_q_grid_t **grid_p)
+{
+    if (!grid_p || !*grid_p)
+        return;
+    free((*grid_p)->cells);
+    free((*grid_p)->hist_pool);
+    free(*grid_p);
+    *grid_p = NULL;
+}
+
+const bm_q_agg_t *bm_q_cell(const bm_q_grid_t *g, int e, int p)
+{
+    if (e < 0 || e >= g->nent || p < 0 || p >= g->nper)
+        return &g->empty;
+    return &g->cells[(size_t)e * (size_t)g->nper + (size_t)p];
+}
+
+size_t bm_q_hist_buckets(const bm_q_grid_t *g)
+{
+    return g->nb;
+}
+
+void bm_q_agg_add(bm_q_agg_t *acc, const bm_q_agg_t *a, size_t nb)
+{
+    acc->n += a->n;
+    acc->x += a->x;
+    acc->y += a->y;
+    acc->sum += a->sum;
+    acc->sumsq += a->sumsq;
+    if (acc->hist && a->hist)
+        for (size_t i = 0; i < nb; i++)
+            acc->hist[i] += a->hist[i];
+    if (a->mixed_currency)
+        acc->mixed_currency = 1;
+    if (a->currency[0]) {
+        if (!acc->currency[0])
+            memcpy(acc->currency, a->currency, sizeof acc->currency);
+        else if (strcmp(acc->currency, a->currency))
+            acc->mixed_currency = 1;
+    }
+}
+
+/* The 8 typed parameters of every rollup statement (see bm_metrics). */
+typedef struct {
+    char kind[16], from[16], to[16], target[16];
+    const char *values[8];
+} s_params_t;
+
+static const Oid s_param_types[8] = {25, 1082, 1082, 25, 25, 25, 23, 25};
+
+static void s_params_init(s_params_t *p, bm_period_kind_t kind, int64_t first, int64_t last,
+                          const bm_q_filter_t *f)
+{
+    snprintf(p->kind, sizeof p->kind, "%s", bm_period_name(kind));
+    bm_date_format(first, p->from, sizeof p->from);
+    bm_date_format(last, p->to, sizeof p->to);
+    snprintf(p->target, sizeof p->target, "%d", f ? f->answer_target_s : 20);
+    p->values[0] = p->kind;
+    p->values[1] = p->from;
+    p->values[2] = p->to;
+    p->values[3] = f && f->channel ? f->channel : "";
+    p->values[4] = f && f->segment ? f->segment : "";
+    p->values[5] = f && f->section ? f->section : "";
+    p->values[6] = p->target;
+    p->values[7] = f && f->competitors ? "competitor" : "branch";
+}
+
+/* The period index of a "YYYY-MM-DD" start, or -1. */
+static int s_period_index(bm_period_kind_t kind, int64_t first, int nper, const char *date)
+{
+    int64_t d;
+    if (bm_date_parse(date, &d, NULL) < 0)
+        return -1;
+    for (int p = 0; p < nper; p++)
+        if (bm_period_add(kind, first, p) == d)
+            return p;
+    return -1;
+}
+
+static int s_entity_index(const bm_q_ref_t *ref, int competitors, int id)
+{
+    return competitors ? s_find_id(ref->competitors, ref->competitor_by_id, ref->ncompetitors, id)
+                       : s_find_id(ref->branches, ref->branch_by_id, ref->nbranches, id);
+}
+
+bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *m,
+                        bm_period_kind_t kind, int64_t first, int nper,
+                        const bm_q_filter_t *filter, bm_err_t *err)
+{
+    int competitors = filter && filter->competitors;
+    int nent = competitors ? ref->ncompetitors : ref->nbranches;
+    if (nper < 1 || nper > 120) {
+        bm_err_set(err, "%d periods: out of range 1..120", nper);
+        return NULL;
+    }
+    size_t ncells = (size_t)(nent ? nent : 1) * (size_t)nper;
+    size_t nb = m->family == BM_FAM_QUANTILE ? S_HIST_BUCKETS : 0;
+    if (ncells * (sizeof(bm_q_agg_t) + nb * sizeof(uint32_t)) > S_MAX_GRID_BYTES) {
+        bm_err_set(err, "%d outlets x %d periods is too large a query; ask for fewer periods",
+                   nent, nper);
+        return NULL;
+    }
+    bm_q_grid_t *g = calloc(1, sizeof *g);
+    if (!g || !(g->cells = calloc(ncells, sizeof *g->cells)) ||
+        (nb && !(g->hist_pool = calloc(ncells * nb, sizeof(uint32_t))))) {
+        bm_q_grid_destroy(&g);
+        bm_err_set(err, "out of memory");
+        return NULL;
+    }
+    g->nent = nent;
+    g->nper = nper;
+    g->nb = nb;
+    for (size_t i = 0; nb && i < ncells; i++)
+        g->cells[i].hist = g->hist_pool + i * nb;
+
+    s_params_t p;
+    s_params_init(&p, kind, first, bm_period_add(kind, first, nper - 1), filter);
+    PGresult *res = PQexecParams(conn, m->sql, 8, s_param_types, p.values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char what[96];
+        snprintf(what, sizeof what, "reading rollups of %s", m->name);
+        bm_db_result_err(res, conn, what, err);
+        PQclear(res);
+        bm_q_grid_destroy(&g);
+        return NULL;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        int e = s_entity_index(ref, competitors, atoi(PQgetvalue(res, r, 0)));
+        int pi = s_period_index(kind, first, nper, PQgetvalue(res, r, 1));
+        if (e < 0 || pi < 0)
+            continue;       /* an inactive branch, or outside the range */
+        bm_q_agg_t *a = &g->cells[(size_t)e * (size_t)nper + (size_t)pi];
+        if (nb) {
+            long b = atol(PQgetvalue(res, r, 2));
+            if (b >= 0 && (size_t)b < nb)
+                a->hist[b] += (uint32_t)strtoul(PQgetvalue(res, r, 3), NULL, 10);
+            continue;
+        }
+        bm_q_agg_t row;
+        memset(&row, 0, sizeof row);
+        row.n = strtod(PQgetvalue(res, r, 2), NULL);
+        row.x = strtod(PQgetvalue(res, r, 3), NULL);
+        row.y = strtod(PQgetvalue(res, r, 4), NULL);
+        row.sum = strtod(PQgetvalue(res, r, 5), NULL);
+        row.sumsq = strtod(PQgetvalue(res, r, 6), NULL);
+        s_copy(row.currency, sizeof row.currency, PQgetvalue(res, r, 7));
+        bm_q_agg_add(a, &row, 0);
+    }
+    PQclear(res);
+    return g;
+}
+
+int bm_q_latest(PGconn *conn, const bm_metric_t *m, bm_period_kind_t kind, int64_t *start,
+                bm_err_t *err)
+{
+    const char *v[1] = {bm_period_name(kind)};
+    PGresult *res = PQexecParams(conn, m->latest_sql, 1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        bm_db_result_err(res, conn, "finding the latest period", err);
+        PQclear(res);
+        return -1;
+    }
+    int found = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+                bm_date_parse(PQgetvalue(res, 0, 0), start, NULL) == 0;
+    PQclear(res);
+    return found;
+}
+
+/* ---- estimates ---------------------------------------------------------- */
+
+static void s_scale(bm_estimate_t *e, double k)
+{
+    e->value *= k;
+    e->lo *= k;
+    e->hi *= k;
+    e->se *= k;
+    e->sd *= k;
+}
+
+int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb, bm_estimate_t *out,
+                  bm_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    switch (m->family) {
+    case BM_FAM_PROPORTION:
+        *out = bm_est_proportion(a->x, a->n);
+        s_scale(out, 100.0);
+        break;
+    case BM_FAM_RATE1000:
+        *out = bm_est_proportion(a->x, a->n);
+        s_scale(out, 1000.0);
+        break;
+    case BM_FAM_NPS:
+        *out = bm_est_nps(a->x, a->y, a->n);
+        break;
+    case BM_FAM_MEAN:
+        if (a->mixed_currency)
+            return bm_err_set(err, "%s: receipts are in more than one currency; "
+                                   "the chain must use one currency", m->name);
+        *out = bm_est_mean(a->n, a->sum, a->sumsq);
+        if (!strcmp(m->unit, "%") || !strcmp(m->unit, "index"))
+            bm_est_clamp(out, 0, 100);     /* scores live on 0..100 */
+        if (a->currency[0])
+            s_scale(out, pow(10.0, -bm_currency_digits(a->currency)));
+        break;
+    case BM_FAM_QUANTILE:
+        if (a->hist)
+            *out = bm_est_hist_quantile(a->hist, nb, m->bucket_width, m->quantile);
+        break;
+    case BM_FAM_COUNT:
+        if (a->n > 0) {
+            out->has_value = 1;
+            out->value = a->x;
+            out->n = a->n;
+        }
+        break;
+    }
+    return 0;
+}
+
+int bm_q_change(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev, size_t nb)
+{
+    bm_estimate_t c, p;
+    if (bm_q_estimate(m, cur, nb, &c, NULL) < 0 || bm_q_estimate(m, prev, nb, &p, NULL) < 0 ||
+        !c.has_value || !p.has_value)
+        return 0;
+    switch (m->family) {
+    case BM_FAM_PROPORTION:
+    case BM_FAM_RATE1000:
+        return bm_change_proportion(cur->x, cur->n, prev->x, prev->n);
+    case BM_FAM_NPS:
+        return bm_change_nps(&c, &p);
+    case BM_FAM_MEAN:
+        return bm_change_welch(&c, &p);
+    case BM_FAM_QUANTILE:
+        return bm_change_disjoint(&c, &p);
+    case BM_FAM_COUNT:
+    default:
+        return 0;
+    }
+}
+
+/* ---- breakdowns --------------------------------------------------------- */
+
+static const char *const s_bd_sql[] = {
+    [BM_BD_SECTIONS] =
+        "SELECT outlet_id, period_start::text, section, sum(n), 0, sum(score_sum), sum(score_sumsq)"
+        " FROM rollup_scores WHERE outlet_kind = $8 AND " S_RANGE("")
+        " AND section <> '' AND ($4 = '' OR channel = $4) AND ($5 = '' OR segment = $5)"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    [BM_BD_COMPLAINT_CATEGORY] =
+        "SELECT branch_id, period_start::text, category, sum(complaints), sum(complaints), 0, 0"
+        " FROM rollup_complaint_causes WHERE " S_RANGE("") " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    [BM_BD_CONTACT_POINT] =
+        "SELECT branch_id, period_start::text, contact_point, sum(complaints), sum(complaints), 0, 0"
+        " FROM rollup_complaint_causes WHERE " S_RANGE("") " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    [BM_BD_LOST_REASON] =
+        "SELECT branch_id, period_start::text, reason, sum(lost), sum(lost), 0, 0"
+        " FROM rollup_lost_reasons WHERE " S_RANGE("") " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+};
+
+int bm_q_breakdown(PGconn *conn, const bm_q_ref_t *ref, bm_breakdown_t what,
+                   bm_period_kind_t kind, int64_t first, int nper,
+                   const bm_q_filter_t *filter, bm_q_bd_row_t **rows, bm_err_t *err)
+{
+    *rows = NULL;
+    int competitors = what == BM_BD_SECTIONS && filter && filter->competitors;
+    s_params_t p;
+    s_params_init(&p, kind, first, bm_period_add(kind, first, nper - 1), filter);
+    PGresult *res = PQexecParams(conn, s_bd_sql[what], 8, s_param_types, p.values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        bm_db_result_err(res, conn, "reading a breakdown", err);
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    if (n > BM_Q_MAX_BD_ROWS) {
+        PQclear(res);
+        return bm_err_set(err, "breakdown has more than %d rows; ask for fewer periods",
+                          BM_Q_MAX_BD_ROWS);
+    }
+    bm_q_bd_row_t *out = calloc((size_t)(n ? n : 1), sizeof *out);
+    if (!out) {
+        PQclear(res);
+        return bm_err_set(err, "out of memory");
+    }
+    int k = 0;
+    for (int r = 0; r < n; r++) {
+        int e = s_entity_index(ref, competitors, atoi(PQgetvalue(res, r, 0)));
+        int pi = s_period_index(kind, first, nper, PQgetvalue(res, r, 1));
+        if (e < 0 || pi < 0)
+            continue;
+        out[k].entity = e;
+        out[k].period = pi;
+        s_copy(out[k].key, sizeof out[k].key, PQgetvalue(res, r, 2));
+        out[k].n = strtod(PQgetvalue(res, r, 3), NULL);
+        out[k].x = strtod(PQgetvalue(res, r, 4), NULL);
+        out[k].sum = strtod(PQgetvalue(res, r, 5), NULL);
+        out[k].sumsq = strtod(PQgetvalue(res, r, 6), NULL);
+        k++;
+    }
+    PQclear(res);
+    *rows = out;
+    return k;
+}
