@@ -1,0 +1,282 @@
+#!/bin/bash
+# demo.sh: the whole system end to end on one machine, from a fresh checkout.
+#
+#   ./scripts/demo.sh [--keep]
+#
+# Installs what is missing, builds into build/, starts a throwaway
+# PostgreSQL in var/demo/pg (port 54320, Unix socket only), creates the
+# schema, generates a month of exports for 12 branches in 3 regions and 6
+# competitor outlets (fixed seed), loads the reference data, starts one
+# collector and one agent per branch, waits until every export file is
+# acknowledged, prints the per-branch summary, a regional ranking, a
+# scorecard and the competitor gaps, and stops everything again.
+# --keep leaves PostgreSQL running and prints how to connect.
+# Re-runnable: var/demo is wiped first.  Owns var/demo/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
+cd "$ROOT"
+
+KEEP=0
+for arg in "$@"; do
+    case "$arg" in
+    --keep) KEEP=1 ;;
+    -h | --help)
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "demo.sh: unknown argument \"$arg\" (try --help)" >&2
+        exit 2
+        ;;
+    esac
+done
+
+DEMO=$ROOT/var/demo
+BUILD=$ROOT/build
+PG_PORT=54320
+COLLECTOR_EP=tcp://127.0.0.1:55550
+BRANCHES=12
+REGIONS=3
+COMPETITORS=6
+DAYS=30
+SEED=42
+DEADLINE_S=${BM_DEMO_DEADLINE:-900}
+
+START_NS=$(date +%s%N)
+elapsed() { echo $((($(date +%s%N) - START_NS) / 1000000)) | awk '{printf "%.1f s", $1 / 1000}'; }
+step() { printf '\n== %s  [%s]\n' "$*" "$(elapsed)"; }
+die() {
+    echo "demo.sh: $*" >&2
+    exit 1
+}
+
+declare -A PIDS=()
+PG_UP=0
+DONE_OK=0
+
+cleanup() {
+    local rc=$?
+    set +e
+    # Agents first, then the collector, so nothing is left half-sent.
+    local name
+    for name in "${!PIDS[@]}"; do
+        [ "$name" = collector ] || kill -TERM "${PIDS[$name]}" 2>/dev/null
+    done
+    for name in "${!PIDS[@]}"; do
+        [ "$name" = collector ] || wait "${PIDS[$name]}" 2>/dev/null
+    done
+    if [ -n "${PIDS[collector]:-}" ]; then
+        kill -TERM "${PIDS[collector]}" 2>/dev/null
+        wait "${PIDS[collector]}" 2>/dev/null
+    fi
+    if [ $DONE_OK -eq 0 ]; then
+        echo >&2
+        echo "demo.sh: FAILED after $(elapsed); logs are in $DEMO/logs/" >&2
+        for f in "$DEMO"/logs/collector.log "$DEMO"/logs/agent-B001.log; do
+            [ -f "$f" ] || continue
+            echo "----- last lines of $f -----" >&2
+            tail -n 15 "$f" >&2
+        done
+    fi
+    if [ $PG_UP -eq 1 ]; then
+        if [ $KEEP -eq 1 ] && [ $DONE_OK -eq 1 ]; then
+            :
+        else
+            "$ROOT/scripts/pg.sh" stop "$DEMO/pg" >/dev/null 2>&1
+        fi
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------------ set up
+
+step "checking packages (scripts/deps.sh)"
+"$ROOT/scripts/deps.sh"
+
+step "building into build/"
+mkdir -p "$BUILD"
+if ! "$ROOT/scripts/build.sh" "$BUILD" >"$BUILD/demo-build.log" 2>&1; then
+    tail -n 40 "$BUILD/demo-build.log" >&2
+    die "build failed (full log: $BUILD/demo-build.log)"
+fi
+AGENT=$BUILD/agent/branchmark-agent
+COLLECTOR=$BUILD/collector/branchmark-collector
+BM=$BUILD/collector/branchmark
+DATAGEN=$BUILD/bench/bm-datagen
+
+step "starting PostgreSQL in var/demo/pg (port $PG_PORT)"
+# A previous run (--keep, or interrupted) may have left its server running.
+"$ROOT/scripts/pg.sh" stop "$DEMO/pg" >/dev/null 2>&1 || true
+if (exec 3<>/dev/tcp/127.0.0.1/${COLLECTOR_EP##*:}) 2>/dev/null; then
+    die "something already listens on $COLLECTOR_EP (a collector from an earlier demo?); stop it first"
+fi
+rm -rf "$DEMO"
+mkdir -p "$DEMO/logs" "$DEMO/agents"
+"$ROOT/scripts/pg.sh" start "$DEMO/pg" "$PG_PORT"
+PG_UP=1
+export PGHOST=$DEMO/pg/sock PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=postgres
+psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE DATABASE branchmark' >/dev/null
+export PGDATABASE=branchmark
+DB="host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark user=postgres"
+
+step "creating the schema (branchmark migrate)"
+"$BM" migrate --db "$DB"
+
+step "generating $DAYS days of exports for $BRANCHES branches, $REGIONS regions, $COMPETITORS competitors"
+"$DATAGEN" --out "$DEMO/data" --branches $BRANCHES --regions $REGIONS \
+    --competitors $COMPETITORS --days $DAYS --seed $SEED
+
+step "loading reference data (branchmark refdata load)"
+"$BM" refdata load --db "$DB" "$DEMO/data/refdata.json"
+
+# ----------------------------------------------------------------- run
+
+step "starting the collector on $COLLECTOR_EP"
+cat >"$DEMO/collector.conf" <<EOF
+# Written by scripts/demo.sh.
+listen = $COLLECTOR_EP
+database = "$DB"
+status_file = $DEMO/collector.status.json
+log_level = info
+EOF
+"$COLLECTOR" -c "$DEMO/collector.conf" >"$DEMO/logs/collector.log" 2>&1 &
+PIDS[collector]=$!
+
+CODES=()
+TOTAL_FILES=0
+for dir in "$DEMO"/data/B*/; do
+    code=$(basename "$dir")
+    CODES+=("$code")
+    mkdir -p "$DEMO/agents/$code"
+    mv "$dir/inbox" "$DEMO/agents/$code/inbox"
+    TOTAL_FILES=$((TOTAL_FILES + $(find "$DEMO/agents/$code/inbox" -type f | wc -l)))
+    cat >"$DEMO/agents/$code.conf" <<EOF
+# Written by scripts/demo.sh.
+agent_id = agent-$code
+branch = $code
+collector = $COLLECTOR_EP
+data_dir = $DEMO/agents/$code
+inbox_settle = 0
+scan_interval = 500ms
+log_level = info
+EOF
+done
+TOTAL_RECORDS=$(awk 'NR > 1 { n += $3 } END { print n }' "$DEMO/data/expected.tsv")
+
+step "starting ${#CODES[@]} agents ($TOTAL_FILES files, $TOTAL_RECORDS records in their inboxes)"
+for code in "${CODES[@]}"; do
+    "$AGENT" -c "$DEMO/agents/$code.conf" >"$DEMO/logs/agent-$code.log" 2>&1 &
+    PIDS[agent-$code]=$!
+done
+
+# One number from an agent's status.json ("key": N).
+status_num() {
+    grep -Eo "\"$2\": *[0-9]+" "$DEMO/agents/$1/status.json" 2>/dev/null | grep -Eo '[0-9]+$' || echo -1
+}
+
+step "waiting until every file is acknowledged (deadline ${DEADLINE_S} s)"
+wait_start=$SECONDS
+last_print=-100
+while :; do
+    for name in "${!PIDS[@]}"; do
+        kill -0 "${PIDS[$name]}" 2>/dev/null || die "$name exited unexpectedly (log: $DEMO/logs/)"
+    done
+    done_files=0 rejected_files=0 inbox_files=0 spooled=0
+    for code in "${CODES[@]}"; do
+        a=$DEMO/agents/$code
+        n=$(find "$a/done" -type f 2>/dev/null | wc -l)
+        done_files=$((done_files + n))
+        n=$(find "$a/rejected" -type f ! -name '*.errors' 2>/dev/null | wc -l)
+        rejected_files=$((rejected_files + n))
+        n=$(find "$a/inbox" -type f 2>/dev/null | wc -l)
+        inbox_files=$((inbox_files + n))
+        s=$(status_num "$code" spool_entries)
+        [ "$s" -lt 0 ] && s=1
+        spooled=$((spooled + s))
+    done
+    finished=$((done_files + rejected_files))
+    if [ $((SECONDS - last_print)) -ge 2 ] || { [ $finished -ge "$TOTAL_FILES" ] && [ $spooled -eq 0 ]; }; then
+        printf '   %4d s  files done %d/%d, rejected %d, still in inboxes %d; batches waiting for an ack %d\n' \
+            $((SECONDS - wait_start)) "$done_files" "$TOTAL_FILES" "$rejected_files" "$inbox_files" "$spooled"
+        last_print=$SECONDS
+    fi
+    if [ $finished -ge "$TOTAL_FILES" ] && [ $spooled -eq 0 ]; then
+        break
+    fi
+    if [ $((SECONDS - wait_start)) -ge "$DEADLINE_S" ]; then
+        die "not finished after $DEADLINE_S s"
+    fi
+    sleep 0.5
+done
+[ "$rejected_files" -eq 0 ] || echo "   note: $rejected_files file(s) had bad lines; see var/demo/agents/*/rejected/*.errors"
+
+# Stored records against what the generator wrote.
+stored=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -c "SELECT coalesce(sum(stored), 0) FROM ingest_batches")
+echo "   records stored: $stored of $TOTAL_RECORDS generated"
+if [ "$stored" != "$TOTAL_RECORDS" ] && [ "$rejected_files" -eq 0 ]; then
+    echo "   WARNING: the database does not hold every generated record (see $DEMO/logs/)"
+fi
+
+step "stopping agents and collector (SIGTERM)"
+for code in "${CODES[@]}"; do
+    kill -TERM "${PIDS[agent-$code]}"
+done
+for code in "${CODES[@]}"; do
+    rc=0
+    wait "${PIDS[agent-$code]}" || rc=$?
+    unset "PIDS[agent-$code]"
+    [ $rc -eq 0 ] || echo "   warning: agent $code exited with status $rc"
+done
+kill -TERM "${PIDS[collector]}"
+rc=0
+wait "${PIDS[collector]}" || rc=$?
+unset "PIDS[collector]"
+[ $rc -eq 0 ] || echo "   warning: the collector exited with status $rc"
+
+# ----------------------------------------------------------------- report
+
+HELP=$("$BM" --help 2>&1 || true)
+has_cmd() { grep -Eq "^  $1 " <<<"$HELP"; }
+# Runs a report command if the tool has it and it works; a note otherwise.
+report() {
+    local title=$1 cmd=$2
+    shift 2
+    step "$title"
+    echo "\$ branchmark $cmd $*"
+    if ! has_cmd "$cmd"; then
+        echo "(skipped: this build of branchmark has no \"$cmd\" command)"
+        return 0
+    fi
+    local rc=0
+    "$BM" "$cmd" --db "$DB" "$@" || rc=$?
+    [ $rc -eq 0 ] || echo "(branchmark $cmd exited with status $rc)"
+}
+
+# refdata.json lists the chain's code first, then the regions'.
+FIRST_REGION=$(grep -Eo '"code": *"[^"]*"' "$DEMO/data/refdata.json" | sed -n '2s/.*: *"\(.*\)"/\1/p')
+# The data ends yesterday: the month holding yesterday is the last month
+# with data (named explicitly with --at rather than left to the default).
+LAST_DAY=$(date -u -d yesterday +%Y-%m-%d)
+LAST_MONTH=${LAST_DAY%-*}
+
+report "per-branch summary" summary
+report "ranking in region $FIRST_REGION on the mystery-shopping score, month $LAST_MONTH" \
+    rank --region "$FIRST_REGION" --metric ms_score --period month --at "$LAST_DAY"
+report "scorecard of B001" scorecard B001
+report "branches against competitors" competitors
+
+DONE_OK=1
+step "done"
+echo "elapsed: $(elapsed)"
+if [ $KEEP -eq 1 ]; then
+    cat <<EOF
+PostgreSQL keeps running (--keep). Connect with:
+    psql "host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark user=postgres"
+    $BM summary --db "host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark user=postgres"
+Stop it with:
+    ./scripts/pg.sh stop var/demo/pg
+EOF
+fi
