@@ -21,4 +21,15 @@ int bm_cmd_competitors(int argc, char **argv);
 int bm_cmd_alerts(int argc, char **argv);
 int bm_cmd_metrics(int argc, char **argv);     /* list metric names and definitions */
 
+/* cli_security.c: agent keys and database users (issue: security) */
+int bm_cmd_keygen(int argc, char **argv);      /* keygen --out PREFIX: CURVE key pair files */
+int bm_cmd_agent(int argc, char **argv);       /* agent enroll|list|revoke */
+int bm_cmd_user(int argc, char **argv);        /* user add|list|remove: login roles and their scope */
+
+/* cli_workflow.c: the evaluation workflow (issue: evaluation workflow) */
+int bm_cmd_review(int argc, char **argv);      /* review list|show|approve|hold|reject|correct */
+int bm_cmd_appeal(int argc, char **argv);      /* appeal file|list|answer */
+int bm_cmd_retention(int argc, char **argv);   /* retention run: delete expired open text/evidence */
+int bm_cmd_readiness(int argc, char **argv);   /* the 13-question readiness self-test */
+
 #endif

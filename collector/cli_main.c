@@ -21,6 +21,13 @@ static const s_command_t s_commands[] = {
     {"competitors", bm_cmd_competitors, "branches against the competitor outlets, per section"},
     {"alerts", bm_cmd_alerts, "branches whose metrics fell significantly below their own level"},
     {"metrics", bm_cmd_metrics, "list the metrics and their definitions"},
+    {"keygen", bm_cmd_keygen, "create a CURVE key pair for an agent or a collector"},
+    {"agent", bm_cmd_agent, "enroll, list or revoke agent keys"},
+    {"user", bm_cmd_user, "add, list or remove database users and their region or branch"},
+    {"review", bm_cmd_review, "list, approve, hold, reject or correct shopper evaluations"},
+    {"appeal", bm_cmd_appeal, "file, list or answer a branch's appeal of an evaluation"},
+    {"retention", bm_cmd_retention, "delete open text and evidence past each programme's retention"},
+    {"readiness", bm_cmd_readiness, "the mystery-shopping readiness self-test (13 questions)"},
     {NULL, NULL, NULL},
 };
 
