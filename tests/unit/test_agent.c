@@ -3,7 +3,8 @@
  * and an in-process fake collector (a ZeroMQ ROUTER served by the test's
  * own loop, so no threads and no sleeps: every wait polls a condition with
  * a deadline).  Each test uses its own directory under a temporary root. */
-#define _XOPEN_SOURCE 700 /* nftw */
+
+#include "bm_test.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,28 +28,8 @@
 #include "sender.h"
 #include "spool.h"
 
-static int failures;
-
-#define CHECK(expr)                                                           \
-    do {                                                                      \
-        if (!(expr)) {                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,  \
-                    #expr);                                                   \
-            failures++;                                                       \
-            goto out;                                                         \
-        }                                                                     \
-    } while (0)
-
 static char s_root[256];
 static volatile sig_atomic_t s_stop;
-
-static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void s_write(const char *path, const char *text)
 {
@@ -147,38 +128,38 @@ static void test_config(void)
     snprintf(path, sizeof path, "%s/good.conf", s_root);
     s_write(path, "# comment\nagent_id = a1\nbranch = B001\ncollector = tcp://h1:5555\n"
                   "collector = tcp://h2:5555\ndata_dir = /var/lib/bm/\nclock_max_age = 9600h\n");
-    CHECK(bm_agent_config_load(path, &cfg, &err) == 0);
-    CHECK(cfg.collector.count == 2);
-    CHECK(strcmp(cfg.collector.items[1], "tcp://h2:5555") == 0);
-    CHECK(strcmp(cfg.data_dir, "/var/lib/bm") == 0);
-    CHECK(strcmp(cfg.inbox_dir, "/var/lib/bm/inbox") == 0);
-    CHECK(cfg.batch_records == 500 && cfg.send_window == 16);
-    CHECK(cfg.ack_timeout_ms == 30000 && cfg.backoff_min_ms == 500);
-    CHECK(cfg.spool_max_bytes == 1024LL * 1024 * 1024);
-    CHECK(cfg.clock_max_age_ms == 400LL * 24 * 3600 * 1000);
-    CHECK(cfg.log_level_value == BM_LOG_INFO);
+    CHECK_OR_GOTO(bm_agent_config_load(path, &cfg, &err) == 0, out);
+    CHECK_OR_GOTO(cfg.collector.count == 2, out);
+    CHECK_OR_GOTO(strcmp(cfg.collector.items[1], "tcp://h2:5555") == 0, out);
+    CHECK_OR_GOTO(strcmp(cfg.data_dir, "/var/lib/bm") == 0, out);
+    CHECK_OR_GOTO(strcmp(cfg.inbox_dir, "/var/lib/bm/inbox") == 0, out);
+    CHECK_OR_GOTO(cfg.batch_records == 500 && cfg.send_window == 16, out);
+    CHECK_OR_GOTO(cfg.ack_timeout_ms == 30000 && cfg.backoff_min_ms == 500, out);
+    CHECK_OR_GOTO(cfg.spool_max_bytes == 1024LL * 1024 * 1024, out);
+    CHECK_OR_GOTO(cfg.clock_max_age_ms == 400LL * 24 * 3600 * 1000, out);
+    CHECK_OR_GOTO(cfg.log_level_value == BM_LOG_INFO, out);
 
     static const char base[] = "agent_id = a1\nbranch = B001\ncollector = tcp://h:1\n"
                                "data_dir = /d\n";
     char text[1024];
     snprintf(text, sizeof text, "%scolour = blue\n", base);
-    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "unknown key \"colour\""));
-    CHECK(s_load_text("agent_id = a1\nbranch = B001\ndata_dir = /d\n", &err) < 0 &&
-          strstr(err.msg, "collector"));
-    CHECK(s_load_text("agent_id = a b\nbranch = B001\ncollector = tcp://h:1\ndata_dir = /d\n",
-                      &err) < 0 && strstr(err.msg, "agent_id"));
-    CHECK(s_load_text("agent_id = a\nbranch = B001\ncollector = udp://h:1\ndata_dir = /d\n",
-                      &err) < 0 && strstr(err.msg, "tcp:// or ipc://"));
-    CHECK(s_load_text("agent_id = a\nbranch = B001\ncollector = tcp://h\ndata_dir = /d\n",
-                      &err) < 0 && strstr(err.msg, "host:port"));
+    CHECK_OR_GOTO(s_load_text(text, &err) < 0 && strstr(err.msg, "unknown key \"colour\""), out);
+    CHECK_OR_GOTO(s_load_text("agent_id = a1\nbranch = B001\ndata_dir = /d\n", &err) < 0 &&
+          strstr(err.msg, "collector"), out);
+    CHECK_OR_GOTO(s_load_text("agent_id = a b\nbranch = B001\ncollector = tcp://h:1\ndata_dir = /d\n",
+                      &err) < 0 && strstr(err.msg, "agent_id"), out);
+    CHECK_OR_GOTO(s_load_text("agent_id = a\nbranch = B001\ncollector = udp://h:1\ndata_dir = /d\n",
+                      &err) < 0 && strstr(err.msg, "tcp:// or ipc://"), out);
+    CHECK_OR_GOTO(s_load_text("agent_id = a\nbranch = B001\ncollector = tcp://h\ndata_dir = /d\n",
+                      &err) < 0 && strstr(err.msg, "host:port"), out);
     snprintf(text, sizeof text, "%sbackoff_min = 2s\nbackoff_max = 1s\n", base);
-    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "backoff_min"));
+    CHECK_OR_GOTO(s_load_text(text, &err) < 0 && strstr(err.msg, "backoff_min"), out);
     snprintf(text, sizeof text, "%ssend_window = 0\n", base);
-    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "send_window"));
+    CHECK_OR_GOTO(s_load_text(text, &err) < 0 && strstr(err.msg, "send_window"), out);
     snprintf(text, sizeof text, "%sspool_max_bytes = 1M\nsegment_bytes = 1M\n", base);
-    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "twice segment_bytes"));
+    CHECK_OR_GOTO(s_load_text(text, &err) < 0 && strstr(err.msg, "twice segment_bytes"), out);
     snprintf(text, sizeof text, "%slog_level = loud\n", base);
-    CHECK(s_load_text(text, &err) < 0 && strstr(err.msg, "log_level"));
+    CHECK_OR_GOTO(s_load_text(text, &err) < 0 && strstr(err.msg, "log_level"), out);
 out:
     bm_agent_config_free(&cfg);
 }
@@ -336,7 +317,7 @@ static void test_flow(void)
     s_fake_t f = {0};
     char ts[32], name[300], path[1024], text[2048];
     if (s_agent_open(&a, "flow", NULL) < 0) {
-        failures++;
+        bm_test_failures++;
         s_agent_close(&a);
         return;
     }
@@ -356,19 +337,19 @@ static void test_flow(void)
 
     s_take_all(&a);
     /* receipts_a: 5 good records in 3 batches of 2, waiting for acks. */
-    CHECK(s_count(a.sending, "receipts_a.csv", name, sizeof name) == 2);
-    CHECK(strcmp(name, "00000000000000000001_receipts_a.csv") == 0 ||
-          strcmp(name, "00000000000000000001_receipts_a.csv.errors") == 0);
-    CHECK(s_exists(a.sending, "00000000000000000001_receipts_a.csv.errors"));
+    CHECK_OR_GOTO(s_count(a.sending, "receipts_a.csv", name, sizeof name) == 2, out);
+    CHECK_OR_GOTO(strcmp(name, "00000000000000000001_receipts_a.csv") == 0 ||
+          strcmp(name, "00000000000000000001_receipts_a.csv.errors") == 0, out);
+    CHECK_OR_GOTO(s_exists(a.sending, "00000000000000000001_receipts_a.csv.errors"), out);
     snprintf(path, sizeof path, "%s/00000000000000000001_receipts_a.csv.errors", a.sending);
-    CHECK(strstr(s_slurp(path), "line 5: ") != NULL);
+    CHECK_OR_GOTO(strstr(s_slurp(path), "line 5: ") != NULL, out);
     /* surveys_b: no good line, rejected at once; receipts_c: empty, done. */
-    CHECK(s_count(a.rejected, "surveys_b.jsonl.errors", name, sizeof name) == 2 && name[0]);
-    CHECK(s_count(a.done, "receipts_c.csv", name, sizeof name) == 1 && name[0]);
-    CHECK(s_exists(a.inbox_dir, "notes.txt"));
+    CHECK_OR_GOTO(s_count(a.rejected, "surveys_b.jsonl.errors", name, sizeof name) == 2 && name[0], out);
+    CHECK_OR_GOTO(s_count(a.done, "receipts_c.csv", name, sizeof name) == 1 && name[0], out);
+    CHECK_OR_GOTO(s_exists(a.inbox_dir, "notes.txt"), out);
     bm_spool_stats_t st;
     bm_spool_stats(a.spool, &st);
-    CHECK(st.entries == 3 && st.next_seq == 4);
+    CHECK_OR_GOTO(st.entries == 3 && st.next_seq == 4, out);
 
     /* The collector loses the first send, is unavailable once, refuses
      * record 0 of batch 2, then acks everything. */
@@ -377,12 +358,12 @@ static void test_flow(void)
     int zero = 0;
     zmq_setsockopt(f.router, ZMQ_LINGER, &zero, sizeof zero);
     snprintf(path, sizeof path, "ipc://%s/coll.ipc", a.dir);
-    CHECK(zmq_bind(f.router, path) == 0);
+    CHECK_OR_GOTO(zmq_bind(f.router, path) == 0, out);
     f.drop_first = 1;
     f.unavailable = 1;
     f.reject_seq = 2;
     bm_err_t err = {{0}};
-    CHECK((a.sender = bm_sender_new(&a.cfg, a.spool, a.dl, &err)) != NULL);
+    CHECK_OR_GOTO((a.sender = bm_sender_new(&a.cfg, a.spool, a.dl, &err)) != NULL, out);
     int64_t deadline = bm_mono_ms() + 15000;
     bool finished = false;
     while (!finished && bm_mono_ms() < deadline) {
@@ -393,25 +374,25 @@ static void test_flow(void)
         bm_spool_stats(a.spool, &st);
         finished = st.entries == 0 && s_count(a.sending, NULL, NULL, 0) == 0;
     }
-    CHECK(finished);
-    CHECK(f.received_seq1 >= 2);           /* resent after the lost reply */
-    CHECK(s_exists(a.rejected, "00000000000000000001_receipts_a.csv"));
-    CHECK(s_exists(a.rejected, "00000000000000000001_receipts_a.csv.errors"));
+    CHECK_OR_GOTO(finished, out);
+    CHECK_OR_GOTO(f.received_seq1 >= 2, out);           /* resent after the lost reply */
+    CHECK_OR_GOTO(s_exists(a.rejected, "00000000000000000001_receipts_a.csv"), out);
+    CHECK_OR_GOTO(s_exists(a.rejected, "00000000000000000001_receipts_a.csv.errors"), out);
     bm_sender_info_t si;
     bm_sender_info(a.sender, &si);
-    CHECK(si.records_sent == 5 && si.records_acked == 5);
-    CHECK(si.records_rejected == 1 && si.records_deadlettered == 1);
-    CHECK(si.last_error[0] && si.last_error_ms > 0);   /* the lost reply and the error */
-    CHECK(si.clock_skew_known);
+    CHECK_OR_GOTO(si.records_sent == 5 && si.records_acked == 5, out);
+    CHECK_OR_GOTO(si.records_rejected == 1 && si.records_deadlettered == 1, out);
+    CHECK_OR_GOTO(si.last_error[0] && si.last_error_ms > 0, out);   /* the lost reply and the error */
+    CHECK_OR_GOTO(si.clock_skew_known, out);
     /* The refused record is the first of batch 2: R-3, with its bytes. */
     char dldir[600];
     snprintf(dldir, sizeof dldir, "%s/deadletter", a.data);
-    CHECK(s_count(dldir, "deadletter-", name, sizeof name) == 1 && name[0]);
+    CHECK_OR_GOTO(s_count(dldir, "deadletter-", name, sizeof name) == 1 && name[0], out);
     snprintf(path, sizeof path, "%s/%s", dldir, name);
     const char *dl = s_slurp(path);
-    CHECK(dl && strstr(dl, "\"source_id\":\"R-3\"") && strstr(dl, "\"sequence\":2") &&
+    CHECK_OR_GOTO(dl && strstr(dl, "\"source_id\":\"R-3\"") && strstr(dl, "\"sequence\":2") &&
           strstr(dl, "\"kind\":\"receipt\"") && strstr(dl, "\"record_b64\":\"") &&
-          strstr(dl, "refused by the test"));
+          strstr(dl, "refused by the test"), out);
 
     /* Idle: heartbeats flow and are answered. */
     deadline = bm_mono_ms() + 5000;
@@ -420,9 +401,9 @@ static void test_flow(void)
         bm_sender_process(a.sender);
         s_fake_serve(&f);
     }
-    CHECK(f.heartbeats >= 2);
+    CHECK_OR_GOTO(f.heartbeats >= 2, out);
     bm_sender_info(a.sender, &si);
-    CHECK(strcmp(si.state, "connected") == 0);
+    CHECK_OR_GOTO(strcmp(si.state, "connected") == 0, out);
 out:
     s_agent_close(&a);
     if (f.router)
@@ -438,7 +419,7 @@ static void test_recovery(void)
     s_agent_t a;
     char ts[32], path[700], path2[700], text[1024];
     if (s_agent_open(&a, "recovery", NULL) < 0) {
-        failures++;
+        bm_test_failures++;
         s_agent_close(&a);
         return;
     }
@@ -450,13 +431,13 @@ static void test_recovery(void)
     s_write(path, text);
     s_take_all(&a);
     const char *u = "00000000000000000001_receipts_r.csv";
-    CHECK(s_exists(a.sending, u));
+    CHECK_OR_GOTO(s_exists(a.sending, u), out);
     /* A crash lost the rename and the list of bad lines: back to the inbox. */
     snprintf(path, sizeof path, "%s/%s", a.sending, u);
     snprintf(path2, sizeof path2, "%s/receipts_r.csv", a.inbox_dir);
-    CHECK(rename(path, path2) == 0);
+    CHECK_OR_GOTO(rename(path, path2) == 0, out);
     snprintf(path, sizeof path, "%s/%s.errors", a.sending, u);
-    CHECK(unlink(path) == 0);
+    CHECK_OR_GOTO(unlink(path) == 0, out);
     /* A file left in sending/ whose batches are long acknowledged. */
     snprintf(path, sizeof path, "%s/00000000000000000000_calls_old.csv", a.sending);
     s_write(path, "source_id,ring_start,answered,wait_seconds\n");
@@ -465,26 +446,26 @@ static void test_recovery(void)
 
     bm_err_t err = {{0}};
     snprintf(path, sizeof path, "%s/spool", a.data);
-    CHECK((a.spool = bm_spool_open(path, (uint64_t)a.cfg.segment_bytes, &err)) != NULL);
-    CHECK((a.inbox = bm_inbox_new(&a.cfg, a.spool, &s_stop, &err)) != NULL);
-    CHECK(bm_inbox_recover(a.inbox, &err) == 0);
-    CHECK(s_exists(a.sending, u));
-    CHECK(s_exists(a.sending, "00000000000000000001_receipts_r.csv.errors"));
-    CHECK(!s_exists(a.inbox_dir, "receipts_r.csv"));
-    CHECK(s_exists(a.done, "00000000000000000000_calls_old.csv"));
+    CHECK_OR_GOTO((a.spool = bm_spool_open(path, (uint64_t)a.cfg.segment_bytes, &err)) != NULL, out);
+    CHECK_OR_GOTO((a.inbox = bm_inbox_new(&a.cfg, a.spool, &s_stop, &err)) != NULL, out);
+    CHECK_OR_GOTO(bm_inbox_recover(a.inbox, &err) == 0, out);
+    CHECK_OR_GOTO(s_exists(a.sending, u), out);
+    CHECK_OR_GOTO(s_exists(a.sending, "00000000000000000001_receipts_r.csv.errors"), out);
+    CHECK_OR_GOTO(!s_exists(a.inbox_dir, "receipts_r.csv"), out);
+    CHECK_OR_GOTO(s_exists(a.done, "00000000000000000000_calls_old.csv"), out);
     bm_spool_stats_t st;
     bm_spool_stats(a.spool, &st);
-    CHECK(st.next_seq == 3);            /* not parsed again */
+    CHECK_OR_GOTO(st.next_seq == 3, out);            /* not parsed again */
     bm_inbox_info_t ii;
     bm_inbox_info(a.inbox, &ii);
-    CHECK(ii.files_pending == 1);
+    CHECK_OR_GOTO(ii.files_pending == 1, out);
     /* Acknowledging both batches finishes the file. */
-    CHECK(bm_spool_ack(a.spool, 2, &err) == 0 && bm_spool_ack(a.spool, 1, &err) == 0);
+    CHECK_OR_GOTO(bm_spool_ack(a.spool, 2, &err) == 0 && bm_spool_ack(a.spool, 1, &err) == 0, out);
     bm_inbox_finalize(a.inbox);
-    CHECK(s_exists(a.rejected, u));
-    CHECK(s_exists(a.rejected, "00000000000000000001_receipts_r.csv.errors"));
+    CHECK_OR_GOTO(s_exists(a.rejected, u), out);
+    CHECK_OR_GOTO(s_exists(a.rejected, "00000000000000000001_receipts_r.csv.errors"), out);
     bm_inbox_info(a.inbox, &ii);
-    CHECK(ii.files_pending == 0);
+    CHECK_OR_GOTO(ii.files_pending == 0, out);
 out:
     s_agent_close(&a);
 }
@@ -496,7 +477,7 @@ static void test_spool_full(void)
     s_agent_t a;
     char ts[32], path[700];
     if (s_agent_open(&a, "full", "batch_records = 1\n") < 0) {
-        failures++;
+        bm_test_failures++;
         s_agent_close(&a);
         return;
     }
@@ -504,7 +485,7 @@ static void test_spool_full(void)
     /* About 1.2 MB of spool from one file; the limit is 1 MB. */
     snprintf(path, sizeof path, "%s/receipts_1.csv", a.inbox_dir);
     FILE *fp = fopen(path, "w");
-    CHECK(fp);
+    CHECK_OR_GOTO(fp, out);
     fprintf(fp, "source_id,at,amount,currency\n");
     for (int i = 0; i < 20000; i++)
         fprintf(fp, "R-%d,%s,%d.25,EUR\n", i, ts, i % 1000);
@@ -514,19 +495,19 @@ static void test_spool_full(void)
     s_take_all(&a);
     bm_inbox_info_t ii;
     bm_inbox_info(a.inbox, &ii);
-    CHECK(ii.spool_full);
-    CHECK(s_exists(a.inbox_dir, "receipts_2.csv"));   /* waits, untouched */
+    CHECK_OR_GOTO(ii.spool_full, out);
+    CHECK_OR_GOTO(s_exists(a.inbox_dir, "receipts_2.csv"), out);   /* waits, untouched */
     /* Acknowledging everything lets intake go on. */
     bm_spool_stats_t st;
     bm_spool_stats(a.spool, &st);
     bm_err_t err = {{0}};
     for (uint64_t s = 1; s < st.next_seq; s++)
-        CHECK(bm_spool_ack(a.spool, s, &err) == 0);
+        CHECK_OR_GOTO(bm_spool_ack(a.spool, s, &err) == 0, out);
     bm_inbox_finalize(a.inbox);
     s_take_all(&a);
-    CHECK(!s_exists(a.inbox_dir, "receipts_2.csv"));
+    CHECK_OR_GOTO(!s_exists(a.inbox_dir, "receipts_2.csv"), out);
     bm_inbox_info(a.inbox, &ii);
-    CHECK(!ii.spool_full && ii.files_done == 2);
+    CHECK_OR_GOTO(!ii.spool_full && ii.files_done == 2, out);
 out:
     s_agent_close(&a);
 }
@@ -545,7 +526,7 @@ static void test_status(void)
     bm_err_t err = {{0}};
     /* No status file yet: not running. */
     out = fopen(out_path, "w+");
-    CHECK(bm_agent_status_show(dir, false, out, out) == BM_STATUS_EXIT_NOT_RUNNING);
+    CHECK_OR_GOTO(bm_agent_status_show(dir, false, out, out) == BM_STATUS_EXIT_NOT_RUNNING, out);
     fclose(out);
     out = NULL;
 
@@ -560,19 +541,19 @@ static void test_status(void)
     st.last_error_ms = st.started_ms;
     st.spool_entries = 7;
     char *json = bm_agent_status_json(&st);
-    CHECK(json && strstr(json, "\"spool_entries\": 7") && strstr(json, "\"state\": \"refused\""));
-    CHECK(bm_agent_status_write(dir, json, &err) == 0);
+    CHECK_OR_GOTO(json && strstr(json, "\"spool_entries\": 7") && strstr(json, "\"state\": \"refused\""), out);
+    CHECK_OR_GOTO(bm_agent_status_write(dir, json, &err) == 0, out);
     free(json);
     out = fopen(out_path, "w+");
-    CHECK(bm_agent_status_show(dir, false, out, out) == BM_STATUS_EXIT_NOT_RUNNING);
+    CHECK_OR_GOTO(bm_agent_status_show(dir, false, out, out) == BM_STATUS_EXIT_NOT_RUNNING, out);
     fflush(out);
     const char *text = s_slurp(out_path);
-    CHECK(strstr(text, "not running (last status at ") && strstr(text, "7 batches"));
+    CHECK_OR_GOTO(strstr(text, "not running (last status at ") && strstr(text, "7 batches"), out);
     fclose(out);
     out = fopen(out_path, "w+");
-    CHECK(bm_agent_status_show(dir, true, out, out) == BM_STATUS_EXIT_NOT_RUNNING);
+    CHECK_OR_GOTO(bm_agent_status_show(dir, true, out, out) == BM_STATUS_EXIT_NOT_RUNNING, out);
     fflush(out);
-    CHECK(strstr(s_slurp(out_path), "\"alive\": false"));
+    CHECK_OR_GOTO(strstr(s_slurp(out_path), "\"alive\": false"), out);
     fclose(out);
     out = NULL;
     /* A damaged file is reported, not trusted. */
@@ -580,7 +561,7 @@ static void test_status(void)
     snprintf(path, sizeof path, "%s/status.json", dir);
     s_write(path, "{\"pid\": ");
     out = fopen(out_path, "w+");
-    CHECK(bm_agent_status_show(dir, false, out, out) == BM_STATUS_EXIT_USAGE);
+    CHECK_OR_GOTO(bm_agent_status_show(dir, false, out, out) == BM_STATUS_EXIT_USAGE, out);
 out:
     if (out)
         fclose(out);
@@ -599,10 +580,10 @@ int main(void)
     test_recovery();
     test_spool_full();
     test_status();
-    nftw(s_root, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    if (failures)
-        fprintf(stderr, "test_agent: %d failure(s)\n", failures);
+    bm_test_rmrf(s_root);
+    if (bm_test_failures)
+        fprintf(stderr, "test_agent: %d failure(s)\n", bm_test_failures);
     else
         printf("test_agent: all tests passed\n");
-    return failures ? 1 : 0;
+    return bm_test_failures ? 1 : 0;
 }

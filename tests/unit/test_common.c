@@ -1,5 +1,7 @@
 /* test_common: the shared helpers in common/: bm_config (typed config files),
  * bm_time (ISO 8601), bm_crc32c and bm_err. */
+#include "bm_test.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,26 +12,6 @@
 #include "bm_crc32c.h"
 #include "bm_err.h"
 #include "bm_time.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                       \
-    do {                                                                           \
-        const char *g_ = (got), *w_ = (want);                                      \
-        if (!g_ || strcmp(g_, w_) != 0) {                                          \
-            fprintf(stderr, "%s:%d: got \"%s\", wanted \"%s\"\n", __FILE__, __LINE__, \
-                    g_ ? g_ : "(null)", w_);                                       \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
 
 /* ---- bm_config ----------------------------------------------------------- */
 
@@ -224,7 +206,7 @@ static int64_t s_parse_ok(const char *s)
     bm_err_t err;
     if (bm_time_parse(s, &ms, &err) < 0) {
         fprintf(stderr, "%s:%d: \"%s\" refused: %s\n", __FILE__, __LINE__, s, err.msg);
-        failures++;
+        bm_test_failures++;
     }
     return ms;
 }
@@ -237,7 +219,7 @@ static void s_refused(const char *s, const char *needle, int line)
     if (bm_time_parse(s, &ms, &err) == 0 || !strstr(err.msg, needle)) {
         fprintf(stderr, "%s:%d: \"%s\": wanted a refusal with \"%s\", got \"%s\"\n", __FILE__,
                 line, s, needle, err.msg);
-        failures++;
+        bm_test_failures++;
     }
 }
 #define REFUSED(s, needle) s_refused((s), (needle), __LINE__)
@@ -363,8 +345,8 @@ int main(void)
     snprintf(path, sizeof path, "%s/test.conf", s_dir);
     unlink(path);
     rmdir(s_dir);
-    if (failures) {
-        fprintf(stderr, "test_common: %d failure(s)\n", failures);
+    if (bm_test_failures) {
+        fprintf(stderr, "test_common: %d failure(s)\n", bm_test_failures);
         return 1;
     }
     printf("test_common: ok\n");

@@ -3,6 +3,8 @@
  * values of every good sample, the exact message and line of every bad line,
  * good lines after bad ones, wrong headers, CRLF, quoting, the clock window,
  * over-long lines and the file-name rules. */
+#include "bm_test.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,26 +13,6 @@
 #include "bm_time.h"
 #include "parse_csv.h"
 #include "parser.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                       \
-    do {                                                                           \
-        const char *g_ = (got), *w_ = (want);                                      \
-        if (!g_ || strcmp(g_, w_) != 0) {                                          \
-            fprintf(stderr, "%s:%d: got \"%s\", wanted \"%s\"\n", __FILE__, __LINE__, \
-                    g_ ? g_ : "(null)", w_);                                       \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
 
 /* 2026-11-15T00:00:00Z, 400 days back, 1 day ahead: the samples are of
  * early November 2026. */
@@ -110,7 +92,7 @@ static int64_t s_t(const char *iso)
     bm_err_t err;
     if (bm_time_parse(iso, &ms, &err) < 0) {
         fprintf(stderr, "bad test time %s: %s\n", iso, err.msg);
-        failures++;
+        bm_test_failures++;
     }
     return ms;
 }
@@ -120,20 +102,20 @@ static void s_expect_errors(const result_t *r, const char *const *want, size_t n
 {
     if (r->nerrs != n) {
         fprintf(stderr, "%s:%d: %zu errors, wanted %zu\n", __FILE__, line, r->nerrs, n);
-        failures++;
+        bm_test_failures++;
     }
     for (size_t i = 0; i < n && i < r->nerrs; i++) {
         if (strcmp(r->errs[i], want[i]) != 0) {
             fprintf(stderr, "%s:%d: error %zu is \"%s\", wanted \"%s\"\n", __FILE__, line, i,
                     r->errs[i], want[i]);
-            failures++;
+            bm_test_failures++;
         }
         unsigned long long ln = 0;
         sscanf(want[i], "line %llu:", &ln);
         if (r->err_lines[i] != ln) {
             fprintf(stderr, "%s:%d: error %zu reported for line %llu\n", __FILE__, line, i,
                     (unsigned long long)r->err_lines[i]);
-            failures++;
+            bm_test_failures++;
         }
     }
 }
@@ -669,7 +651,7 @@ static void test_file_names(void)
         } else if (p) {
             fprintf(stderr, "%s:%d: \"%s\" was taken as %s\n", __FILE__, __LINE__,
                     cases[i].name, bm_parser_name(p));
-            failures++;
+            bm_test_failures++;
         }
     }
     CHECK(bm_parser_for_file(NULL) == NULL);
@@ -705,8 +687,8 @@ int main(void)
     }
     rmdir(s_tmpdir);
 
-    if (failures) {
-        fprintf(stderr, "test_parsers: %d failure(s)\n", failures);
+    if (bm_test_failures) {
+        fprintf(stderr, "test_parsers: %d failure(s)\n", bm_test_failures);
         return 1;
     }
     printf("test_parsers: ok\n");

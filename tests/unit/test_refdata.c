@@ -3,22 +3,13 @@
  * questionnaire hash, and each validation error with its JSON path.
  * Loading into PostgreSQL (time zone check, versioning) is covered by the
  * integration tests. */
+#include "bm_test.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "refdata.h"
-
-static int s_failures = 0;
-
-#define CHECK(expr)                                                            \
-    do {                                                                       \
-        if (!(expr)) {                                                         \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
-                    #expr);                                                    \
-            s_failures++;                                                      \
-        }                                                                      \
-    } while (0)
 
 /* A small valid document; the parts a test varies are arguments. */
 static char *s_doc(const char *chain_tz, const char *branches, const char *sections)
@@ -53,7 +44,7 @@ static void s_expect_error(int line, const char *doc, const char *want, bool pre
     if (!ok) {
         fprintf(stderr, "%s:%d: expected error \"%s\", got %s \"%s\"\n", __FILE__, line, want,
                 rd ? "success" : "error", rd ? "" : err.msg);
-        s_failures++;
+        bm_test_failures++;
     }
     bm_refdata_destroy(&rd);
 }
@@ -70,7 +61,7 @@ static void test_good_file(void)
     bm_refdata_t *rd = bm_refdata_read_file(path, &err);
     if (!rd) {
         fprintf(stderr, "could not read %s: %s\n", path, err.msg);
-        s_failures++;
+        bm_test_failures++;
         return;
     }
     CHECK(strcmp(rd->chain.code, "ACME") == 0);
@@ -256,8 +247,8 @@ int main(void)
     test_missing_file();
     test_hash();
     test_errors();
-    if (s_failures) {
-        fprintf(stderr, "test_refdata: %d failure%s\n", s_failures, s_failures == 1 ? "" : "s");
+    if (bm_test_failures) {
+        fprintf(stderr, "test_refdata: %d failure%s\n", bm_test_failures, bm_test_failures == 1 ? "" : "s");
         return 1;
     }
     printf("test_refdata: all checks passed\n");

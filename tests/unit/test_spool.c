@@ -4,7 +4,8 @@
  * removed at the end.  Damage (torn tails, flipped bytes, corrupt state,
  * write failures via RLIMIT_FSIZE) is done to real files, then the spool is
  * reopened and must recover or refuse exactly as documented. */
-#define _XOPEN_SOURCE 700 /* nftw */
+
+#include "bm_test.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,18 +27,6 @@
 #include "bm_time.h"
 #include "spool.h"
 
-static int failures;
-
-#define CHECK(expr)                                                           \
-    do {                                                                      \
-        if (!(expr)) {                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,  \
-                    #expr);                                                   \
-            failures++;                                                       \
-            return;                                                           \
-        }                                                                     \
-    } while (0)
-
 #define HDR 28 /* entry header size, see docs/spool.md */
 
 static char g_root[256];
@@ -47,32 +36,19 @@ static char g_root[256];
 static void s_path(char *buf, size_t size, const char *dir, const char *name)
 {
     int n = snprintf(buf, size, "%s/%s", dir, name);
-    CHECK(n > 0 && (size_t)n < size);   /* a cut path would test the wrong file */
+    CHECK_OR_RETURN(n > 0 && (size_t)n < size);   /* a cut path would test the wrong file */
 }
 
 static void s_dir(char *buf, size_t size, const char *name)
 {
     int n = snprintf(buf, size, "%s/%s", g_root, name);
-    CHECK(n > 0 && (size_t)n < size);
+    CHECK_OR_RETURN(n > 0 && (size_t)n < size);
 }
 
 static void s_seg(char *buf, size_t size, const char *dir, uint64_t first)
 {
     int n = snprintf(buf, size, "%s/seg-%020" PRIu64 ".log", dir, first);
-    CHECK(n > 0 && (size_t)n < size);
-}
-
-static int s_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void s_rmrf(const char *path)
-{
-    nftw(path, s_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    CHECK_OR_RETURN(n > 0 && (size_t)n < size);
 }
 
 static long long s_file_size(const char *path)
@@ -89,7 +65,7 @@ static bool s_exists(const char *path)
 /* Copies every regular file of src into dst (created, emptied first). */
 static int s_copy_dir(const char *src, const char *dst)
 {
-    s_rmrf(dst);
+    bm_test_rmrf(dst);
     if (mkdir(dst, 0700) < 0)
         return -1;
     DIR *d = opendir(src);
@@ -256,69 +232,69 @@ static void test_round_trip(void)
     bm_err_t err;
     s_dir(dir, sizeof dir, "roundtrip/sub");
     bm_spool_t *sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     const char *id = bm_spool_stream_id(sp);
-    CHECK(strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32);
+    CHECK_OR_RETURN(strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32);
 
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
-    CHECK(st.entries == 0 && st.bytes == 0 && st.next_seq == 1 && st.acked_seq == 0);
-    CHECK(st.oldest_unacked_ms == 0 && st.torn_bytes_cut == 0);
+    CHECK_OR_RETURN(st.entries == 0 && st.bytes == 0 && st.next_seq == 1 && st.acked_seq == 0);
+    CHECK_OR_RETURN(st.oldest_unacked_ms == 0 && st.torn_bytes_cut == 0);
 
     int64_t before = bm_now_ms();
-    CHECK(s_append_n(sp, 1, 10) == 0);
+    CHECK_OR_RETURN(s_append_n(sp, 1, 10) == 0);
     uint64_t seq = 0;
-    CHECK(bm_spool_append(sp, "", 0, &seq, &err) == 0 && seq == 11); /* empty payload */
-    CHECK(bm_spool_sync(sp, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_append(sp, "", 0, &seq, &err) == 0 && seq == 11); /* empty payload */
+    CHECK_OR_RETURN(bm_spool_sync(sp, &err) == 0);
     int64_t after = bm_now_ms();
 
     bm_spool_cursor_t *c = bm_spool_cursor_new(sp, &err);
-    CHECK(c != NULL);
+    CHECK_OR_RETURN(c != NULL);
     for (uint64_t i = 1; i <= 11; i++) {
         uint8_t *p = NULL;
         size_t len = 99;
         int64_t ms = 0;
-        CHECK(bm_spool_cursor_next(c, &seq, &p, &len, &ms, &err) == 1);
+        CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, &ms, &err) == 1);
         char buf[128];
         size_t elen = i == 11 ? 0 : s_payload(i, buf, sizeof buf);
         bool same = seq == i && len == elen && memcmp(p, buf, len) == 0;
         free(p);
-        CHECK(same);
-        CHECK(ms >= before && ms <= after);
+        CHECK_OR_RETURN(same);
+        CHECK_OR_RETURN(ms >= before && ms <= after);
     }
     uint8_t *p;
     size_t len;
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 0);
     /* The cursor follows appends made after it reached the end. */
-    CHECK(s_append_n(sp, 12, 1) == 0);
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 12);
+    CHECK_OR_RETURN(s_append_n(sp, 12, 1) == 0);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 12);
     free(p);
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 0);
 
     bm_spool_stats(sp, &st);
-    CHECK(st.entries == 12 && st.next_seq == 13 && st.acked_seq == 0);
-    CHECK(st.oldest_unacked_ms >= before && st.oldest_unacked_ms <= after);
+    CHECK_OR_RETURN(st.entries == 12 && st.next_seq == 13 && st.acked_seq == 0);
+    CHECK_OR_RETURN(st.oldest_unacked_ms >= before && st.oldest_unacked_ms <= after);
     for (uint64_t i = 1; i <= 12; i++)
-        CHECK(bm_spool_ack(sp, i, &err) == 0);
+        CHECK_OR_RETURN(bm_spool_ack(sp, i, &err) == 0);
     bm_spool_stats(sp, &st);
-    CHECK(st.entries == 0 && st.acked_seq == 12 && st.oldest_unacked_ms == 0);
-    CHECK(s_expect_range(sp, 1, 0) == 0);
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 0);
+    CHECK_OR_RETURN(st.entries == 0 && st.acked_seq == 12 && st.oldest_unacked_ms == 0);
+    CHECK_OR_RETURN(s_expect_range(sp, 1, 0) == 0);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 0);
     bm_spool_cursor_destroy(&c);
 
     /* Too large a payload is refused without touching the spool. */
     char small[4] = "abc";
-    CHECK(bm_spool_append(sp, small, (size_t)BM_SPOOL_MAX_PAYLOAD + 1, &seq, &err) == -1);
-    CHECK(strstr(err.msg, "exceeds the limit") != NULL);
+    CHECK_OR_RETURN(bm_spool_append(sp, small, (size_t)BM_SPOOL_MAX_PAYLOAD + 1, &seq, &err) == -1);
+    CHECK_OR_RETURN(strstr(err.msg, "exceeds the limit") != NULL);
     bm_spool_stats(sp, &st);
-    CHECK(st.next_seq == 13);
+    CHECK_OR_RETURN(st.next_seq == 13);
 
     /* A second process (or open) on the same directory is refused. */
     bm_spool_t *again = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(again == NULL && strstr(err.msg, "in use") != NULL);
+    CHECK_OR_RETURN(again == NULL && strstr(err.msg, "in use") != NULL);
     bm_spool_close(&sp);
     bm_spool_close(&sp);
-    CHECK(sp == NULL);
+    CHECK_OR_RETURN(sp == NULL);
 }
 
 static void test_reopen(void)
@@ -327,20 +303,20 @@ static void test_reopen(void)
     bm_err_t err;
     s_dir(dir, sizeof dir, "reopen");
     bm_spool_t *sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     snprintf(id, sizeof id, "%s", bm_spool_stream_id(sp));
-    CHECK(s_append_n(sp, 1, 5) == 0);
-    CHECK(bm_spool_ack(sp, 1, &err) == 0 && bm_spool_ack(sp, 2, &err) == 0);
+    CHECK_OR_RETURN(s_append_n(sp, 1, 5) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 1, &err) == 0 && bm_spool_ack(sp, 2, &err) == 0);
     bm_spool_close(&sp);
 
     sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp != NULL);
-    CHECK(strcmp(id, bm_spool_stream_id(sp)) == 0);
+    CHECK_OR_RETURN(sp != NULL);
+    CHECK_OR_RETURN(strcmp(id, bm_spool_stream_id(sp)) == 0);
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
-    CHECK(st.next_seq == 6 && st.acked_seq == 2 && st.entries == 3 && st.torn_bytes_cut == 0);
-    CHECK(s_expect_range(sp, 3, 5) == 0);
-    CHECK(s_append_n(sp, 6, 1) == 0);
+    CHECK_OR_RETURN(st.next_seq == 6 && st.acked_seq == 2 && st.entries == 3 && st.torn_bytes_cut == 0);
+    CHECK_OR_RETURN(s_expect_range(sp, 3, 5) == 0);
+    CHECK_OR_RETURN(s_append_n(sp, 6, 1) == 0);
     bm_spool_close(&sp);
 }
 
@@ -350,56 +326,56 @@ static void test_out_of_order_acks(void)
     bm_err_t err;
     s_dir(dir, sizeof dir, "ooo");
     bm_spool_t *sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp != NULL);
-    CHECK(s_append_n(sp, 1, 10) == 0);
-    CHECK(bm_spool_ack(sp, 5, &err) == 0);
-    CHECK(bm_spool_ack(sp, 3, &err) == 0);
-    CHECK(bm_spool_ack(sp, 7, &err) == 0);
-    CHECK(bm_spool_ack(sp, 7, &err) == 0);  /* idempotent */
-    CHECK(bm_spool_ack(sp, 0, &err) == 0);  /* unknown: ignored */
-    CHECK(bm_spool_ack(sp, 11, &err) == 0); /* not appended yet: ignored */
+    CHECK_OR_RETURN(sp != NULL);
+    CHECK_OR_RETURN(s_append_n(sp, 1, 10) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 5, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 3, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 7, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 7, &err) == 0);  /* idempotent */
+    CHECK_OR_RETURN(bm_spool_ack(sp, 0, &err) == 0);  /* unknown: ignored */
+    CHECK_OR_RETURN(bm_spool_ack(sp, 11, &err) == 0); /* not appended yet: ignored */
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
-    CHECK(st.acked_seq == 0 && st.entries == 7);
+    CHECK_OR_RETURN(st.acked_seq == 0 && st.entries == 7);
     uint64_t want1[] = {1, 2, 4, 6, 8, 9, 10};
-    CHECK(s_expect_entries(sp, want1, 7) == 0);
+    CHECK_OR_RETURN(s_expect_entries(sp, want1, 7) == 0);
 
     /* Cumulative position moves over the acks already seen. */
-    CHECK(bm_spool_ack(sp, 1, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 1, &err) == 0);
     bm_spool_stats(sp, &st);
-    CHECK(st.acked_seq == 1 && st.entries == 6);
-    CHECK(bm_spool_ack(sp, 2, &err) == 0);
+    CHECK_OR_RETURN(st.acked_seq == 1 && st.entries == 6);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 2, &err) == 0);
     bm_spool_stats(sp, &st);
-    CHECK(st.acked_seq == 3 && st.entries == 5);
-    CHECK(bm_spool_ack(sp, 4, &err) == 0);
+    CHECK_OR_RETURN(st.acked_seq == 3 && st.entries == 5);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 4, &err) == 0);
     bm_spool_stats(sp, &st);
-    CHECK(st.acked_seq == 5 && st.entries == 4);
+    CHECK_OR_RETURN(st.acked_seq == 5 && st.entries == 4);
 
     /* Seek: the next read is the first unacked entry >= 7. */
     bm_spool_cursor_t *c = bm_spool_cursor_new(sp, &err);
-    CHECK(c != NULL);
-    CHECK(bm_spool_cursor_seek(c, 7, &err) == 0);
+    CHECK_OR_RETURN(c != NULL);
+    CHECK_OR_RETURN(bm_spool_cursor_seek(c, 7, &err) == 0);
     uint64_t seq;
     uint8_t *p;
     size_t len;
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1);
     free(p);
-    CHECK(seq == 8);
-    CHECK(bm_spool_cursor_seek(c, 2, &err) == 0);
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1);
+    CHECK_OR_RETURN(seq == 8);
+    CHECK_OR_RETURN(bm_spool_cursor_seek(c, 2, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1);
     free(p);
-    CHECK(seq == 6);
+    CHECK_OR_RETURN(seq == 6);
     bm_spool_cursor_destroy(&c);
 
     /* The cumulative position survives a reopen; acks above it may not
      * (documented: a forgotten ack means a resend). */
     bm_spool_close(&sp);
     sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     bm_spool_stats(sp, &st);
-    CHECK(st.acked_seq == 5 && st.next_seq == 11);
-    CHECK(st.entries == 5);
-    CHECK(s_expect_range(sp, 6, 10) == 0);
+    CHECK_OR_RETURN(st.acked_seq == 5 && st.next_seq == 11);
+    CHECK_OR_RETURN(st.entries == 5);
+    CHECK_OR_RETURN(s_expect_range(sp, 6, 10) == 0);
     bm_spool_close(&sp);
 }
 
@@ -410,96 +386,96 @@ static void test_rollover_and_delete(void)
     s_dir(dir, sizeof dir, "roll");
     /* 100-byte payloads: 128 bytes per entry, two entries per segment. */
     bm_spool_t *sp = bm_spool_open(dir, 200, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     char payload[100];
     memset(payload, 'x', sizeof payload);
     for (uint64_t i = 1; i <= 10; i++) {
         uint64_t seq;
-        CHECK(bm_spool_append(sp, payload, sizeof payload, &seq, &err) == 0 && seq == i);
+        CHECK_OR_RETURN(bm_spool_append(sp, payload, sizeof payload, &seq, &err) == 0 && seq == i);
     }
-    CHECK(bm_spool_sync(sp, &err) == 0);
-    CHECK(s_count_segments(dir) == 5);
+    CHECK_OR_RETURN(bm_spool_sync(sp, &err) == 0);
+    CHECK_OR_RETURN(s_count_segments(dir) == 5);
     for (uint64_t first = 1; first <= 9; first += 2) {
         s_seg(path, sizeof path, dir, first);
-        CHECK(s_file_size(path) == 2 * (HDR + 100));
+        CHECK_OR_RETURN(s_file_size(path) == 2 * (HDR + 100));
     }
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
-    CHECK(st.bytes == 10 * (HDR + 100) && (long long)st.bytes == s_sum_segments(dir));
+    CHECK_OR_RETURN(st.bytes == 10 * (HDR + 100) && (long long)st.bytes == s_sum_segments(dir));
 
-    CHECK(bm_spool_ack(sp, 1, &err) == 0);
-    CHECK(s_count_segments(dir) == 5);
-    CHECK(bm_spool_ack(sp, 2, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 1, &err) == 0);
+    CHECK_OR_RETURN(s_count_segments(dir) == 5);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 2, &err) == 0);
     s_seg(path, sizeof path, dir, 1);
-    CHECK(!s_exists(path) && s_count_segments(dir) == 4);
+    CHECK_OR_RETURN(!s_exists(path) && s_count_segments(dir) == 4);
     {
         /* What a power loss right now leaves: the state file on disk already
          * covers the deleted segment, so the copy opens cleanly. */
         char copy[256];
         s_dir(copy, sizeof copy, "roll-copy");
-        CHECK(s_copy_dir(dir, copy) == 0);
+        CHECK_OR_RETURN(s_copy_dir(dir, copy) == 0);
         bm_spool_t *cp = bm_spool_open(copy, 200, &err);
         if (!cp)
             fprintf(stderr, "open copy: %s\n", err.msg);
-        CHECK(cp != NULL);
+        CHECK_OR_RETURN(cp != NULL);
         bm_spool_stats(cp, &st);
-        CHECK(st.acked_seq == 2 && st.next_seq == 11 && st.entries == 8);
+        CHECK_OR_RETURN(st.acked_seq == 2 && st.next_seq == 11 && st.entries == 8);
         bm_spool_close(&cp);
     }
-    CHECK(bm_spool_ack(sp, 4, &err) == 0);
-    CHECK(s_count_segments(dir) == 4);
-    CHECK(bm_spool_ack(sp, 3, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 4, &err) == 0);
+    CHECK_OR_RETURN(s_count_segments(dir) == 4);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 3, &err) == 0);
     s_seg(path, sizeof path, dir, 3);
-    CHECK(!s_exists(path) && s_count_segments(dir) == 3);
+    CHECK_OR_RETURN(!s_exists(path) && s_count_segments(dir) == 3);
     bm_spool_stats(sp, &st);
-    CHECK(st.bytes == 6 * (HDR + 100) && (long long)st.bytes == s_sum_segments(dir));
-    CHECK(st.entries == 6);
+    CHECK_OR_RETURN(st.bytes == 6 * (HDR + 100) && (long long)st.bytes == s_sum_segments(dir));
+    CHECK_OR_RETURN(st.entries == 6);
 
     /* A cursor positioned in a segment that gets deleted moves on. */
     bm_spool_cursor_t *c = bm_spool_cursor_new(sp, &err);
-    CHECK(c != NULL);
+    CHECK_OR_RETURN(c != NULL);
     uint64_t seq;
     uint8_t *p;
     size_t len;
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 5);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 5);
     free(p);
     for (uint64_t i = 5; i <= 7; i++)
-        CHECK(bm_spool_ack(sp, i, &err) == 0);
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 8);
+        CHECK_OR_RETURN(bm_spool_ack(sp, i, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 8);
     free(p);
     bm_spool_cursor_destroy(&c);
 
     /* The last segment is full, so once everything is acked it goes too. */
     for (uint64_t i = 8; i <= 10; i++)
-        CHECK(bm_spool_ack(sp, i, &err) == 0);
-    CHECK(s_count_segments(dir) == 0);
+        CHECK_OR_RETURN(bm_spool_ack(sp, i, &err) == 0);
+    CHECK_OR_RETURN(s_count_segments(dir) == 0);
     s_path(path, sizeof path, dir, "state");
-    CHECK(s_exists(path));
+    CHECK_OR_RETURN(s_exists(path));
     bm_spool_stats(sp, &st);
-    CHECK(st.entries == 0 && st.bytes == 0 && st.next_seq == 11 && st.acked_seq == 10);
+    CHECK_OR_RETURN(st.entries == 0 && st.bytes == 0 && st.next_seq == 11 && st.acked_seq == 10);
     bm_spool_close(&sp);
 
     /* Sequences never go back, even with no segment left. */
     sp = bm_spool_open(dir, 200, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     bm_spool_stats(sp, &st);
-    CHECK(st.next_seq == 11 && st.acked_seq == 10 && st.entries == 0);
-    CHECK(bm_spool_append(sp, payload, sizeof payload, &seq, &err) == 0 && seq == 11);
-    CHECK(bm_spool_sync(sp, &err) == 0);
+    CHECK_OR_RETURN(st.next_seq == 11 && st.acked_seq == 10 && st.entries == 0);
+    CHECK_OR_RETURN(bm_spool_append(sp, payload, sizeof payload, &seq, &err) == 0 && seq == 11);
+    CHECK_OR_RETURN(bm_spool_sync(sp, &err) == 0);
     s_seg(path, sizeof path, dir, 11);
-    CHECK(s_exists(path) && s_count_segments(dir) == 1);
+    CHECK_OR_RETURN(s_exists(path) && s_count_segments(dir) == 1);
     bm_spool_close(&sp);
 
     /* A fully acked small tail is kept, and the sequence still moves on. */
     sp = bm_spool_open(dir, 200, &err);
-    CHECK(sp != NULL);
-    CHECK(bm_spool_ack(sp, 11, &err) == 0);
+    CHECK_OR_RETURN(sp != NULL);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 11, &err) == 0);
     bm_spool_close(&sp);
     sp = bm_spool_open(dir, 200, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     bm_spool_stats(sp, &st);
-    CHECK(st.next_seq == 12 && st.acked_seq == 11 && st.entries == 0);
-    CHECK(bm_spool_append(sp, payload, sizeof payload, &seq, &err) == 0 && seq == 12);
+    CHECK_OR_RETURN(st.next_seq == 12 && st.acked_seq == 11 && st.entries == 0);
+    CHECK_OR_RETURN(bm_spool_append(sp, payload, sizeof payload, &seq, &err) == 0 && seq == 12);
     bm_spool_close(&sp);
 }
 
@@ -513,44 +489,44 @@ static void s_check_torn(const char *src, const char *dst, uint64_t seg_first,
 {
     char path[512];
     bm_err_t err;
-    CHECK(s_copy_dir(src, dst) == 0);
+    CHECK_OR_RETURN(s_copy_dir(src, dst) == 0);
     s_seg(path, sizeof path, dst, seg_first);
     if (flip)
-        CHECK(s_flip_byte(path, keep) == 0);
+        CHECK_OR_RETURN(s_flip_byte(path, keep) == 0);
     else
-        CHECK(truncate(path, keep) == 0);
+        CHECK_OR_RETURN(truncate(path, keep) == 0);
     bm_spool_t *sp = bm_spool_open(dst, 1 << 20, &err);
     if (!sp)
         fprintf(stderr, "open: %s\n", err.msg);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
     long long cut = flip ? full - last_start : keep - last_start;
-    CHECK((long long)st.torn_bytes_cut == cut);
-    CHECK(s_file_size(path) == last_start);
-    CHECK(s_expect_range(sp, 1, last_seq - 1) == 0);
+    CHECK_OR_RETURN((long long)st.torn_bytes_cut == cut);
+    CHECK_OR_RETURN(s_file_size(path) == last_start);
+    CHECK_OR_RETURN(s_expect_range(sp, 1, last_seq - 1) == 0);
     uint64_t next = counted ? last_seq + 1 : last_seq;
-    CHECK(st.next_seq == next);
-    CHECK(s_append_n(sp, next, 1) == 0);
+    CHECK_OR_RETURN(st.next_seq == next);
+    CHECK_OR_RETURN(s_append_n(sp, next, 1) == 0);
     uint64_t want[64];
     size_t n = 0;
     for (uint64_t i = 1; i < last_seq; i++)
         want[n++] = i;
     want[n++] = next;
-    CHECK(s_expect_entries(sp, want, n) == 0);
+    CHECK_OR_RETURN(s_expect_entries(sp, want, n) == 0);
     bm_spool_close(&sp);
 
     /* Once more after a reopen: nothing else is cut, the lost sequence stays
      * lost, and acking everything works across it. */
     sp = bm_spool_open(dst, 1 << 20, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     bm_spool_stats(sp, &st);
-    CHECK(st.torn_bytes_cut == 0 && st.next_seq == next + 1 && st.entries == last_seq);
-    CHECK(s_expect_entries(sp, want, n) == 0);
+    CHECK_OR_RETURN(st.torn_bytes_cut == 0 && st.next_seq == next + 1 && st.entries == last_seq);
+    CHECK_OR_RETURN(s_expect_entries(sp, want, n) == 0);
     for (size_t i = 0; i < n; i++)
-        CHECK(bm_spool_ack(sp, want[i], &err) == 0);
+        CHECK_OR_RETURN(bm_spool_ack(sp, want[i], &err) == 0);
     bm_spool_stats(sp, &st);
-    CHECK(st.entries == 0 && st.acked_seq == next);
+    CHECK_OR_RETURN(st.entries == 0 && st.acked_seq == next);
     bm_spool_close(&sp);
 }
 
@@ -567,10 +543,10 @@ static void test_torn_tail_every_offset(void)
      * sync).  counted: the spool itself after close, whose state file does
      * (as if the disk lost data it had confirmed). */
     bm_spool_t *sp = bm_spool_open(counted, 1 << 20, &err);
-    CHECK(sp != NULL);
-    CHECK(s_append_n(sp, 1, 4) == 0);
-    CHECK(bm_spool_sync(sp, &err) == 0);
-    CHECK(s_copy_dir(counted, uncounted) == 0);
+    CHECK_OR_RETURN(sp != NULL);
+    CHECK_OR_RETURN(s_append_n(sp, 1, 4) == 0);
+    CHECK_OR_RETURN(bm_spool_sync(sp, &err) == 0);
+    CHECK_OR_RETURN(s_copy_dir(counted, uncounted) == 0);
     bm_spool_close(&sp);
 
     char buf[128];
@@ -578,22 +554,22 @@ static void test_torn_tail_every_offset(void)
     s_seg(path, sizeof path, counted, 1);
     long long full = s_file_size(path);
     long long last_start = full - (long long)(HDR + last_len);
-    CHECK(full > 0 && last_start > 0);
+    CHECK_OR_RETURN(full > 0 && last_start > 0);
 
     for (long long keep = last_start; keep < full; keep++) {
-        int before = failures;
+        int before = bm_test_failures;
         s_check_torn(uncounted, dst, 1, keep, last_start, full, 4, false, false);
         s_check_torn(counted, dst, 1, keep, last_start, full, 4, true, false);
-        if (failures != before) {
+        if (bm_test_failures != before) {
             fprintf(stderr, "  (torn tail cut at offset %lld of %lld)\n", keep, full);
             return;
         }
     }
     /* A flipped byte anywhere in the last entry (header or payload) is cut. */
     for (long long at = last_start; at < full; at++) {
-        int before = failures;
+        int before = bm_test_failures;
         s_check_torn(uncounted, dst, 1, at, last_start, full, 4, false, true);
-        if (failures != before) {
+        if (bm_test_failures != before) {
             fprintf(stderr, "  (flipped byte at offset %lld of %lld)\n", at, full);
             return;
         }
@@ -608,12 +584,12 @@ static void test_tail_sequence_break(void)
     bm_err_t err;
     s_dir(dir, sizeof dir, "seqbreak");
     bm_spool_t *sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp != NULL);
-    CHECK(s_append_n(sp, 1, 3) == 0);
-    CHECK(bm_spool_sync(sp, &err) == 0);
+    CHECK_OR_RETURN(sp != NULL);
+    CHECK_OR_RETURN(s_append_n(sp, 1, 3) == 0);
+    CHECK_OR_RETURN(bm_spool_sync(sp, &err) == 0);
     char copy[256];
     s_dir(copy, sizeof copy, "seqbreak-copy");
-    CHECK(s_copy_dir(dir, copy) == 0); /* state does not count the entries */
+    CHECK_OR_RETURN(s_copy_dir(dir, copy) == 0); /* state does not count the entries */
     bm_spool_close(&sp);
 
     char buf[128];
@@ -623,17 +599,17 @@ static void test_tail_sequence_break(void)
     s_seg(path, sizeof path, copy, 1);
     long long size = s_file_size(path);
     int fd = open(path, O_RDWR);
-    CHECK(fd >= 0);
+    CHECK_OR_RETURN(fd >= 0);
     bool ok = pread(fd, entry, e2, (off_t)(HDR + len1)) == (ssize_t)e2
               && pwrite(fd, entry, e2, size) == (ssize_t)e2;
     close(fd);
-    CHECK(ok);
+    CHECK_OR_RETURN(ok);
     sp = bm_spool_open(copy, 1 << 20, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
-    CHECK(st.torn_bytes_cut == e2 && st.next_seq == 4 && s_file_size(path) == size);
-    CHECK(s_expect_range(sp, 1, 3) == 0);
+    CHECK_OR_RETURN(st.torn_bytes_cut == e2 && st.next_seq == 4 && s_file_size(path) == size);
+    CHECK_OR_RETURN(s_expect_range(sp, 1, 3) == 0);
     bm_spool_close(&sp);
 }
 
@@ -643,50 +619,50 @@ static void test_corrupt_older_segment(void)
     bm_err_t err;
     s_dir(dir, sizeof dir, "older");
     bm_spool_t *sp = bm_spool_open(dir, 100, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     char payload[40];
     memset(payload, 'y', sizeof payload);
     for (int i = 0; i < 6; i++) /* 68 bytes each: 2 per segment */
-        CHECK(bm_spool_append(sp, payload, sizeof payload, NULL, &err) == 0);
+        CHECK_OR_RETURN(bm_spool_append(sp, payload, sizeof payload, NULL, &err) == 0);
     bm_spool_close(&sp);
-    CHECK(s_count_segments(dir) == 3);
+    CHECK_OR_RETURN(s_count_segments(dir) == 3);
     s_seg(path, sizeof path, dir, 1);
-    CHECK(s_flip_byte(path, 68 + HDR + 10) == 0); /* payload of entry 2 */
+    CHECK_OR_RETURN(s_flip_byte(path, 68 + HDR + 10) == 0); /* payload of entry 2 */
 
     sp = bm_spool_open(dir, 100, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
-    CHECK(st.torn_bytes_cut == 0 && st.next_seq == 7);
+    CHECK_OR_RETURN(st.torn_bytes_cut == 0 && st.next_seq == 7);
     bm_spool_cursor_t *c = bm_spool_cursor_new(sp, &err);
-    CHECK(c != NULL);
+    CHECK_OR_RETURN(c != NULL);
     uint64_t seq;
     uint8_t *p = NULL;
     size_t len;
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 1);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 1);
     free(p);
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == -1);
-    CHECK(strstr(err.msg, "seg-00000000000000000001.log") != NULL);
-    CHECK(strstr(err.msg, "checksum") != NULL);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == -1);
+    CHECK_OR_RETURN(strstr(err.msg, "seg-00000000000000000001.log") != NULL);
+    CHECK_OR_RETURN(strstr(err.msg, "checksum") != NULL);
     /* Reported again, not skipped. */
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == -1);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == -1);
     /* A deliberate seek past it moves on. */
-    CHECK(bm_spool_cursor_seek(c, 3, &err) == 0);
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 3);
+    CHECK_OR_RETURN(bm_spool_cursor_seek(c, 3, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == 1 && seq == 3);
     free(p);
     bm_spool_cursor_destroy(&c);
 
     /* A damaged header in an older segment is reported too. */
     bm_spool_close(&sp);
     s_seg(path, sizeof path, dir, 3);
-    CHECK(s_flip_byte(path, 0) == 0);
+    CHECK_OR_RETURN(s_flip_byte(path, 0) == 0);
     sp = bm_spool_open(dir, 100, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     c = bm_spool_cursor_new(sp, &err);
-    CHECK(c != NULL);
-    CHECK(bm_spool_cursor_seek(c, 3, &err) == 0);
-    CHECK(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == -1);
-    CHECK(strstr(err.msg, "seg-00000000000000000003.log") != NULL);
+    CHECK_OR_RETURN(c != NULL);
+    CHECK_OR_RETURN(bm_spool_cursor_seek(c, 3, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, NULL, &err) == -1);
+    CHECK_OR_RETURN(strstr(err.msg, "seg-00000000000000000003.log") != NULL);
     bm_spool_cursor_destroy(&c);
     bm_spool_close(&sp);
 }
@@ -697,29 +673,29 @@ static void test_corrupt_state(void)
     bm_err_t err;
     s_dir(dir, sizeof dir, "state");
     bm_spool_t *sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp != NULL);
-    CHECK(s_append_n(sp, 1, 3) == 0);
+    CHECK_OR_RETURN(sp != NULL);
+    CHECK_OR_RETURN(s_append_n(sp, 1, 3) == 0);
     bm_spool_close(&sp);
     s_path(path, sizeof path, dir, "state");
     long long size = s_file_size(path);
-    CHECK(size > 0);
+    CHECK_OR_RETURN(size > 0);
 
     for (long long off = 0; off < size; off += 7) {
-        CHECK(s_flip_byte(path, off) == 0);
+        CHECK_OR_RETURN(s_flip_byte(path, off) == 0);
         sp = bm_spool_open(dir, 1 << 20, &err);
-        CHECK(sp == NULL);
-        CHECK(strstr(err.msg, path) != NULL && strstr(err.msg, "corrupt") != NULL);
-        CHECK(s_flip_byte(path, off) == 0);
+        CHECK_OR_RETURN(sp == NULL);
+        CHECK_OR_RETURN(strstr(err.msg, path) != NULL && strstr(err.msg, "corrupt") != NULL);
+        CHECK_OR_RETURN(s_flip_byte(path, off) == 0);
     }
-    CHECK(truncate(path, size - 1) == 0);
+    CHECK_OR_RETURN(truncate(path, size - 1) == 0);
     sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp == NULL && strstr(err.msg, path) != NULL);
+    CHECK_OR_RETURN(sp == NULL && strstr(err.msg, path) != NULL);
 
-    CHECK(unlink(path) == 0);
+    CHECK_OR_RETURN(unlink(path) == 0);
     sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp == NULL && strstr(err.msg, path) != NULL && strstr(err.msg, "missing") != NULL);
+    CHECK_OR_RETURN(sp == NULL && strstr(err.msg, path) != NULL && strstr(err.msg, "missing") != NULL);
     /* Nothing was touched by the refusals. */
-    CHECK(s_count_segments(dir) == 1);
+    CHECK_OR_RETURN(s_count_segments(dir) == 1);
 }
 
 static void test_write_failure(void)
@@ -728,43 +704,43 @@ static void test_write_failure(void)
     bm_err_t err;
     s_dir(dir, sizeof dir, "fsize");
     bm_spool_t *sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp != NULL);
-    CHECK(s_append_n(sp, 1, 3) == 0);
-    CHECK(bm_spool_sync(sp, &err) == 0);
+    CHECK_OR_RETURN(sp != NULL);
+    CHECK_OR_RETURN(s_append_n(sp, 1, 3) == 0);
+    CHECK_OR_RETURN(bm_spool_sync(sp, &err) == 0);
     s_seg(path, sizeof path, dir, 1);
     long long size = s_file_size(path);
 
     struct sigaction ign = {.sa_handler = SIG_IGN}, old;
     sigemptyset(&ign.sa_mask);
-    CHECK(sigaction(SIGXFSZ, &ign, &old) == 0);
+    CHECK_OR_RETURN(sigaction(SIGXFSZ, &ign, &old) == 0);
     struct rlimit saved, lim;
-    CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    CHECK_OR_RETURN(getrlimit(RLIMIT_FSIZE, &saved) == 0);
     lim = saved;
     lim.rlim_cur = (rlim_t)size + 10; /* a partial write, then EFBIG */
-    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    CHECK_OR_RETURN(setrlimit(RLIMIT_FSIZE, &lim) == 0);
     char big[100];
     memset(big, 'z', sizeof big);
     uint64_t seq = 0;
     int rc = bm_spool_append(sp, big, sizeof big, &seq, &err);
     int rc2 = bm_spool_append(sp, big, sizeof big, &seq, &err);
-    CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
-    CHECK(sigaction(SIGXFSZ, &old, NULL) == 0);
-    CHECK(rc == -1 && rc2 == -1);
-    CHECK(strstr(err.msg, "could not append") != NULL && strstr(err.msg, path) != NULL);
-    CHECK(s_file_size(path) == size);
+    CHECK_OR_RETURN(setrlimit(RLIMIT_FSIZE, &saved) == 0);
+    CHECK_OR_RETURN(sigaction(SIGXFSZ, &old, NULL) == 0);
+    CHECK_OR_RETURN(rc == -1 && rc2 == -1);
+    CHECK_OR_RETURN(strstr(err.msg, "could not append") != NULL && strstr(err.msg, path) != NULL);
+    CHECK_OR_RETURN(s_file_size(path) == size);
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
-    CHECK(st.next_seq == 4 && st.entries == 3 && (long long)st.bytes == size);
+    CHECK_OR_RETURN(st.next_seq == 4 && st.entries == 3 && (long long)st.bytes == size);
 
     /* Still usable: the next append gets the next sequence. */
-    CHECK(s_append_n(sp, 4, 2) == 0);
-    CHECK(s_expect_range(sp, 1, 5) == 0);
+    CHECK_OR_RETURN(s_append_n(sp, 4, 2) == 0);
+    CHECK_OR_RETURN(s_expect_range(sp, 1, 5) == 0);
     bm_spool_close(&sp);
     sp = bm_spool_open(dir, 1 << 20, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     bm_spool_stats(sp, &st);
-    CHECK(st.torn_bytes_cut == 0 && st.next_seq == 6);
-    CHECK(s_expect_range(sp, 1, 5) == 0);
+    CHECK_OR_RETURN(st.torn_bytes_cut == 0 && st.next_seq == 6);
+    CHECK_OR_RETURN(s_expect_range(sp, 1, 5) == 0);
     bm_spool_close(&sp);
 }
 
@@ -774,54 +750,54 @@ static void test_stats(void)
     bm_err_t err;
     s_dir(dir, sizeof dir, "stats");
     bm_spool_t *sp = bm_spool_open(dir, 150, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     /* Distinct append times, so a wrong entry's time cannot pass: poll the
      * clock until it ticks between appends. */
     for (uint64_t i = 1; i <= 12; i++) {
         int64_t t0 = bm_now_ms();
         while (bm_now_ms() == t0)
             ;
-        CHECK(s_append_n(sp, i, 1) == 0);
+        CHECK_OR_RETURN(s_append_n(sp, i, 1) == 0);
     }
     int64_t times[13] = {0};
     bm_spool_cursor_t *c = bm_spool_cursor_new(sp, &err);
-    CHECK(c != NULL);
+    CHECK_OR_RETURN(c != NULL);
     for (int i = 1; i <= 12; i++) {
         uint64_t seq;
         uint8_t *p;
         size_t len;
-        CHECK(bm_spool_cursor_next(c, &seq, &p, &len, &times[i], &err) == 1);
+        CHECK_OR_RETURN(bm_spool_cursor_next(c, &seq, &p, &len, &times[i], &err) == 1);
         free(p);
     }
     bm_spool_cursor_destroy(&c);
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
     for (int i = 2; i <= 12; i++)
-        CHECK(times[i] > times[i - 1]);
-    CHECK(st.entries == 12 && st.oldest_unacked_ms == times[1]);
-    CHECK((long long)st.bytes == s_sum_segments(dir));
-    CHECK(s_count_segments(dir) > 2);
+        CHECK_OR_RETURN(times[i] > times[i - 1]);
+    CHECK_OR_RETURN(st.entries == 12 && st.oldest_unacked_ms == times[1]);
+    CHECK_OR_RETURN((long long)st.bytes == s_sum_segments(dir));
+    CHECK_OR_RETURN(s_count_segments(dir) > 2);
     /* The oldest unacked entry moves with the cumulative position, across
      * segments, and ignores acks above it. */
-    CHECK(bm_spool_ack(sp, 3, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 3, &err) == 0);
     bm_spool_stats(sp, &st);
-    CHECK(st.oldest_unacked_ms == times[1] && st.entries == 11);
+    CHECK_OR_RETURN(st.oldest_unacked_ms == times[1] && st.entries == 11);
     for (int i = 1; i <= 9; i++) {
         if (i == 3)
             continue;
-        CHECK(bm_spool_ack(sp, (uint64_t)i, &err) == 0);
+        CHECK_OR_RETURN(bm_spool_ack(sp, (uint64_t)i, &err) == 0);
         bm_spool_stats(sp, &st);
         int next = i == 2 ? 4 : i + 1;
-        CHECK(st.oldest_unacked_ms == times[next]);
-        CHECK(st.acked_seq == (uint64_t)(i == 2 ? 3 : i));
-        CHECK((long long)st.bytes == s_sum_segments(dir));
+        CHECK_OR_RETURN(st.oldest_unacked_ms == times[next]);
+        CHECK_OR_RETURN(st.acked_seq == (uint64_t)(i == 2 ? 3 : i));
+        CHECK_OR_RETURN((long long)st.bytes == s_sum_segments(dir));
     }
     bm_spool_close(&sp);
     sp = bm_spool_open(dir, 150, &err);
-    CHECK(sp != NULL);
+    CHECK_OR_RETURN(sp != NULL);
     bm_spool_stats(sp, &st);
-    CHECK(st.acked_seq == 9 && st.entries == 3 && st.oldest_unacked_ms == times[10]);
-    CHECK((long long)st.bytes == s_sum_segments(dir));
+    CHECK_OR_RETURN(st.acked_seq == 9 && st.entries == 3 && st.oldest_unacked_ms == times[10]);
+    CHECK_OR_RETURN((long long)st.bytes == s_sum_segments(dir));
     bm_spool_close(&sp);
 }
 
@@ -840,36 +816,36 @@ static void test_bulk(void)
     s_dir(dir, sizeof dir, "bulk");
     const uint64_t n = 100000, first_phase = 70000;
     bm_spool_t *sp = bm_spool_open(dir, 256 * 1024, &err);
-    CHECK(sp != NULL);
-    CHECK(s_append_n(sp, 1, first_phase) == 0);
+    CHECK_OR_RETURN(sp != NULL);
+    CHECK_OR_RETURN(s_append_n(sp, 1, first_phase) == 0);
     bm_spool_stats_t st;
     bm_spool_stats(sp, &st);
-    CHECK(st.entries == first_phase);
+    CHECK_OR_RETURN(st.entries == first_phase);
     /* Acks up to 65536 above the cumulative position are kept; further
      * ahead they are ignored (the entry is resent later). */
-    CHECK(bm_spool_ack(sp, 65537, &err) == 0);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 65537, &err) == 0);
     bm_spool_stats(sp, &st);
-    CHECK(st.entries == first_phase);
-    CHECK(bm_spool_ack(sp, 65536, &err) == 0);
+    CHECK_OR_RETURN(st.entries == first_phase);
+    CHECK_OR_RETURN(bm_spool_ack(sp, 65536, &err) == 0);
     bm_spool_stats(sp, &st);
-    CHECK(st.entries == first_phase - 1 && st.acked_seq == 0);
+    CHECK_OR_RETURN(st.entries == first_phase - 1 && st.acked_seq == 0);
 
     bm_spool_cursor_t *c = bm_spool_cursor_new(sp, &err);
-    CHECK(c != NULL);
+    CHECK_OR_RETURN(c != NULL);
     long long heap_start = s_heap_in_use();
     uint64_t next_read = 1, last_acked = 0;
     for (uint64_t i = first_phase + 1; i <= n + 1000; i++) {
         char buf[128];
         uint64_t seq;
         if (i <= n)
-            CHECK(s_append_n(sp, i, 1) == 0);
+            CHECK_OR_RETURN(s_append_n(sp, i, 1) == 0);
         /* Drain in bursts, acknowledging what was read, lagging behind. */
         if (i % 1000 == 0) {
             for (;;) {
                 uint8_t *p;
                 size_t plen;
                 int r = bm_spool_cursor_next(c, &seq, &p, &plen, NULL, &err);
-                CHECK(r >= 0);
+                CHECK_OR_RETURN(r >= 0);
                 if (r == 0)
                     break;
                 if (next_read == 65536)
@@ -877,26 +853,26 @@ static void test_bulk(void)
                 bool ok = seq == next_read && plen == s_payload(seq, buf, sizeof buf)
                           && memcmp(p, buf, plen) == 0;
                 free(p);
-                CHECK(ok);
+                CHECK_OR_RETURN(ok);
                 next_read++;
                 while (last_acked + 500 < seq)
-                    CHECK(bm_spool_ack(sp, ++last_acked, &err) == 0);
+                    CHECK_OR_RETURN(bm_spool_ack(sp, ++last_acked, &err) == 0);
             }
         }
     }
     while (last_acked < n)
-        CHECK(bm_spool_ack(sp, ++last_acked, &err) == 0);
+        CHECK_OR_RETURN(bm_spool_ack(sp, ++last_acked, &err) == 0);
     long long heap_end = s_heap_in_use();
     bm_spool_stats(sp, &st);
-    CHECK(next_read == n + 1);
+    CHECK_OR_RETURN(next_read == n + 1);
     if (st.acked_seq != n)
         fprintf(stderr, "bulk: entries %" PRIu64 " acked %" PRIu64 " next %" PRIu64 "\n", st.entries, st.acked_seq, st.next_seq);
-    CHECK(st.entries == 0 && st.acked_seq == n && st.next_seq == n + 1);
-    CHECK(s_count_segments(dir) <= 1);
+    CHECK_OR_RETURN(st.entries == 0 && st.acked_seq == n && st.next_seq == n + 1);
+    CHECK_OR_RETURN(s_count_segments(dir) <= 1);
     /* Memory does not follow the number of entries: 30000 more appended,
      * 100000 read and acked, and the heap is where it was. */
     if (heap_start > 0 && heap_end > 0)
-        CHECK(heap_end - heap_start < 64 * 1024);
+        CHECK_OR_RETURN(heap_end - heap_start < 64 * 1024);
     bm_spool_cursor_destroy(&c);
     bm_spool_close(&sp);
 }
@@ -921,9 +897,9 @@ int main(void)
     test_write_failure();
     test_stats();
     test_bulk();
-    s_rmrf(g_root);
-    if (failures) {
-        fprintf(stderr, "test_spool: %d failure(s)\n", failures);
+    bm_test_rmrf(g_root);
+    if (bm_test_failures) {
+        fprintf(stderr, "test_spool: %d failure(s)\n", bm_test_failures);
         return 1;
     }
     printf("test_spool: all tests passed\n");

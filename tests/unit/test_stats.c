@@ -1,6 +1,8 @@
 /* test_stats: the statistics behind the benchmarks (collector/stats.c) and
  * the period calendar and metric estimates (collector/query.c) against
  * hand-computed values. */
+#include "bm_test.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,17 +10,6 @@
 #include "output.h"
 #include "query.h"
 #include "stats.h"
-
-static int s_failures;
-
-#define CHECK(expr)                                                          \
-    do {                                                                     \
-        if (!(expr)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #expr);                                                  \
-            s_failures++;                                                    \
-        }                                                                    \
-    } while (0)
 
 #define NEAR(a, b, eps) (fabs((a) - (b)) <= (eps))
 
@@ -264,8 +255,8 @@ int main(void)
     test_low_sample_and_alerts();
     test_geo_and_periods();
     test_metric_estimates();
-    if (s_failures) {
-        fprintf(stderr, "test_stats: %d check(s) failed\n", s_failures);
+    if (bm_test_failures) {
+        fprintf(stderr, "test_stats: %d check(s) failed\n", bm_test_failures);
         return 1;
     }
     printf("test_stats: all checks passed\n");

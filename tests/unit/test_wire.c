@@ -2,6 +2,8 @@
  * validation (common/bm_record.c).  Round trip of every record kind,
  * truncated and mutated frames, the size limit, each header rule and each
  * record rule. */
+#include "bm_test.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,26 +12,6 @@
 #include "bm_record.h"
 #include "bm_time.h"
 #include "bm_wire.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-
-/* err's message contains needle. */
-#define CHECK_ERR(err, needle)                                                     \
-    do {                                                                           \
-        if (!strstr((err).msg, (needle))) {                                        \
-            fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, \
-                    (err).msg, (needle));                                          \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
 
 #define T0 1793952000000LL   /* 2026-11-06T08:00:00Z */
 
@@ -450,7 +432,7 @@ static void test_codes_and_ids(void)
         if (w_ ? (rc_ == 0 || strcmp(e_.msg, w_) != 0) : rc_ != 0) {                 \
             fprintf(stderr, "%s:%d: got rc %d \"%s\", wanted \"%s\"\n", __FILE__,    \
                     __LINE__, rc_, e_.msg, w_ ? w_ : "(ok)");                        \
-            failures++;                                                              \
+            bm_test_failures++;                                                              \
         }                                                                            \
     } while (0)
 
@@ -646,8 +628,8 @@ int main(void)
     test_codes_and_ids();
     test_record_rules();
     test_time_window();
-    if (failures) {
-        fprintf(stderr, "test_wire: %d failure(s)\n", failures);
+    if (bm_test_failures) {
+        fprintf(stderr, "test_wire: %d failure(s)\n", bm_test_failures);
         return 1;
     }
     printf("test_wire: ok\n");
