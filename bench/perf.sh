@@ -1,0 +1,434 @@
+#!/bin/bash
+# perf.sh: the performance benchmarks of issue 6 in one command.
+#
+#   bench/perf.sh [--quick] [--only ingest|agents|slowlink|query] [--build DIR]
+#                 [--work DIR] [--port N] [--profile]
+#
+# Starts its own PostgreSQL (scripts/pg.sh: fsync and synchronous_commit on),
+# builds the binaries (RelWithDebInfo in build-perf/ unless --build is given),
+# and runs:
+#   ingest    COPY baselines (binary, text, binary without rollup triggers) and
+#             bm-loadgen against a collector with the same rows; prints
+#             e2e rec/s, baselines, the ratio (target >= 0.7), ack latency,
+#             collector VmHWM and CPU seconds, and per-table row counts.
+#   agents    10,000 simulated agents connected at once, every record acked,
+#             collector VmHWM < 256 MiB.
+#   slowlink  one real branchmark-agent behind bm-delay-relay (250 ms RTT):
+#             records/s delivered (target >= 5,000) and a backlog drain.
+#   query     10,000 branches in 50 regions, a year of rollups; p50/p95 of
+#             `branchmark rank` for a region and the chain (target p95 < 50 ms).
+# --profile records the ingest run system-wide with `perf record -e cpu-clock
+# -g -a` (collector, PostgreSQL backend, load generator) into $WORK/perf.data
+# and prints the top entries by process and by symbol.
+# --quick scales every size down (a smoke run of ~2 minutes).  Collectors run
+# with allow_plaintext = true on loopback (no CURVE).  Results: a table on
+# stdout and $WORK/results.txt.  Exit status 0 when every target passed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
+BUILD=$ROOT/build-perf
+WORK=/tmp/bm-perf
+PORT=54610
+QUICK=0
+PROFILE=0
+ONLY=all
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) QUICK=1 ;;
+    --only) ONLY=$2; shift ;;
+    --build) BUILD=$2; shift ;;
+    --work) WORK=$2; shift ;;
+    --port) PORT=$2; shift ;;
+    --profile) PROFILE=1 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "perf.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$ONLY" in all|ingest|agents|slowlink|query) ;; *) echo "perf.sh: --only: ingest|agents|slowlink|query" >&2; exit 2 ;; esac
+
+if [ $QUICK = 1 ]; then
+    INGEST_RECORDS=200000 INGEST_AGENTS=20 MANY_AGENTS=2000 MANY_RECORDS=40000
+    SLOW_SCALE=10 SLOW_BRANCHES=1 QUERY_BRANCHES=2000 QUERY_RUNS=20
+else
+    INGEST_RECORDS=500000 INGEST_AGENTS=50 MANY_AGENTS=10000 MANY_RECORDS=200000
+    SLOW_SCALE=20 SLOW_BRANCHES=1 QUERY_BRANCHES=10000 QUERY_RUNS=30
+fi
+BATCH=1000
+WINDOW=8
+
+PGBIN=/usr/lib/postgresql/15/bin
+RESULTS=()
+FAILS=0
+say() { echo "[perf +${SECONDS}s] $*" >&2; }
+result() { # result NAME VALUE [TARGET STATUS]
+    RESULTS+=("$(printf '%-44s %-22s %-14s %s' "$1" "$2" "${3:-}" "${4:-}")")
+    [ "${4:-}" = FAIL ] && FAILS=$((FAILS + 1))
+    return 0
+}
+kv() { # kv KEY LINE: the value of key=value in LINE
+    sed -n "s/.*[ :]$1=\([^ ]*\).*/\1/p" <<<"$2" | head -n 1
+}
+
+# ------------------------------------------------------------------ setup
+say "building $BUILD"
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
+fi
+cmake --build "$BUILD" -j2 --target branchmark-collector branchmark branchmark-agent \
+    bm-datagen bm-loadgen bm-copy-baseline bm-delay-relay >"$WORK.build.log" 2>&1 ||
+    { tail -n 30 "$WORK.build.log"; exit 1; }
+COLLECTOR=$BUILD/collector/branchmark-collector
+TOOL=$BUILD/collector/branchmark
+AGENT=$BUILD/agent/branchmark-agent
+DATAGEN=$BUILD/bench/bm-datagen
+LOADGEN=$BUILD/bench/bm-loadgen
+BASELINE=$BUILD/bench/bm-copy-baseline
+RELAY=$BUILD/bench/bm-delay-relay
+
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    "$ROOT/scripts/pg.sh" stop "$WORK/pg" >/dev/null 2>&1
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+chmod 755 "$WORK"
+# 10,000 agents need 10,000 connections on the collector's side too.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+"$ROOT/scripts/pg.sh" start "$WORK/pg" "$PORT" >/dev/null || exit 1
+export PGHOST=$WORK/pg/sock PGPORT=$PORT PGUSER=postgres PGOPTIONS="-c client_min_messages=warning"
+psqlq() { psql -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
+say "PostgreSQL on $PGHOST port $PORT: fsync=$(psqlq -d postgres -c 'show fsync'), synchronous_commit=$(psqlq -d postgres -c 'show synchronous_commit')"
+
+# new_db NAME BRANCHES: creates, migrates and loads loadgen refdata.
+new_db() {
+    local name=$1 branches=$2
+    psqlq -d postgres -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" || return 1
+    "$TOOL" migrate --db "dbname=$name" >"$WORK/$name.migrate.log" 2>&1 || { cat "$WORK/$name.migrate.log"; return 1; }
+    "$LOADGEN" --write-refdata "$WORK/refdata-$branches.json" --branches "$branches" --regions 50 >/dev/null || return 1
+    "$TOOL" refdata load "$WORK/refdata-$branches.json" --db "dbname=$name" >"$WORK/$name.refdata.log" 2>&1 ||
+        { tail -n 5 "$WORK/$name.refdata.log"; return 1; }
+}
+
+COLL_PID=
+# start_collector NAME DB PORT: a collector on tcp://127.0.0.1:PORT.
+start_collector() {
+    local name=$1 db=$2 port=$3
+    cat >"$WORK/$name.conf" <<EOF
+listen = tcp://127.0.0.1:$port
+database = "host=$PGHOST port=$PGPORT dbname=$db user=postgres"
+allow_plaintext = true
+status_file = $WORK/$name.status.json
+stats_interval = 10s
+log_level = warn
+EOF
+    "$COLLECTOR" -c "$WORK/$name.conf" >"$WORK/$name.log" 2>&1 &
+    COLL_PID=$!
+    PIDS+=("$COLL_PID")
+    local i
+    for ((i = 0; i < 150; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        kill -0 "$COLL_PID" 2>/dev/null || { cat "$WORK/$name.log"; return 1; }
+        sleep 0.2
+    done
+    return 1
+}
+stop_collector() {
+    kill -TERM "$COLL_PID" 2>/dev/null
+    wait "$COLL_PID" 2>/dev/null
+}
+# proc_cpu PID: user+system CPU seconds so far.
+proc_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+proc_hwm_mib() {
+    awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+# Sum of CPU seconds of all postgres processes (backends come and go; this
+# counts the live ones, which include the collector's backend).
+pg_cpu() {
+    local s=0 p
+    for p in $(pgrep -u postgres -f "postgres" 2>/dev/null); do
+        [ -r "/proc/$p/stat" ] || continue
+        s=$(awk -v s="$s" -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", s + ($14 + $15) / hz }' "/proc/$p/stat")
+    done
+    echo "$s"
+}
+
+# verify_counts DB LINE: compares count(*) per raw table with loadgen's sent_*.
+verify_counts() {
+    local db=$1 line=$2 ok=PASS k t want got detail=""
+    for k in people_count:people_counts receipt:receipts queue_ticket:queue_tickets \
+             phone_call:phone_calls complaint:complaints survey:survey_responses \
+             customer_change:customer_changes; do
+        want=$(kv "sent_${k%%:*}" "$line")
+        t=${k#*:}
+        got=$(psqlq -d "$db" -c "SELECT count(*) FROM $t")
+        detail+="$t=$got/$want "
+        [ "$want" = "$got" ] || ok=FAIL
+    done
+    echo "$ok $detail"
+}
+
+# ------------------------------------------------------------------ ingest
+run_ingest() {
+    say "ingest: $INGEST_RECORDS records, $INGEST_AGENTS agents, batch $BATCH, window $WINDOW"
+    new_db bm_baseline "$INGEST_AGENTS" || return 1
+    new_db bm_ingest "$INGEST_AGENTS" || return 1
+    local common="--agents $INGEST_AGENTS --records $INGEST_RECORDS --batch $BATCH --prefix ING"
+    local mode line bin_rate=0
+    for mode in binary text notrigger; do
+        line=$("$BASELINE" --db "dbname=bm_baseline" --truncate --mode "$mode" $common) ||
+            { say "baseline $mode failed: $line"; result "COPY baseline $mode" "failed" "" FAIL; continue; }
+        say "$line"
+        result "COPY baseline $mode (rows/s)" "$(kv rows_per_s "$line")" "" "$(kv result "$line")"
+        [ "$mode" = binary ] && bin_rate=$(kv rows_per_s "$line")
+    done
+    psqlq -d postgres -c "DROP DATABASE bm_baseline" >/dev/null
+
+    start_collector collector-ingest bm_ingest 54611 || { result "ingest collector" "did not start" "" FAIL; return 1; }
+    local cpu0 pg0
+    cpu0=$(proc_cpu "$COLL_PID")
+    pg0=$(pg_cpu)
+    local perf_pid=
+    if [ $PROFILE = 1 ]; then
+        perf record -e cpu-clock -F 499 -g -a -o "$WORK/perf.data" >"$WORK/perf-record.log" 2>&1 &
+        perf_pid=$!
+    fi
+    line=$("$LOADGEN" --endpoint tcp://127.0.0.1:54611 $common --window "$WINDOW" --label ingest)
+    local rc=$?
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"; wait "$perf_pid"
+        perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 12 >"$WORK/perf-comm.txt"
+        perf report -i "$WORK/perf.data" --no-children --sort comm,dso,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 60 >"$WORK/perf-sym.txt"
+        say "profile by process:"; cat "$WORK/perf-comm.txt" >&2
+        say "profile by symbol (top 60): $WORK/perf-sym.txt"
+    fi
+    say "$line"
+    local cpu1 pg1 hwm
+    cpu1=$(proc_cpu "$COLL_PID")
+    pg1=$(pg_cpu)
+    hwm=$(proc_hwm_mib "$COLL_PID")
+    stop_collector
+    local e2e
+    e2e=$(kv rec_per_s "$line")
+    result "end-to-end, $INGEST_AGENTS agents (rec/s)" "${e2e:-?}" "all acked" "$([ $rc = 0 ] && echo PASS || echo FAIL)"
+    local ratio
+    ratio=$(awk -v a="${e2e:-0}" -v b="$bin_rate" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+    result "ratio e2e / binary COPY baseline" "$ratio" ">= 0.7" "$(awk -v r="$ratio" 'BEGIN { print (r >= 0.7 ? "PASS" : "FAIL") }')"
+    result "ack latency p50 / p99 (ms)" "$(kv ack_p50_ms "$line") / $(kv ack_p99_ms "$line")"
+    result "collector VmHWM (MiB)" "$hwm"
+    result "collector CPU (s)" "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')"
+    result "postgres CPU, all processes (s)" "$(awk -v a="$pg0" -v b="$pg1" 'BEGIN { printf "%.2f", b - a }')"
+    local v
+    v=$(verify_counts bm_ingest "$line")
+    say "rows verified: $v"
+    result "PostgreSQL rows == sent (per table)" "${v%% *}" "exact" "${v%% *}"
+}
+
+# ------------------------------------------------------------------ agents
+run_agents() {
+    say "agents: $MANY_AGENTS agents at once, $MANY_RECORDS records"
+    new_db bm_agents "$MANY_AGENTS" || return 1
+    start_collector collector-agents bm_agents 54612 || { result "agents collector" "did not start" "" FAIL; return 1; }
+    # Two load generator processes of N/2 agents each (one process would need
+    # 2 descriptors per agent, beyond the usual hard limit of open files);
+    # each connects 500 agents at a time: the collector's ROUTER listens with
+    # ZeroMQ's default backlog of 100, and 10,000 simultaneous SYNs overflow it;
+    # source ports 20000-29999, outside the ephemeral range (32768-60999) that
+    # holds the ports integration tests bind (55000-55999).
+    local half=$((MANY_AGENTS / 2)) recs=$((MANY_RECORDS / 2)) batch
+    batch=$((recs / half / 2)); [ $batch -lt 1 ] && batch=1
+    local p rc=0 lines=() pids=()
+    for p in 0 1; do
+        "$LOADGEN" --endpoint tcp://127.0.0.1:54612 --agents "$half" --first-agent $((p * half)) \
+            --branches "$MANY_AGENTS" --records "$recs" --batch "$batch" --window 2 --io-threads 1 --connect-step 500 --source-port-base $((20000 + p * half)) \
+            --prefix MANY --label "agents-$p" --timeout-s 300 >"$WORK/loadgen-agents-$p.out" &
+        pids+=($!)
+    done
+    for p in 0 1; do wait "${pids[$p]}" || rc=1; lines+=("$(cat "$WORK/loadgen-agents-$p.out")"); say "${lines[$p]}"; done
+    local hwm
+    hwm=$(proc_hwm_mib "$COLL_PID")
+    stop_collector
+    local acked total rate
+    acked=$(( $(kv acked_batches "${lines[0]}") + $(kv acked_batches "${lines[1]}") ))
+    total=$(( $(kv batches "${lines[0]}") + $(kv batches "${lines[1]}") ))
+    rate=$(awk -v a="$(kv rec_per_s "${lines[0]}")" -v b="$(kv rec_per_s "${lines[1]}")" 'BEGIN { printf "%.0f", a + b }')
+    result "$MANY_AGENTS agents: all connected + acked" "$acked/$total batches" "every record" "$([ $rc = 0 ] && echo PASS || echo FAIL)"
+    result "$MANY_AGENTS agents: rec/s (sum of 2 procs)" "$rate"
+    result "$MANY_AGENTS agents: connect all (s)" "$(kv connect_s "${lines[0]}") / $(kv connect_s "${lines[1]}")"
+    result "$MANY_AGENTS agents: ack p50 / p99 (ms)" "$(kv ack_p50_ms "${lines[0]}") / $(kv ack_p99_ms "${lines[0]}")"
+    result "$MANY_AGENTS agents: collector VmHWM (MiB)" "$hwm" "< 256" "$(awk -v h="$hwm" 'BEGIN { print (h + 0 > 0 && h < 256 ? "PASS" : "FAIL") }')"
+    # Rows: the two processes' sent_* added up.
+    local k sum=""
+    for k in people_count receipt queue_ticket phone_call complaint survey customer_change; do
+        sum+=" sent_$k=$(( $(kv "sent_$k" "${lines[0]}") + $(kv "sent_$k" "${lines[1]}") ))"
+    done
+    local v
+    v=$(verify_counts bm_agents "x$sum")
+    say "rows verified: $v"
+    result "$MANY_AGENTS agents: rows == sent" "${v%% *}" "exact" "${v%% *}"
+    psqlq -d postgres -c "DROP DATABASE bm_agents" >/dev/null 2>&1
+}
+
+
+# ------------------------------------------------------------------ slowlink
+# agent_json NAME FIELD: a numeric field of the agent's status.
+agent_json() {
+    "$AGENT" status -c "$WORK/$1.conf" --json 2>/dev/null | grep -Eo "\"$2\": *[0-9]+" | head -n 1 | sed -E 's/.*: *//'
+}
+write_agent_conf() { # write_agent_conf NAME DIR ENDPOINT
+    mkdir -p "$2/inbox"
+    cat >"$WORK/$1.conf" <<EOF
+agent_id = $1
+branch = B001
+collector = $3
+data_dir = $2
+inbox_settle = 0
+scan_interval = 200ms
+batch_records = 1000
+send_window = 128
+ack_timeout = 30s
+heartbeat_interval = 5s
+backoff_min = 100ms
+backoff_max = 1s
+spool_max_bytes = 2G
+log_level = warn
+EOF
+}
+# wait_acked NAME N TIMEOUT: until the agent acknowledged N records; prints seconds.
+wait_acked() {
+    local t0 deadline=$((SECONDS + $3)) got
+    t0=$(date +%s.%N)
+    while :; do
+        got=$(agent_json "$1" records_acked)
+        [ "${got:-0}" -ge "$2" ] && break
+        [ $SECONDS -ge $deadline ] && { say "$1: only ${got:-0} of $2 records acknowledged"; echo -1; return 1; }
+        sleep 0.1
+    done
+    awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'
+}
+run_slowlink() {
+    say "slowlink: one agent behind a 250 ms RTT relay"
+    psqlq -d postgres -c "DROP DATABASE IF EXISTS bm_slow" -c "CREATE DATABASE bm_slow" || return 1
+    "$TOOL" migrate --db "dbname=bm_slow" >/dev/null 2>&1 || return 1
+    "$DATAGEN" --out "$WORK/slowdata" --branches 1 --regions 1 --competitors 1 --days 30 \
+        --scale "$SLOW_SCALE" --seed 5 >/dev/null || return 1
+    "$TOOL" refdata load "$WORK/slowdata/refdata.json" --db "dbname=bm_slow" >/dev/null 2>&1 || return 1
+    local total days=30
+    total=$(awk -F'\t' 'NR > 1 { s += $3 } END { print s }' "$WORK/slowdata/expected.tsv")
+    start_collector collector-slow bm_slow 54613 || return 1
+    "$RELAY" --listen 54614 --target 127.0.0.1:54613 --delay-ms 125 >"$WORK/relay.log" 2>&1 &
+    local relay=$!
+    PIDS+=("$relay")
+    # Live: inbox pre-filled, agent started, clock until every record is acked.
+    write_agent_conf agent-live "$WORK/agent-live" tcp://127.0.0.1:54614
+    cp "$WORK/slowdata/B001/inbox/"* "$WORK/agent-live/inbox/"
+    "$AGENT" -c "$WORK/agent-live.conf" >"$WORK/agent-live.log" 2>&1 &
+    local ag=$!
+    local secs
+    secs=$(wait_acked agent-live "$total" 600)
+    kill -TERM $ag; wait $ag
+    local live_rate
+    live_rate=$(awk -v n="$total" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+    say "slowlink live: $total records in $secs s through the relay"
+    result "slow link 250 ms RTT: records/s" "$live_rate" ">= 5000" "$(awk -v r="$live_rate" 'BEGIN { print (r >= 5000 ? "PASS" : "FAIL") }')"
+    # Backlog: the collector is down while the agent spools everything,
+    # then started; clock until the spool is drained.
+    stop_collector
+    psqlq -d bm_slow -c "TRUNCATE ingest_batches, people_counts, receipts, queue_tickets, phone_calls, complaints, survey_responses, customer_changes, evaluations, agents CASCADE" >/dev/null 2>&1
+    write_agent_conf agent-drain "$WORK/agent-drain" tcp://127.0.0.1:54614
+    cp "$WORK/slowdata/B001/inbox/"* "$WORK/agent-drain/inbox/"
+    "$AGENT" -c "$WORK/agent-drain.conf" >"$WORK/agent-drain.log" 2>&1 &
+    ag=$!
+    local deadline=$((SECONDS + 300))
+    until [ -z "$(ls "$WORK/agent-drain/inbox")" ] && [ "$(agent_json agent-drain records_spooled)" = "$total" ]; do
+        [ $SECONDS -ge $deadline ] && { say "agent did not spool the backlog"; break; }
+        sleep 0.2
+    done
+    say "backlog of $total records spooled while the collector is down; starting it"
+    start_collector collector-slow bm_slow 54613 || return 1
+    secs=$(wait_acked agent-drain "$total" 600)
+    kill -TERM $ag; wait $ag
+    stop_collector
+    kill -TERM $relay; wait $relay 2>/dev/null
+    local drain arrival ratio
+    drain=$(awk -v n="$total" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+    # The live (arrival) rate of a branch: its records per day spread over
+    # the day, times 10 for the busiest hour.
+    arrival=$(awk -v n="$total" -v d="$days" 'BEGIN { printf "%.3f", n / d / 86400 * 10 }')
+    ratio=$(awk -v a="$drain" -v b="$arrival" 'BEGIN { printf "%.0f", (b > 0 ? a / b : 0) }')
+    result "backlog drain (rec/s, after outage)" "$drain"
+    result "branch arrival rate, peak hour (rec/s)" "$arrival"
+    result "drain / peak arrival" "${ratio}x" ">= 20x" "$(awk -v r="$ratio" 'BEGIN { print (r >= 20 ? "PASS" : "FAIL") }')"
+    result "drain / delivered live rate" "$(awk -v a="$drain" -v b="$live_rate" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')x"
+    local stored
+    stored=$(psqlq -d bm_slow -c "SELECT (SELECT count(*) FROM people_counts) + (SELECT count(*) FROM receipts) + (SELECT count(*) FROM queue_tickets) + (SELECT count(*) FROM phone_calls) + (SELECT count(*) FROM complaints) + (SELECT count(*) FROM survey_responses) + (SELECT count(*) FROM customer_changes) + (SELECT count(*) FROM evaluations)")
+    result "backlog: rows == generated" "$stored/$total" "exact" "$([ "$stored" = "$total" ] && echo PASS || echo FAIL)"
+}
+
+# ------------------------------------------------------------------ query
+run_query() {
+    say "query: $QUERY_BRANCHES branches in 50 regions, a year of rollups"
+    new_db bm_query "$QUERY_BRANCHES" || return 1
+    local t0=$SECONDS
+    psqlq -d bm_query -f "$ROOT/bench/query_scale.sql" >"$WORK/query_fill.log" 2>&1 ||
+        { tail -n 5 "$WORK/query_fill.log"; result "query data" "fill failed" "" FAIL; return 1; }
+    say "rollups filled in $((SECONDS - t0)) s: $(psqlq -d bm_query -c "SELECT count(*) FROM rollup_hist") rollup_hist rows, database $(psqlq -d bm_query -c "SELECT pg_size_pretty(pg_database_size('bm_query'))")"
+    local scope metric at
+    at=$(psqlq -d bm_query -c "SELECT to_char(date_trunc('month', now() - interval '1 month'), 'YYYY-MM-DD')")
+    for metric in nps wait_p90; do
+        for scope in region chain; do
+            local args=(rank --metric "$metric" --period month --at "$at" --db "dbname=bm_query" --format csv)
+            [ $scope = region ] && args+=(--region R07)
+            "$TOOL" "${args[@]}" >"$WORK/rank-$metric-$scope.csv" 2>"$WORK/rank-$metric-$scope.err" ||
+                { result "rank $metric $scope" "failed: $(head -c 120 "$WORK/rank-$metric-$scope.err")" "" FAIL; continue; }
+            local i a b times=()
+            for ((i = 0; i < QUERY_RUNS; i++)); do
+                a=$(date +%s%N)
+                "$TOOL" "${args[@]}" >/dev/null 2>&1
+                b=$(date +%s%N)
+                times+=($(((b - a) / 1000)))
+            done
+            local stats rows
+            # Nearest-rank percentiles of the wall time of the whole command
+            # (process start, connect, reference data, query, output).
+            stats=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 }
+                END { i50 = int(NR * 0.50 + 0.999); i95 = int(NR * 0.95 + 0.999);
+                      printf "%.1f %.1f", v[i50] / 1000, v[i95] / 1000 }')
+            rows=$(($(wc -l <"$WORK/rank-$metric-$scope.csv") - 1))
+            result "rank $metric $scope ($rows rows) p50/p95 ms" "${stats% *} / ${stats#* }" "p95 < 50" \
+                "$(awk -v p="${stats#* }" 'BEGIN { print (p < 50 ? "PASS" : "FAIL") }')"
+        done
+    done
+}
+
+# ------------------------------------------------------------------ main
+{
+    echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+    echo "PostgreSQL $(psqlq -d postgres -c 'show server_version'), synchronous_commit=on, fsync=on; collectors: allow_plaintext = true (loopback, no CURVE)"
+} >"$WORK/machine.txt"
+[ "$ONLY" = all ] || [ "$ONLY" = ingest ] && run_ingest
+[ "$ONLY" = all ] || [ "$ONLY" = agents ] && run_agents
+if [ "$ONLY" = all ] || [ "$ONLY" = slowlink ]; then
+    declare -F run_slowlink >/dev/null && run_slowlink
+fi
+if [ "$ONLY" = all ] || [ "$ONLY" = query ]; then
+    declare -F run_query >/dev/null && run_query
+fi
+
+{
+    echo
+    echo "=== branchmark performance ($( [ $QUICK = 1 ] && echo quick || echo full ) run, $(date -u +%FT%TZ), ${SECONDS} s)"
+    cat "$WORK/machine.txt"
+    printf '%-44s %-22s %-14s %s\n' "measure" "value" "target" "result"
+    for r in "${RESULTS[@]}"; do echo "$r"; done
+    [ $FAILS = 0 ] && echo "ALL TARGETS PASSED" || echo "$FAILS TARGET(S) FAILED"
+} | tee "$WORK/results.txt"
+[ $FAILS = 0 ]
