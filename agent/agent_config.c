@@ -60,6 +60,12 @@ const bm_cfg_entry_t bm_agent_config_map[] = {
      256LL * 1024 * 1024, "largest reply accepted from a collector"},
     {"log_level", BM_CFG_STR, "info", false, OFF(log_level), 0, 0,
      "debug, info, warn or error"},
+    {"curve_secret_key_file", BM_CFG_STR, "", false, OFF(curve_secret_key_file), 0, 0,
+     "this agent's CURVE secret key (branchmark keygen; mode 0600; its public key must be "
+     "enrolled at the collector); empty: plaintext (docs/security.md)"},
+    {"collector_public_key", BM_CFG_STR, "", false, OFF(collector_public_key), 0, 0,
+     "the collectors' CURVE public key: a Z85 string or a .pub file (required with "
+     "curve_secret_key_file)"},
     {NULL, BM_CFG_STR, NULL, false, 0, 0, 0, NULL},
 };
 
@@ -135,6 +141,11 @@ int bm_agent_config_check(bm_agent_config_t *cfg, bm_err_t *err)
     if (cfg->backoff_min_ms > cfg->backoff_max_ms)
         return bm_err_set(err, "backoff_min (%lld ms) must not exceed backoff_max (%lld ms)",
                           (long long)cfg->backoff_min_ms, (long long)cfg->backoff_max_ms);
+    bool has_secret = cfg->curve_secret_key_file && *cfg->curve_secret_key_file;
+    bool has_server = cfg->collector_public_key && *cfg->collector_public_key;
+    if (has_secret != has_server)
+        return bm_err_set(err, "curve_secret_key_file and collector_public_key go together: "
+                          "set both (CURVE) or neither (plaintext)");
     if (!cfg->log_level || bm_log_level_parse(cfg->log_level, &cfg->log_level_value) < 0)
         return bm_err_set(err, "log_level: \"%s\" is not one of debug, info, warn, error",
                           cfg->log_level ? cfg->log_level : "");

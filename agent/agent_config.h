@@ -36,6 +36,8 @@ typedef struct {
     int64_t max_reply_bytes;
     char *log_level;
     bm_log_level_t log_level_value;   /* parsed log_level */
+    char *curve_secret_key_file;  /* "" = plaintext (collector must allow it) */
+    char *collector_public_key;   /* Z85 key or a file holding it */
 } bm_agent_config_t;
 
 /* The config map (terminated by a NULL key), for --help. */

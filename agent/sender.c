@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bm_keyfile.h"
 #include "bm_log.h"
 #include "bm_time.h"
 #include "bm_wire.h"
@@ -79,6 +80,9 @@ struct bm_sender {
     bool corrupt_logged;
     bm_sender_info_t info;
     char last_error[BM_ERR_MSG_MAX];
+    bool curve;                     /* keys read at start (not on SIGHUP) */
+    char curve_secret[BM_Z85_KEY_LEN + 1], curve_public[BM_Z85_KEY_LEN + 1];
+    char curve_server[BM_Z85_KEY_LEN + 1];
 };
 
 /* ---- helpers ---- */
@@ -214,6 +218,11 @@ static void s_open_socket(bm_sender_t *s)
                                                              ? 1000000 : cfg->backoff_max_ms)) < 0 ||
         zmq_setsockopt(s->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0)
         goto fail;
+    if (s->curve &&
+        (zmq_setsockopt(s->dealer, ZMQ_CURVE_SERVERKEY, s->curve_server, BM_Z85_KEY_LEN) < 0 ||
+         zmq_setsockopt(s->dealer, ZMQ_CURVE_PUBLICKEY, s->curve_public, BM_Z85_KEY_LEN) < 0 ||
+         zmq_setsockopt(s->dealer, ZMQ_CURVE_SECRETKEY, s->curve_secret, BM_Z85_KEY_LEN) < 0))
+        goto fail;
     snprintf(mon_addr, sizeof mon_addr, "inproc://bm-agent-monitor-%u", ++s->monitor_serial);
     if (zmq_socket_monitor(s->dealer, mon_addr,
                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
@@ -281,6 +290,26 @@ bm_sender_t *bm_sender_new(const bm_agent_config_t *cfg, bm_spool_t *spool,
         bm_sender_destroy(&s);
         return NULL;
     }
+    /* CURVE keys: a secret key file others can read is refused here, so the
+     * agent does not start with a key that may already be copied. */
+    if (cfg->curve_secret_key_file && *cfg->curve_secret_key_file) {
+        if (bm_keyfile_read_secret(cfg->curve_secret_key_file, s->curve_secret, err) < 0 ||
+            bm_keyfile_read_public(cfg->collector_public_key, s->curve_server, err) < 0) {
+            bm_sender_destroy(&s);
+            return NULL;
+        }
+        if (zmq_curve_public(s->curve_public, s->curve_secret) < 0) {
+            bm_err_set(err, "secret key file \"%s\": not a usable CURVE key",
+                       cfg->curve_secret_key_file);
+            bm_sender_destroy(&s);
+            return NULL;
+        }
+        s->curve = true;
+        bm_info(COMP, "CURVE on: this agent's public key is %s", s->curve_public);
+    } else {
+        bm_warn(COMP, "no curve_secret_key_file: connecting unauthenticated and unencrypted "
+                "(only a collector with allow_plaintext = true accepts this)");
+    }
     if (!(s->cursor = bm_spool_cursor_new(spool, err))) {
         bm_sender_destroy(&s);
         return NULL;
@@ -300,6 +329,7 @@ void bm_sender_destroy(bm_sender_t **sender_p)
     bm_spool_cursor_destroy(&s->cursor);
     s_drop_held(s);
     s_free_endpoints(s);
+    memset(s->curve_secret, 0, sizeof s->curve_secret);
     free(s);
     *sender_p = NULL;
 }
@@ -603,8 +633,17 @@ static void s_on_error(bm_sender_t *s, const bm_reply_t *r)
     }
     const char *msg = e->message ? e->message : "";
     switch (e->code) {
-    case BRANCHMARK__V1__ERROR_CODE__ERROR_UNKNOWN_BRANCH:
     case BRANCHMARK__V1__ERROR_CODE__ERROR_FORBIDDEN:
+        bm_error(COMP, "collector refused this agent's key (not enrolled or revoked): %s; "
+                 "nothing is dropped, retrying in %lld s", msg,
+                 (long long)(s->cfg->backoff_max_ms / 1000));
+        s_set_error(s, "collector refused this agent's key (not enrolled or revoked): %s", msg);
+        s->refused = true;
+        s->state = S_REFUSED;
+        s_restart_window(s);
+        s_backoff(s, true);
+        return;
+    case BRANCHMARK__V1__ERROR_CODE__ERROR_UNKNOWN_BRANCH:
     case BRANCHMARK__V1__ERROR_CODE__ERROR_UNSUPPORTED_VERSION:
         bm_error(COMP, "collector \"%s\" refuses this agent (%s): %s; nothing is dropped, "
                  "retrying in %lld s", s_endpoint(s), s_code_name(e->code), msg,
@@ -738,6 +777,20 @@ static void s_read_monitor(bm_sender_t *s)
             /* Sends queued on a connection that broke may be lost: resend. */
             if (again)
                 s_restart_window(s);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            /* ZAP said no: retrying fast cannot help, so the socket is
+             * closed and reopened only after backoff_max. */
+            bm_error(COMP, "collector \"%s\" refused this agent's key (not enrolled or "
+                     "revoked); retrying in %lld s", s_endpoint(s),
+                     (long long)(s->cfg->backoff_max_ms / 1000));
+            s_set_error(s, "collector refused this agent's key (not enrolled or revoked)");
+            s->refused = true;
+            s->state = S_REFUSED;
+            s->connected = false;
+            s_close_socket(s);
+            s_restart_window(s);
+            s_backoff(s, true);
+            return;
         } else if (event == ZMQ_EVENT_DISCONNECTED ||
                    event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
                    event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||

@@ -37,6 +37,14 @@ const bm_cfg_entry_t bm_collector_config_map[] = {
      "apply pending schema migrations when the collector starts"},
     {"log_level", BM_CFG_STR, "info", false, offsetof(bm_collector_config_t, log_level), 0, 0,
      "debug, info, warn or error (re-read on SIGHUP)"},
+    {"curve_secret_key_file", BM_CFG_STR, "", false,
+     offsetof(bm_collector_config_t, curve_secret_key_file), 0, 0,
+     "the collector's CURVE secret key (branchmark keygen; mode 0600): agents must connect "
+     "with CURVE and an enrolled key (docs/security.md)"},
+    {"allow_plaintext", BM_CFG_BOOL, "false", false,
+     offsetof(bm_collector_config_t, allow_plaintext), 0, 0,
+     "without curve_secret_key_file, accept unauthenticated plaintext peers (loopback "
+     "development and benchmarks only)"},
     {NULL, 0, NULL, false, 0, 0, 0, NULL},
 };
 
@@ -55,6 +63,10 @@ int bm_collector_config_load(const char *path, bm_collector_config_t *cfg, bm_er
     if (bm_log_level_parse(cfg->log_level, &level) < 0)
         return bm_err_set(err, "%s: log_level: \"%s\" is not one of debug, info, warn, error",
                           path, cfg->log_level);
+    if (!*cfg->curve_secret_key_file && !cfg->allow_plaintext)
+        return bm_err_set(err, "%s: curve_secret_key_file is not set; agents must be "
+                          "authenticated (or set allow_plaintext = true for loopback "
+                          "development)", path);
     if (cfg->listen.count == 0)
         return bm_err_set(err, "%s: listen: at least one endpoint is required", path);
     for (size_t i = 0; i < cfg->listen.count; i++) {

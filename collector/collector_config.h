@@ -3,7 +3,8 @@
  * Keys (branchmark-collector --help prints them with defaults): database,
  * listen, max_frame_bytes, clock_max_age, clock_max_future,
  * heartbeat_interval, stats_interval, status_file, migrate_on_start,
- * log_level.  Owns the strings and lists in bm_collector_config_t;
+ * log_level, curve_secret_key_file, allow_plaintext (docs/security.md).
+ * Owns the strings and lists in bm_collector_config_t;
  * bm_collector_config_free releases them. */
 #ifndef BM_COLLECTOR_CONFIG_H
 #define BM_COLLECTOR_CONFIG_H
@@ -25,6 +26,8 @@ typedef struct {
     char *status_file;          /* "" = none */
     bool migrate_on_start;
     char *log_level;
+    char *curve_secret_key_file; /* "" = no CURVE (needs allow_plaintext) */
+    bool allow_plaintext;       /* accept unauthenticated peers (loopback tests) */
 } bm_collector_config_t;
 
 extern const bm_cfg_entry_t bm_collector_config_map[];

@@ -9,12 +9,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bm_keyfile.h"
 #include "bm_log.h"
 #include "bm_record.h"
 #include "bm_time.h"
@@ -23,6 +25,7 @@
 #include "migrate.h"
 #include "refcache.h"
 #include "store.h"
+#include "zap.h"
 
 #define S_POLL_MS 250
 #define S_BACKOFF_MIN_MS 500
@@ -32,6 +35,8 @@
 #define S_AGENT_REFRESH_MS 60000       /* last_seen is refreshed this often */
 #define S_SORT_MAX 500                 /* answers / CSI items checked for repeats */
 #define S_ERROR_CODES 9
+#define S_KEY_SLOTS 4096               /* CURVE key status cache (power of two) */
+#define S_KEY_RECHECK_MS 3000          /* a revoked key is refused within this */
 
 typedef struct {
     char agent_id[BM_AGENT_ID_MAX + 1];   /* "" = free slot */
@@ -39,8 +44,22 @@ typedef struct {
     int64_t checked_ms;                   /* monotonic time of the last DB check */
 } s_agent_slot_t;
 
+/* What the allow-list says about one CURVE key, re-read every
+ * S_KEY_RECHECK_MS: the revocation cut-off for peers already connected. */
+typedef struct {
+    char key[BM_Z85_KEY_LEN + 1];         /* "" = free slot */
+    char agent_id[BM_AGENT_ID_MAX + 1];
+    int32_t branch_id;
+    bool live;                            /* enrolled and not revoked */
+    int64_t checked_ms;                   /* monotonic */
+} s_key_slot_t;
+
 typedef struct {
     uint64_t frames, dropped_messages, envelopes_ok, heartbeats;
+    /* security events: refused by key state or identity, per reason */
+    uint64_t sec_revoked, sec_wrong_branch, sec_wrong_agent, sec_no_identity;
+    /* hostile envelopes, per reason (the others count under errors[]) */
+    uint64_t future_dated, replayed;
     uint64_t batches_stored, batches_duplicate;
     uint64_t records_stored, records_duplicate, records_rejected;
     uint64_t db_reconnects;
@@ -77,6 +96,11 @@ struct bm_receiver {
     const char **sort_buf;
     const bm_envelope_t *env;   /* the batch in hand, for the refused callback */
 
+    bool curve;                 /* CURVE server with the ZAP handler */
+    bm_zap_t *zap;
+    s_key_slot_t *keys;
+    size_t n_keys;
+
     s_counters_t c;
     int64_t started_ms;
     int64_t next_stats_ms;
@@ -107,11 +131,12 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
     r->rej_reasons = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->rej_reasons);
     r->accepted = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->accepted);
     r->sort_buf = calloc(S_SORT_MAX, sizeof *r->sort_buf);
+    r->keys = calloc(S_KEY_SLOTS, sizeof *r->keys);
     r->store = bm_store_new(cfg->database);
     r->cache = bm_refcache_new();
     r->ctx = zmq_ctx_new();
     if (!r->socks || !r->items || !r->agents || !r->rej || !r->rej_ptrs || !r->rej_reasons ||
-        !r->accepted || !r->sort_buf || !r->store || !r->cache || !r->ctx) {
+        !r->accepted || !r->sort_buf || !r->keys || !r->store || !r->cache || !r->ctx) {
         bm_err_set(err, "out of memory");
         bm_receiver_destroy(&r);
         return NULL;
@@ -122,6 +147,36 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
     int timeout = ivl * 3;
     /* ZMQ_HEARTBEAT_TTL is carried in deciseconds on the wire (max 6553.5 s). */
     int ttl = timeout > 6553500 ? 6553500 : timeout;
+    /* CURVE: the secret key is read (and its mode checked) before anything
+     * binds, and the ZAP handler runs before a peer can connect. */
+    char secret[BM_Z85_KEY_LEN + 1] = "";
+    if (*cfg->curve_secret_key_file) {
+        if (bm_keyfile_read_secret(cfg->curve_secret_key_file, secret, err) < 0) {
+            bm_receiver_destroy(&r);
+            return NULL;
+        }
+        char pub[BM_Z85_KEY_LEN + 1];
+        if (zmq_curve_public(pub, secret) < 0) {
+            memset(secret, 0, sizeof secret);
+            bm_err_set(err, "secret key file \"%s\": not a usable CURVE key",
+                       cfg->curve_secret_key_file);
+            bm_receiver_destroy(&r);
+            return NULL;
+        }
+        if (!(r->zap = bm_zap_start(r->ctx, cfg->database, err))) {
+            memset(secret, 0, sizeof secret);
+            bm_receiver_destroy(&r);
+            return NULL;
+        }
+        r->curve = true;
+        bm_info("receiver", "CURVE on: public key %s; only enrolled agent keys may connect",
+                pub);
+    } else {
+        bm_warn("receiver", "security: allow_plaintext = true and no curve_secret_key_file: "
+                "ANY PEER MAY CONNECT AND WRITE DATA UNAUTHENTICATED AND UNENCRYPTED; "
+                "use this only on loopback for development and benchmarks");
+    }
+    int one = 1;
     for (size_t i = 0; i < r->n_socks; i++) {
         const char *ep = cfg->listen.items[i];
         void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
@@ -130,22 +185,29 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
             zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
             zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) < 0 ||
             zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) < 0 ||
-            zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) < 0) {
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) < 0 ||
+            (r->curve &&
+             (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+              zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, BM_Z85_KEY_LEN) < 0 ||
+              zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, BM_ZAP_DOMAIN, strlen(BM_ZAP_DOMAIN)) < 0))) {
             bm_err_set(err, "could not create a socket for \"%s\": %s", ep, zmq_strerror(errno));
             if (s)
                 zmq_close(s);
+            memset(secret, 0, sizeof secret);
             bm_receiver_destroy(&r);
             return NULL;
         }
         r->socks[i] = s;
         if (zmq_bind(s, ep) < 0) {
             bm_err_set(err, "could not bind \"%s\": %s", ep, zmq_strerror(errno));
+            memset(secret, 0, sizeof secret);
             bm_receiver_destroy(&r);
             return NULL;
         }
         r->items[i] = (zmq_pollitem_t){.socket = s, .events = ZMQ_POLLIN};
         bm_info("receiver", "listening on %s", ep);
     }
+    memset(secret, 0, sizeof secret);
     r->started_ms = bm_now_ms();
     r->next_stats_ms = bm_mono_ms() + cfg->stats_interval_ms;
     r->backoff_ms = S_BACKOFF_MIN_MS;
@@ -162,6 +224,7 @@ void bm_receiver_destroy(bm_receiver_t **recv_p)
         for (size_t i = 0; i < r->n_socks; i++)
             if (r->socks[i])
                 zmq_close(r->socks[i]);
+    bm_zap_stop(&r->zap);
     if (r->ctx)
         zmq_ctx_term(r->ctx);
     bm_store_destroy(&r->store);
@@ -174,6 +237,7 @@ void bm_receiver_destroy(bm_receiver_t **recv_p)
     free(r->rej_reasons);
     free(r->accepted);
     free(r->sort_buf);
+    free(r->keys);
     free(r);
     *recv_p = NULL;
 }
@@ -278,6 +342,8 @@ void bm_receiver_reload(bm_receiver_t *r)
 {
     memset(r->agents, 0, S_AGENT_SLOTS * sizeof *r->agents);
     r->n_agents = 0;
+    memset(r->keys, 0, S_KEY_SLOTS * sizeof *r->keys);
+    r->n_keys = 0;
     if (!r->db_ready) {
         bm_info("receiver", "reload: database not connected; the cache loads on reconnect");
         return;
@@ -348,6 +414,75 @@ static s_agent_rc_t s_agent_check(bm_receiver_t *r, const char *agent_id, int32_
         slot->checked_ms = now;
     }
     return S_AGENT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* CURVE keys (issue: security)                                        */
+/* ------------------------------------------------------------------ */
+
+static void s_reply_error(bm_receiver_t *r, void *sock, zmq_msg_t *id, const bm_envelope_t *env,
+                          Branchmark__V1__ErrorCode code, const char *msg);
+
+static s_key_slot_t *s_key_slot(bm_receiver_t *r, const char *key)
+{
+    size_t h = s_hash(key) & (S_KEY_SLOTS - 1);
+    for (size_t i = 0; i < S_KEY_SLOTS; i++) {
+        s_key_slot_t *s = &r->keys[(h + i) & (S_KEY_SLOTS - 1)];
+        if (s->key[0] == '\0')
+            return r->n_keys < S_KEY_SLOTS * 3 / 4 ? s : NULL;
+        if (strcmp(s->key, key) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* Fills *out with the allow-list state of key, re-read from the database
+ * when the cached one is older than S_KEY_RECHECK_MS: this is how a peer
+ * whose key is revoked while it stays connected is cut off (ZeroMQ cannot
+ * disconnect one ROUTER peer; every later message is refused).  Returns 0,
+ * or -1 with err when the database could not answer. */
+static int s_key_state(bm_receiver_t *r, const char *key, s_key_slot_t *out, bm_err_t *err)
+{
+    int64_t now = bm_mono_ms();
+    s_key_slot_t *slot = s_key_slot(r, key);
+    if (slot && slot->key[0] && now - slot->checked_ms < S_KEY_RECHECK_MS) {
+        *out = *slot;
+        return 0;
+    }
+    const char *p[] = {key};
+    PGresult *res = PQexecParams(bm_store_conn(r->store),
+                                 "SELECT agent_id, branch_id, revoked_at IS NULL FROM agent_keys "
+                                 "WHERE public_key_z85 = $1", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        bm_db_result_err(res, bm_store_conn(r->store), "agent_keys", err);
+        PQclear(res);
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    snprintf(out->key, sizeof out->key, "%s", key);
+    if (PQntuples(res) == 1) {
+        snprintf(out->agent_id, sizeof out->agent_id, "%s", PQgetvalue(res, 0, 0));
+        out->branch_id = (int32_t)atol(PQgetvalue(res, 0, 1));
+        out->live = PQgetvalue(res, 0, 2)[0] == 't';
+    }
+    out->checked_ms = now;
+    PQclear(res);
+    if (slot) {
+        if (slot->key[0] == '\0')
+            r->n_keys++;
+        *slot = *out;
+    }
+    return 0;
+}
+
+/* Refuses a message for a security reason: a `security:` warning, the
+ * counter, ERROR_FORBIDDEN. */
+static void s_security_refuse(bm_receiver_t *r, void *sock, zmq_msg_t *id,
+                              const bm_envelope_t *env, uint64_t *counter, const char *msg)
+{
+    (*counter)++;
+    bm_warn("receiver", "security: %s; refused", msg);
+    s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_FORBIDDEN, msg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -534,10 +669,95 @@ static void s_refused_cb(void *ctx, size_t index, const char *reason)
 /* One envelope                                                        */
 /* ------------------------------------------------------------------ */
 
+/* Hex SHA-256 of the batch as encoded (a resend encodes identically).
+ * Returns 0, or -1 when out of memory. */
+static int s_batch_digest(const bm_batch_t *batch, char hex[2 * SHA256_DIGEST_LENGTH + 1])
+{
+    size_t len = 0;
+    uint8_t *buf = bm_message_encode(&batch->base, &len);
+    if (!buf)
+        return -1;
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    SHA256(buf, len, md);
+    free(buf);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+/* Whether (stream, sequence) is already in the ledger with a different
+ * content digest: 1 yes (a replay, not a resend), 0 no (new, same content,
+ * or stored before digests were kept), -1 the database failed (err). */
+static int s_replayed(bm_receiver_t *r, const bm_envelope_t *env, const char *hex, bm_err_t *err)
+{
+    char seq[24];
+    snprintf(seq, sizeof seq, "%" PRIu64, env->sequence);
+    const char *p[] = {env->stream_id, seq, hex};
+    PGresult *res = PQexecParams(bm_store_conn(r->store),
+                                 "SELECT content_sha256 <> decode($3, 'hex') FROM ingest_batches "
+                                 "WHERE stream_id = $1 AND sequence = $2 "
+                                 "AND content_sha256 IS NOT NULL", 3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        bm_db_result_err(res, bm_store_conn(r->store), "ingest_batches", err);
+        PQclear(res);
+        return -1;
+    }
+    int rc = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return rc;
+}
+
+/* Records the digest of a newly stored batch.  Not in the batch's own
+ * transaction (store.c owns that): if the collector dies in between, the
+ * row keeps NULL and a later reuse of the sequence is answered as a resend,
+ * as before migration 003. */
+static void s_keep_digest(bm_receiver_t *r, const bm_envelope_t *env, const char *hex)
+{
+    char seq[24];
+    snprintf(seq, sizeof seq, "%" PRIu64, env->sequence);
+    const char *p[] = {env->stream_id, seq, hex};
+    PGresult *res = PQexecParams(bm_store_conn(r->store),
+                                 "UPDATE ingest_batches SET content_sha256 = decode($3, 'hex') "
+                                 "WHERE stream_id = $1 AND sequence = $2 "
+                                 "AND content_sha256 IS NULL", 3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        bm_err_t err;
+        bm_db_result_err(res, bm_store_conn(r->store), "ingest_batches", &err);
+        bm_warn("receiver", "could not record the digest of batch %s/%" PRIu64 ": %s",
+                env->stream_id, env->sequence, err.msg);
+    }
+    PQclear(res);
+}
+
 static void s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, const bm_envelope_t *env,
                     int32_t branch_id)
 {
     const bm_batch_t *batch = env->batch;
+    char digest[2 * SHA256_DIGEST_LENGTH + 1];
+    if (s_batch_digest(batch, digest) < 0) {
+        s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INTERNAL,
+                      "out of memory");
+        return;
+    }
+    {
+        bm_err_t err;
+        int replay = s_replayed(r, env, digest, &err);
+        if (replay < 0) {
+            s_db_down(r, err.msg);
+            s_reply_unavailable(r, sock, id, env);
+            return;
+        }
+        if (replay) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "sequence %" PRIu64 " of stream %s was already used for "
+                     "different content", env->sequence, env->stream_id);
+            r->c.replayed++;
+            bm_warn("receiver", "security: agent %s: %s; refused", env->agent_id, msg);
+            s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE,
+                          msg);
+            return;
+        }
+    }
     bm_time_window_t window = {bm_now_ms(), r->cfg->clock_max_age_ms,
                                r->cfg->clock_max_future_ms};
     r->n_rej = 0;
@@ -586,6 +806,7 @@ static void s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, const bm_envelo
     if (res.batch_was_duplicate) {
         r->c.batches_duplicate++;
     } else {
+        s_keep_digest(r, env, digest);
         r->c.batches_stored++;
         r->c.records_stored += res.stored;
         r->c.records_duplicate += res.duplicates;
@@ -629,10 +850,48 @@ static void s_envelope(bm_receiver_t *r, void *sock, zmq_msg_t *id, zmq_msg_t *p
         s_reply_error(r, sock, id, env, code, err.msg);
         goto out;
     }
+    int64_t future = env->sent_at_ms - bm_now_ms();
+    if (future > r->cfg->clock_max_future_ms) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "sent_at is %" PRId64 " s in the future, more than "
+                 "clock_max_future (%" PRId64 " s)", future / 1000,
+                 r->cfg->clock_max_future_ms / 1000);
+        r->c.future_dated++;
+        s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE, msg);
+        goto out;
+    }
     r->c.envelopes_ok++;
     if (!r->db_ready) {
         s_reply_unavailable(r, sock, id, env);
         goto out;
+    }
+    s_key_slot_t peer = {.branch_id = 0};
+    if (r->curve) {
+        /* The identity is the enrolled key's, never the message's. */
+        const char *user = zmq_msg_gets(payload, "User-Id");
+        const char *key = zmq_msg_gets(payload, "X-Key");
+        char msg[BM_ERR_MSG_MAX];
+        if (!user || !*user || !key || !bm_z85_key_valid(key)) {
+            s_security_refuse(r, sock, id, env, &r->c.sec_no_identity,
+                              "a message without an authenticated agent key");
+            goto out;
+        }
+        if (s_key_state(r, key, &peer, &err) < 0) {
+            s_db_down(r, err.msg);
+            s_reply_unavailable(r, sock, id, env);
+            goto out;
+        }
+        if (!peer.live) {
+            snprintf(msg, sizeof msg, "agent key revoked (agent \"%s\", key %s)", user, key);
+            s_security_refuse(r, sock, id, env, &r->c.sec_revoked, msg);
+            goto out;
+        }
+        if (strcmp(env->agent_id, peer.agent_id) != 0) {
+            snprintf(msg, sizeof msg, "envelope agent_id \"%.64s\" is not \"%s\", the agent "
+                     "of the key it connected with", env->agent_id, peer.agent_id);
+            s_security_refuse(r, sock, id, env, &r->c.sec_wrong_agent, msg);
+            goto out;
+        }
     }
     int32_t branch_id = s_branch(r, env->branch_code);
     if (!r->db_ready) {
@@ -643,6 +902,14 @@ static void s_envelope(bm_receiver_t *r, void *sock, zmq_msg_t *id, zmq_msg_t *p
         char msg[96];
         snprintf(msg, sizeof msg, "unknown branch \"%s\"", env->branch_code);
         s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_UNKNOWN_BRANCH, msg);
+        goto out;
+    }
+    if (r->curve && branch_id != peer.branch_id) {
+        char msg[BM_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "agent \"%s\" may not write branch \"%s\" (its key is "
+                 "enrolled for branch id %" PRId32 ")", peer.agent_id, env->branch_code,
+                 peer.branch_id);
+        s_security_refuse(r, sock, id, env, &r->c.sec_wrong_branch, msg);
         goto out;
     }
     int32_t bound = 0;
@@ -769,6 +1036,28 @@ static void s_write_status(bm_receiver_t *r)
         bm_warn("receiver", "could not build the status document");
         return;
     }
+    uint64_t zap_ok = 0, zap_refused = 0;
+    bm_zap_counts(r->zap, &zap_ok, &zap_refused);
+    json_object_set_new(
+        doc, "security",
+        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "curve", r->curve,
+                  "handshakes_accepted", (json_int_t)zap_ok,
+                  "handshakes_refused", (json_int_t)zap_refused,
+                  "security_events", (json_int_t)(zap_refused + r->c.sec_revoked +
+                                                  r->c.sec_wrong_branch + r->c.sec_wrong_agent +
+                                                  r->c.sec_no_identity),
+                  "revoked_key", (json_int_t)r->c.sec_revoked,
+                  "wrong_branch", (json_int_t)r->c.sec_wrong_branch,
+                  "wrong_agent", (json_int_t)r->c.sec_wrong_agent,
+                  "no_identity", (json_int_t)r->c.sec_no_identity));
+    json_object_set_new(doc, "hostile_envelopes",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+                                  "malformed", (json_int_t)r->c.errors[1],
+                                  "unsupported_version", (json_int_t)r->c.errors[2],
+                                  "invalid_envelope", (json_int_t)r->c.errors[4],
+                                  "too_large", (json_int_t)r->c.errors[5],
+                                  "future_dated", (json_int_t)r->c.future_dated,
+                                  "replayed", (json_int_t)r->c.replayed));
     char tmp[4096];
     int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
     if (n < 0 || (size_t)n >= sizeof tmp) {

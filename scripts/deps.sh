@@ -1,14 +1,14 @@
 #!/bin/sh
 # deps.sh: installs the Debian 12 packages Branchmark needs to build, test and
 # run (compiler, CMake, ZeroMQ, protobuf-c, libpq, OpenSSL, jansson,
-# PostgreSQL 15, valgrind).  Idempotent: checks with dpkg-query first and
+# PostgreSQL 15, valgrind, clang and its libFuzzer runtime for tests/fuzz).  Idempotent: checks with dpkg-query first and
 # says nothing when everything is there.  Needs root only when something is
 # missing.  Only Debian's own apt repositories are used.
 set -eu
 
 PACKAGES="build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libpq-dev libssl-dev postgresql-15 postgresql-client-15
-libjansson-dev valgrind"
+libjansson-dev valgrind clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -2,7 +2,14 @@
  *
  *   bm-sendraw --endpoint E --case CASE [--branch B] [--agent A]
  *              [--stream HEX32] [--seq N] [--source-id ID] [--bytes N]
- *              [--timeout-ms MS]
+ *              [--timeout-ms MS] [--curve-secret FILE --curve-server KEY|FILE]
+ *              [--plain] [--dump FILE] [--sent-ahead-s S]
+ *
+ * CURVE (issue: security): --curve-secret/--curve-server, or else the
+ * environment variables BM_SENDRAW_CURVE_SECRET and BM_SENDRAW_CURVE_SERVER
+ * (tests/integration/lib.sh sets them), make the client a CURVE client;
+ * --plain ignores them.  --dump FILE writes the frame to FILE and sends
+ * nothing (the fuzzer's seed corpus is made this way).
  *
  * It sends crafted frames that a real agent never would and prints one line
  * per reply, so that a shell test can assert on the collector's answer:
@@ -27,6 +34,7 @@
 #include <zmq.h>
 
 #include "bm_err.h"
+#include "bm_keyfile.h"
 #include "bm_time.h"
 #include "bm_wire.h"
 
@@ -41,6 +49,9 @@ typedef struct {
     uint64_t seq;
     size_t bytes;
     int timeout_ms;
+    const char *curve_secret, *curve_server, *dump;
+    uint64_t ahead_s;   /* --sent-ahead-s: the envelope's sent_at lies this far ahead */
+    bool plain;
 } s_opts_t;
 
 static void s_usage(FILE *f)
@@ -158,7 +169,7 @@ static uint8_t *s_build(const s_opts_t *o, size_t *len, size_t *batch_len)
                                    : o->branch);
     env.stream_id = strcmp(o->kase, "bad-stream") == 0 ? (char *)"NOT-A-STREAM" : (char *)o->stream;
     env.sequence = o->seq;
-    env.sent_at_ms = now;
+    env.sent_at_ms = now + (int64_t)o->ahead_s * 1000;
     env.body_case = BRANCHMARK__V1__ENVELOPE__BODY_BATCH;
     env.batch = &batch;
     *batch_len = protobuf_c_message_get_packed_size(&batch.base);
@@ -249,11 +260,17 @@ int main(int argc, char **argv)
     bm_err_t err;
     bm_err_clear(&err);
 
+    o.curve_secret = getenv("BM_SENDRAW_CURVE_SECRET");
+    o.curve_server = getenv("BM_SENDRAW_CURVE_SERVER");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             s_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--plain")) {
+            o.plain = true;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "bm-sendraw: unknown option or missing value: \"%s\"\n", a);
@@ -271,6 +288,15 @@ int main(int argc, char **argv)
             o.branch_set = true;
         } else if (!strcmp(a, "--agent")) {
             o.agent = v;
+        } else if (!strcmp(a, "--curve-secret")) {
+            o.curve_secret = v;
+        } else if (!strcmp(a, "--curve-server")) {
+            o.curve_server = v;
+        } else if (!strcmp(a, "--dump")) {
+            o.dump = v;
+        } else if (!strcmp(a, "--sent-ahead-s")) {
+            if (s_parse_u64(a, v, 0, 365ULL * 86400, &o.ahead_s))
+                return 2;
         } else if (!strcmp(a, "--source-id")) {
             o.source_id = v;
         } else if (!strcmp(a, "--stream")) {
@@ -297,8 +323,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.endpoint || !o.kase) {
-        fprintf(stderr, "bm-sendraw: --endpoint and --case are required\n");
+    if ((!o.endpoint && !o.dump) || !o.kase) {
+        fprintf(stderr, "bm-sendraw: --endpoint (or --dump) and --case are required\n");
         s_usage(stderr);
         return 2;
     }
@@ -321,6 +347,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "bm-sendraw: %s\n", err.msg);
         return 1;
     }
+    if (o.dump) {
+        FILE *fp = fopen(o.dump, "wb");
+        bool ok = fp && fwrite(frame, 1, len, fp) == len;
+        if (fp && fclose(fp) != 0)
+            ok = false;
+        free(frame);
+        if (!ok) {
+            fprintf(stderr, "bm-sendraw: could not write \"%s\": %s\n", o.dump, strerror(errno));
+            return 1;
+        }
+        return 0;
+    }
+    char curve_sec[BM_Z85_KEY_LEN + 1] = "", curve_pub[BM_Z85_KEY_LEN + 1] = "",
+         curve_srv[BM_Z85_KEY_LEN + 1] = "";
+    bool curve = !o.plain && o.curve_secret && *o.curve_secret;
+    if (curve && (bm_keyfile_read_secret(o.curve_secret, curve_sec, &err) < 0 ||
+                  bm_keyfile_read_public(o.curve_server ? o.curve_server : "", curve_srv,
+                                         &err) < 0 ||
+                  zmq_curve_public(curve_pub, curve_sec) < 0)) {
+        fprintf(stderr, "bm-sendraw: %s\n", err.msg[0] ? err.msg : "bad CURVE key");
+        free(frame);
+        return 1;
+    }
     int expected = strcmp(o.kase, "resend") == 0 ? 2 : 1;
     int rc = 1, got = 0;
     void *ctx = zmq_ctx_new();
@@ -331,6 +380,12 @@ int main(int argc, char **argv)
     }
     int linger = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (curve && (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, curve_srv, BM_Z85_KEY_LEN) != 0 ||
+                  zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, curve_pub, BM_Z85_KEY_LEN) != 0 ||
+                  zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, curve_sec, BM_Z85_KEY_LEN) != 0)) {
+        fprintf(stderr, "bm-sendraw: could not set the CURVE keys: %s\n", zmq_strerror(errno));
+        goto done;
+    }
     if (zmq_connect(sock, o.endpoint) != 0) {
         fprintf(stderr, "bm-sendraw: could not connect to \"%s\": %s\n", o.endpoint,
                 zmq_strerror(errno));
