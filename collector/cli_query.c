@@ -1280,6 +1280,13 @@ int bm_cmd_summary(int argc, char **argv)
     bm_report_add(rep, &t);
     bm_report_note(rep, "all periods, from the rollups; ms_score = mean of the scored "
                         "evaluations (low_n below 3), nps low_n below 30 answers");
+    /* Shopper evaluations count only once approved (docs/workflow.md). */
+    PGresult *pend = PQexec(c.conn, "SELECT count(*) FROM evaluations "
+                                    "WHERE review_status IN ('received', 'on_hold')");
+    if (PQresultStatus(pend) == PGRES_TUPLES_OK && PQntuples(pend) == 1)
+        bm_report_note(rep, "pending review: %s evaluations (received or on hold, not counted; "
+                            "branchmark review list)", PQgetvalue(pend, 0, 0));
+    PQclear(pend);
     rc = s_print(&c, &rep);
     s_close(&c);
     return rc;

@@ -50,6 +50,10 @@ csv_row() {
 }
 
 run_lines "$BM_DB" 10 "$DATA/records.sql"
+# Evaluations arrive 'received' and count once approved (docs/workflow.md);
+# here every one is approved, as a reviewer would.
+approve_all() { psql -X -q -v ON_ERROR_STOP=1 -d "$1" -c "UPDATE evaluations SET review_status = 'approved'" >/dev/null || fail "approving in $1"; }
+approve_all "$BM_DB"
 note "loaded $(grep -vc '^--' "$DATA/records.sql") record lines"
 
 # ---------------------------------------------------------------- scoring
@@ -240,6 +244,7 @@ grep -v '^--' "$DATA/records.sql" |
         { printf "%.9f\t%s\n", rand(), $0; if (rand() < 0.35) printf "%.9f\t%s\n", rand(), $0 }' |
     sort -n | cut -f2- >"$T/shuffled.sql"
 BM_SEED=$seed run_lines "$DB2" 0 "$T/shuffled.sql"
+approve_all "$DB2"
 check_rollups "$DB2"
 for t in rollup_traffic rollup_sales rollup_queue rollup_calls rollup_complaints \
          rollup_complaint_causes rollup_surveys rollup_customers rollup_lost_reasons \
