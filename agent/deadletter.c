@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,31 @@
 
 /* A record is at most a few MB (one frame); refuse to base64 more. */
 #define BM_DL_RECORD_MAX (16u * 1024 * 1024)
+
+/* Standard base64 (RFC 4648, padded) of raw into out (4 * ceil(len / 3) + 1
+ * bytes).  Here rather than OpenSSL's EVP_EncodeBlock so that the agent
+ * does not map libcrypto (about 3 MiB resident) for this alone. */
+static void s_base64(char *out, const uint8_t *raw, size_t len)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        *out++ = tab[v >> 18];
+        *out++ = tab[(v >> 12) & 63];
+        *out++ = tab[(v >> 6) & 63];
+        *out++ = tab[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (i + 1 < len ? (uint32_t)raw[i + 1] << 8 : 0);
+        *out++ = tab[v >> 18];
+        *out++ = tab[(v >> 12) & 63];
+        *out++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+        *out++ = '=';
+    }
+    *out = '\0';
+}
 
 struct bm_deadletter {
     char *dir;              /* the dead-letter directory */
@@ -105,7 +129,7 @@ int bm_deadletter_add(bm_deadletter_t *dl, const char *stream_id, uint64_t seque
                 return bm_err_set(err, "out of memory");
             }
             protobuf_c_message_pack(&rec->base, raw);
-            EVP_EncodeBlock((unsigned char *)b64, raw, (int)len);
+            s_base64(b64, raw, len);
             free(raw);
         }
     }

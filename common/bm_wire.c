@@ -6,9 +6,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 typedef Branchmark__V1__ErrorCode bm_code_t;
 
@@ -212,8 +213,18 @@ int bm_stream_id_new(char *out, bm_err_t *err)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char raw[BM_STREAM_ID_LEN / 2];
-    if (RAND_bytes(raw, (int)sizeof raw) != 1)
-        return bm_err_set(err, "could not get random bytes for a stream id from OpenSSL");
+    /* getrandom() rather than OpenSSL: the agent would otherwise map all of
+     * libcrypto (about 3 MiB of resident pages) for these 16 bytes. */
+    size_t got = 0;
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return bm_err_set(err, "could not get random bytes for a stream id: %s",
+                              n < 0 ? strerror(errno) : "no data");
+        got += (size_t)n;
+    }
     for (size_t i = 0; i < sizeof raw; i++) {
         out[2 * i] = hex[raw[i] >> 4];
         out[2 * i + 1] = hex[raw[i] & 15];
