@@ -134,11 +134,23 @@ step "loading reference data (branchmark refdata load)"
 
 # ----------------------------------------------------------------- run
 
+step "security: CURVE keys, enrolled agents, a least-privilege collector login (docs/security.md)"
+mkdir -p "$DEMO/keys"
+chmod 700 "$DEMO/keys"
+"$BM" keygen --out "$DEMO/keys/collector" >/dev/null
+# The collector's own login: ingest only (the password is never on a
+# command line; this demo's PostgreSQL trusts local sockets anyway).
+BM_USER_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') \
+    "$BM" user add bm_collector --role collector --db "$DB"
+COLLECTOR_DB="host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark user=bm_collector"
+
 step "starting the collector on $COLLECTOR_EP"
 cat >"$DEMO/collector.conf" <<EOF
 # Written by scripts/demo.sh.
 listen = $COLLECTOR_EP
-database = "$DB"
+database = "$COLLECTOR_DB"
+migrate_on_start = false
+curve_secret_key_file = $DEMO/keys/collector.key
 status_file = $DEMO/collector.status.json
 log_level = info
 EOF
@@ -153,6 +165,9 @@ for dir in "$DEMO"/data/B*/; do
     mkdir -p "$DEMO/agents/$code"
     mv "$dir/inbox" "$DEMO/agents/$code/inbox"
     TOTAL_FILES=$((TOTAL_FILES + $(find "$DEMO/agents/$code/inbox" -type f | wc -l)))
+    "$BM" keygen --out "$DEMO/keys/agent-$code" >/dev/null
+    "$BM" agent enroll --agent "agent-$code" --branch "$code" --key "$DEMO/keys/agent-$code.pub" \
+        --db "$DB" >/dev/null
     cat >"$DEMO/agents/$code.conf" <<EOF
 # Written by scripts/demo.sh.
 agent_id = agent-$code
@@ -162,6 +177,8 @@ data_dir = $DEMO/agents/$code
 inbox_settle = 0
 scan_interval = 500ms
 log_level = info
+curve_secret_key_file = $DEMO/keys/agent-$code.key
+collector_public_key = $DEMO/keys/collector.pub
 EOF
 done
 TOTAL_RECORDS=$(awk 'NR > 1 { n += $3 } END { print n }' "$DEMO/data/expected.tsv")
@@ -261,6 +278,64 @@ FIRST_REGION=$(grep -Eo '"code": *"[^"]*"' "$DEMO/data/refdata.json" | sed -n '2
 # with data (named explicitly with --at rather than left to the default).
 LAST_DAY=$(date -u -d yesterday +%Y-%m-%d)
 LAST_MONTH=${LAST_DAY%-*}
+
+# ---------------------------------------------------- evaluation workflow
+# Shopper evaluations arrive 'received' and count only once approved
+# (docs/workflow.md).  A reviewer approves the unflagged ones, rejects one
+# flagged, holds one and leaves a few pending; a branch's appeal is upheld.
+if has_cmd review; then
+    step "evaluation workflow: review, approve, appeal (docs/workflow.md)"
+    q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+    echo "\$ branchmark review list --limit 6   (flags are computed when listed)"
+    "$BM" review list --limit 6 --db "$DB" || echo "(review list failed)"
+    echo "\$ branchmark review approve --unflagged"
+    "$BM" review approve --unflagged --comment "checked, no flags" --db "$DB" || echo "(approve failed)"
+    mapfile -t FLAGGED < <(q "SELECT id FROM evaluations WHERE review_status = 'received' ORDER BY id")
+    n=${#FLAGGED[@]}
+    if [ "$n" -ge 2 ]; then
+        "$BM" review reject "${FLAGGED[0]}" --comment "receipt does not match the visit" --db "$DB"
+        "$BM" review hold "${FLAGGED[1]}" --comment "asked the shopper for the photos" --db "$DB"
+    fi
+    if [ "$n" -gt 5 ]; then
+        # Flagged, but checked one by one and found fine; three stay pending.
+        "$BM" review approve "${FLAGGED[@]:2:$((n - 5))}" --comment "flag checked" --db "$DB" >/dev/null &&
+            echo "approved $((n - 5)) flagged evaluation(s) after a check; 3 stay pending"
+    fi
+    # The appeal: the weakest approved visit of the month in the first region
+    # (of a branch that stays ranked without it, when there is one).
+    read -r AP_EVAL AP_BRANCH AP_ITEM < <(q "SELECT e.id, b.code, coalesce((SELECT a.item_code
+            FROM evaluation_answers a JOIN questionnaire_items i ON i.questionnaire_id = a.questionnaire_id
+             AND i.code = a.item_code WHERE a.evaluation_id = e.id AND a.points < i.max_points
+           ORDER BY i.position LIMIT 1), (SELECT min(item_code) FROM evaluation_answers WHERE evaluation_id = e.id))
+          FROM evaluations e JOIN branches b ON b.id = e.outlet_branch_id JOIN regions r ON r.id = b.region_id
+          JOIN evaluation_scores s ON s.evaluation_id = e.id
+         WHERE e.review_status = 'approved' AND r.code = '$FIRST_REGION' AND s.overall IS NOT NULL
+           AND to_char(e.visited_at, 'YYYY-MM') = '$LAST_MONTH'
+         ORDER BY (SELECT count(*) FROM evaluations e2 WHERE e2.outlet_branch_id = e.outlet_branch_id
+                      AND e2.review_status = 'approved'
+                      AND to_char(e2.visited_at, 'YYYY-MM') = '$LAST_MONTH') >= 4 DESC,
+                  s.overall, e.id LIMIT 1" | tr '|' ' ')
+    if [ -n "${AP_EVAL:-}" ]; then
+        rank_line() {
+            "$BM" rank --region "$FIRST_REGION" --metric ms_score --period month --at "$LAST_DAY" \
+                --format csv --db "$DB" | tr -d '\r' | awk -F, -v b="$AP_BRANCH" \
+                '$3 == b { printf "rank %s, ms_score %s (n %s)\n", ($1 == "" ? "-" : $1), $6, $7 }'
+        }
+        echo "before the appeal, $AP_BRANCH: $(rank_line)"
+        echo "\$ branchmark appeal file $AP_EVAL --items $AP_ITEM --reason ..."
+        AP_OUT=$("$BM" appeal file "$AP_EVAL" --items "$AP_ITEM" \
+                     --reason "the visit fell in a fire drill" --db "$DB") || AP_OUT=""
+        echo "$AP_OUT"
+        AP_ID=$(sed -n 's/^appeal \([0-9]*\) filed.*/\1/p' <<<"$AP_OUT")
+        if [ -n "$AP_ID" ]; then
+            echo "\$ branchmark appeal answer $AP_ID --uphold --void --comment ..."
+            "$BM" appeal answer "$AP_ID" --uphold --void --comment "drill confirmed by the log" --db "$DB"
+            echo "after the appeal,  $AP_BRANCH: $(rank_line)"
+        fi
+    fi
+    echo "\$ branchmark review list   (pending: received and on hold)"
+    "$BM" review list --db "$DB" | head -12
+fi
 
 report "per-branch summary" summary
 report "ranking in region $FIRST_REGION on the mystery-shopping score, month $LAST_MONTH" \
