@@ -45,6 +45,20 @@ const bm_cfg_entry_t bm_collector_config_map[] = {
      offsetof(bm_collector_config_t, allow_plaintext), 0, 0,
      "without curve_secret_key_file, accept unauthenticated plaintext peers (loopback "
      "development and benchmarks only)"},
+    {"group_max_batches", BM_CFG_INT, "256", false,
+     offsetof(bm_collector_config_t, group_max_batches), 1, 4096,
+     "group commit: at most this many waiting batches are stored in one transaction "
+     "(1 = one transaction per batch)"},
+    {"group_max_records", BM_CFG_INT, "20000", false,
+     offsetof(bm_collector_config_t, group_max_records), 1, 1000000,
+     "group commit: at most this many records per transaction (a larger batch goes alone)"},
+    {"max_agents", BM_CFG_INT, "10000", false, offsetof(bm_collector_config_t, max_agents), 1,
+     1000000, "agents connected at once this collector is sized for (agent binding cache, "
+     "open-file limit check)"},
+    {"listen_backlog", BM_CFG_INT, "4096", false,
+     offsetof(bm_collector_config_t, listen_backlog), 1, 65535,
+     "TCP listen backlog of the ROUTER sockets (ZMQ_BACKLOG; the kernel caps it at "
+     "net.core.somaxconn): a whole chain reconnecting at once must not overflow it"},
     {NULL, 0, NULL, false, 0, 0, 0, NULL},
 };
 

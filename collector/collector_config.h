@@ -3,7 +3,9 @@
  * Keys (branchmark-collector --help prints them with defaults): database,
  * listen, max_frame_bytes, clock_max_age, clock_max_future,
  * heartbeat_interval, stats_interval, status_file, migrate_on_start,
- * log_level, curve_secret_key_file, allow_plaintext (docs/security.md).
+ * log_level, curve_secret_key_file, allow_plaintext (docs/security.md),
+ * group_max_batches, group_max_records, max_agents, listen_backlog
+ * (docs/performance.md).
  * Owns the strings and lists in bm_collector_config_t;
  * bm_collector_config_free releases them. */
 #ifndef BM_COLLECTOR_CONFIG_H
@@ -28,6 +30,10 @@ typedef struct {
     char *log_level;
     char *curve_secret_key_file; /* "" = no CURVE (needs allow_plaintext) */
     bool allow_plaintext;       /* accept unauthenticated peers (loopback tests) */
+    int64_t group_max_batches;  /* batches stored in one transaction, at most */
+    int64_t group_max_records;  /* records of one group, at most (plus one batch) */
+    int64_t max_agents;         /* agents expected at once: binding cache, file limit */
+    int64_t listen_backlog;     /* ZMQ_BACKLOG of the ROUTER sockets */
 } bm_collector_config_t;
 
 extern const bm_cfg_entry_t bm_collector_config_map[];

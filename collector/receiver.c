@@ -2,8 +2,10 @@
  * receiver.h.
  *
  * Owns: the ZeroMQ context and sockets, the store, the reference cache, a
- * fixed-size cache of agent -> branch bindings, the rejection arrays of one
- * Ack (allocated once at BM_MAX_RECORDS_PER_BATCH) and the counters. */
+ * fixed-size cache of agent -> branch bindings (sized from max_agents), the
+ * batches waiting for their group commit with the pools of their accepted
+ * flags and rejections (allocated once at the group caps) and the
+ * counters. */
 #include "receiver.h"
 
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -31,8 +34,15 @@
 #define S_BACKOFF_MIN_MS 500
 #define S_BACKOFF_MAX_MS 30000
 #define S_DRAIN_MAX 64                 /* messages per socket per poll round */
-#define S_AGENT_SLOTS 4096             /* agent binding cache (power of two) */
+#define S_AGENT_SLOTS_MIN 4096         /* agent binding cache (power of two), at least */
 #define S_AGENT_REFRESH_MS 60000       /* last_seen is refreshed this often */
+#define S_AGENT_TOUCH_CHUNK 2000       /* agents per last_seen UPDATE */
+#define S_NOFILE_SPARE 256             /* descriptors besides one per agent */
+/* A draft context option of libzmq 4.3 (zmq.h hides it without
+ * ZMQ_BUILD_DRAFT_API, the library accepts it). */
+#ifndef ZMQ_ZERO_COPY_RECV
+#define ZMQ_ZERO_COPY_RECV 10
+#endif
 #define S_SORT_MAX 500                 /* answers / CSI items checked for repeats */
 #define S_ERROR_CODES 9
 #define S_KEY_SLOTS 4096               /* CURVE key status cache (power of two) */
@@ -40,9 +50,23 @@
 
 typedef struct {
     char agent_id[BM_AGENT_ID_MAX + 1];   /* "" = free slot */
-    int32_t branch_id;
-    int64_t checked_ms;                   /* monotonic time of the last DB check */
+    int32_t branch_id;                    /* 0: binding to be checked again */
+    bool seen;                            /* an envelope since the last refresh */
 } s_agent_slot_t;
+
+/* A batch validated and waiting for its group's COMMIT (owns env and id).
+ * Its accepted flags and rejections live in the receiver's pools at
+ * [off, off + n_records): a batch can be rejected at most once per record. */
+typedef struct {
+    void *sock;
+    zmq_msg_t id;
+    bm_envelope_t *env;
+    int32_t branch_id;
+    char digest[2 * SHA256_DIGEST_LENGTH + 1];
+    size_t off;
+    size_t n_rej;
+    size_t n_rej_ours;          /* rejected by validation (the rest: by the database) */
+} s_pending_t;
 
 /* What the allow-list says about one CURVE key, re-read every
  * S_KEY_RECHECK_MS: the revocation cut-off for peers already connected. */
@@ -61,6 +85,7 @@ typedef struct {
     /* hostile envelopes, per reason (the others count under errors[]) */
     uint64_t future_dated, replayed;
     uint64_t batches_stored, batches_duplicate;
+    uint64_t groups, group_batches;   /* group commits and the batches in them */
     uint64_t records_stored, records_duplicate, records_rejected;
     uint64_t db_reconnects;
     uint64_t errors[S_ERROR_CODES];
@@ -85,16 +110,26 @@ struct bm_receiver {
     char db_error[BM_ERR_MSG_MAX];
 
     s_agent_slot_t *agents;
+    size_t agent_slots;         /* power of two */
     size_t n_agents;
+    int64_t next_touch_ms;      /* monotonic: next batched last_seen refresh */
 
-    /* One Ack's rejections. */
+    /* Group commit: batches waiting for one transaction, and the pools of
+     * their accepted flags and rejections (pool_cap = group_max_records +
+     * one largest batch). */
+    s_pending_t *pending;
+    size_t n_pending, max_pending;
+    size_t pool_used, pool_cap;
+    bm_store_batch_t *g_batches;
+    const bm_store_batch_t **g_ptrs;
+    bm_store_result_t *g_results;
+    bm_store_status_t *g_status;
+    bm_err_t *g_errs;
     Branchmark__V1__RecordRejection *rej;
     Branchmark__V1__RecordRejection **rej_ptrs;
     char (*rej_reasons)[BM_ERR_MSG_MAX];
-    size_t n_rej;
     bool *accepted;
     const char **sort_buf;
-    const bm_envelope_t *env;   /* the batch in hand, for the refused callback */
 
     bool curve;                 /* CURVE server with the ZAP handler */
     bm_zap_t *zap;
@@ -114,6 +149,51 @@ static const char *const s_error_names[S_ERROR_CODES] = {
 /* Setup                                                               */
 /* ------------------------------------------------------------------ */
 
+/* Every agent holds a TCP connection, i.e. a descriptor: the soft limit
+ * (often 1024) goes up to the hard limit, and a hard limit below
+ * max_agents is reported as an error (agents past it cannot connect). */
+static void s_raise_nofile(const bm_collector_config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        bm_warn("receiver", "could not read the open-file limit: %s", strerror(errno));
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = rl.rlim_max;
+        else
+            bm_warn("receiver", "could not raise the open-file limit to %llu: %s",
+                    (unsigned long long)rl.rlim_max, strerror(errno));
+    }
+    unsigned long long need = (unsigned long long)cfg->max_agents + S_NOFILE_SPARE;
+    if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)rl.rlim_cur < need)
+        bm_error("receiver", "open-file limit %llu is too low for max_agents = %lld: at most "
+                 "about %llu agents can connect at once; raise the hard limit to %llu or more "
+                 "(ulimit -Hn, systemd LimitNOFILE=)", (unsigned long long)rl.rlim_cur,
+                 (long long)cfg->max_agents,
+                 (unsigned long long)rl.rlim_cur > S_NOFILE_SPARE
+                     ? (unsigned long long)rl.rlim_cur - S_NOFILE_SPARE : 0ULL, need);
+    else
+        bm_info("receiver", "open-file limit %llu (max_agents = %lld)",
+                (unsigned long long)rl.rlim_cur, (long long)cfg->max_agents);
+}
+
+/* The kernel silently caps the listen backlog at net.core.somaxconn. */
+static void s_check_somaxconn(int backlog)
+{
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    if (!f)
+        return;
+    long v = 0;
+    if (fscanf(f, "%ld", &v) == 1 && v < backlog)
+        bm_warn("receiver", "net.core.somaxconn is %ld, below listen_backlog = %d: the kernel "
+                "uses %ld, and agents reconnecting at once may wait for SYN retries "
+                "(sysctl -w net.core.somaxconn=%d)", v, backlog, v, backlog);
+    fclose(f);
+}
+
 bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
 {
     bm_receiver_t *r = calloc(1, sizeof *r);
@@ -125,22 +205,50 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
     r->n_socks = cfg->listen.count;
     r->socks = calloc(r->n_socks, sizeof *r->socks);
     r->items = calloc(r->n_socks, sizeof *r->items);
-    r->agents = calloc(S_AGENT_SLOTS, sizeof *r->agents);
-    r->rej = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->rej);
-    r->rej_ptrs = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->rej_ptrs);
-    r->rej_reasons = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->rej_reasons);
-    r->accepted = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->accepted);
+    /* Bindings of max_agents at most half full: probes stay short and the
+     * cache never overflows into a database round trip per envelope. */
+    r->agent_slots = S_AGENT_SLOTS_MIN;
+    while (r->agent_slots < 2 * (size_t)cfg->max_agents)
+        r->agent_slots *= 2;
+    r->agents = calloc(r->agent_slots, sizeof *r->agents);
+    r->max_pending = (size_t)cfg->group_max_batches;
+    r->pool_cap = (size_t)cfg->group_max_records + BM_MAX_RECORDS_PER_BATCH;
+    r->pending = calloc(r->max_pending, sizeof *r->pending);
+    r->g_batches = calloc(r->max_pending, sizeof *r->g_batches);
+    r->g_ptrs = calloc(r->max_pending, sizeof *r->g_ptrs);
+    r->g_results = calloc(r->max_pending, sizeof *r->g_results);
+    r->g_status = calloc(r->max_pending, sizeof *r->g_status);
+    r->g_errs = calloc(r->max_pending, sizeof *r->g_errs);
+    r->rej = calloc(r->pool_cap, sizeof *r->rej);
+    r->rej_ptrs = calloc(r->pool_cap, sizeof *r->rej_ptrs);
+    r->rej_reasons = calloc(r->pool_cap, sizeof *r->rej_reasons);
+    r->accepted = calloc(r->pool_cap, sizeof *r->accepted);
     r->sort_buf = calloc(S_SORT_MAX, sizeof *r->sort_buf);
     r->keys = calloc(S_KEY_SLOTS, sizeof *r->keys);
     r->store = bm_store_new(cfg->database);
     r->cache = bm_refcache_new();
     r->ctx = zmq_ctx_new();
-    if (!r->socks || !r->items || !r->agents || !r->rej || !r->rej_ptrs || !r->rej_reasons ||
-        !r->accepted || !r->sort_buf || !r->keys || !r->store || !r->cache || !r->ctx) {
+    if (!r->socks || !r->items || !r->agents || !r->pending || !r->g_batches || !r->g_ptrs ||
+        !r->g_results || !r->g_status || !r->g_errs || !r->rej || !r->rej_ptrs ||
+        !r->rej_reasons || !r->accepted || !r->sort_buf || !r->keys || !r->store ||
+        !r->cache || !r->ctx) {
         bm_err_set(err, "out of memory");
         bm_receiver_destroy(&r);
         return NULL;
     }
+    if (bm_store_reserve(r->store, r->max_pending, (size_t)cfg->group_max_records, err) < 0) {
+        bm_receiver_destroy(&r);
+        return NULL;
+    }
+    /* With zero-copy receive every queued message pins the whole 8 KiB
+     * decode buffer of its connection (plus its reference counters, about
+     * 18 KiB); with 10,000 agents each holding a batch or two in the queue
+     * that alone is hundreds of MiB.  Copying a message out of the buffer
+     * costs a memcpy of its size. */
+    if (zmq_ctx_set(r->ctx, ZMQ_ZERO_COPY_RECV, 0) < 0)
+        bm_debug("receiver", "ZMQ_ZERO_COPY_RECV is not supported by this libzmq: %s",
+                 zmq_strerror(errno));
+    s_raise_nofile(cfg);
     int64_t maxmsg = cfg->max_frame_bytes;
     int zero = 0;
     int ivl = (int)cfg->heartbeat_interval_ms;
@@ -177,6 +285,8 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
                 "use this only on loopback for development and benchmarks");
     }
     int one = 1;
+    int backlog = (int)cfg->listen_backlog;
+    s_check_somaxconn(backlog);
     for (size_t i = 0; i < r->n_socks; i++) {
         const char *ep = cfg->listen.items[i];
         void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
@@ -186,6 +296,7 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
             zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) < 0 ||
             zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) < 0 ||
             zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) < 0 ||
+            zmq_setsockopt(s, ZMQ_BACKLOG, &backlog, sizeof backlog) < 0 ||
             (r->curve &&
              (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
               zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, BM_Z85_KEY_LEN) < 0 ||
@@ -210,6 +321,7 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
     memset(secret, 0, sizeof secret);
     r->started_ms = bm_now_ms();
     r->next_stats_ms = bm_mono_ms() + cfg->stats_interval_ms;
+    r->next_touch_ms = bm_mono_ms() + S_AGENT_REFRESH_MS;
     r->backoff_ms = S_BACKOFF_MIN_MS;
     snprintf(r->db_error, sizeof r->db_error, "not connected yet");
     return r;
@@ -227,11 +339,22 @@ void bm_receiver_destroy(bm_receiver_t **recv_p)
     bm_zap_stop(&r->zap);
     if (r->ctx)
         zmq_ctx_term(r->ctx);
+    if (r->pending)
+        for (size_t i = 0; i < r->n_pending; i++) {
+            zmq_msg_close(&r->pending[i].id);
+            bm_envelope_free(&r->pending[i].env);
+        }
     bm_store_destroy(&r->store);
     bm_refcache_destroy(&r->cache);
     free(r->socks);
     free(r->items);
     free(r->agents);
+    free(r->pending);
+    free(r->g_batches);
+    free(r->g_ptrs);
+    free(r->g_results);
+    free(r->g_status);
+    free(r->g_errs);
     free(r->rej);
     free(r->rej_ptrs);
     free(r->rej_reasons);
@@ -340,7 +463,7 @@ static int32_t s_branch(bm_receiver_t *r, const char *code)
 
 void bm_receiver_reload(bm_receiver_t *r)
 {
-    memset(r->agents, 0, S_AGENT_SLOTS * sizeof *r->agents);
+    memset(r->agents, 0, r->agent_slots * sizeof *r->agents);
     r->n_agents = 0;
     memset(r->keys, 0, S_KEY_SLOTS * sizeof *r->keys);
     r->n_keys = 0;
@@ -370,18 +493,18 @@ static size_t s_hash(const char *s)
     uint32_t h = 2166136261u;   /* FNV-1a */
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
-    return h & (S_AGENT_SLOTS - 1);
+    return h;
 }
 
 /* The slot of agent_id, or the free slot where it would go, or NULL when
  * the table is too full to add (then every check goes to the database). */
 static s_agent_slot_t *s_agent_slot(bm_receiver_t *r, const char *agent_id)
 {
-    size_t h = s_hash(agent_id);
-    for (size_t i = 0; i < S_AGENT_SLOTS; i++) {
-        s_agent_slot_t *s = &r->agents[(h + i) & (S_AGENT_SLOTS - 1)];
+    size_t mask = r->agent_slots - 1, h = s_hash(agent_id) & mask;
+    for (size_t i = 0; i < r->agent_slots; i++) {
+        s_agent_slot_t *s = &r->agents[(h + i) & mask];
         if (s->agent_id[0] == '\0')
-            return r->n_agents < S_AGENT_SLOTS * 3 / 4 ? s : NULL;
+            return r->n_agents < r->agent_slots * 3 / 4 ? s : NULL;
         if (strcmp(s->agent_id, agent_id) == 0)
             return s;
     }
@@ -390,14 +513,17 @@ static s_agent_slot_t *s_agent_slot(bm_receiver_t *r, const char *agent_id)
 
 typedef enum { S_AGENT_OK, S_AGENT_FORBIDDEN, S_AGENT_DB_DOWN, S_AGENT_FAILED } s_agent_rc_t;
 
+/* A cached binding is trusted until the minute's refresh (s_touch_agents)
+ * finds it changed; only the first envelope of an agent (or one naming
+ * another branch) costs a database round trip. */
 static s_agent_rc_t s_agent_check(bm_receiver_t *r, const char *agent_id, int32_t branch_id,
                                   int32_t *bound, bm_err_t *err)
 {
-    int64_t now = bm_mono_ms();
     s_agent_slot_t *slot = s_agent_slot(r, agent_id);
-    if (slot && slot->agent_id[0] && slot->branch_id == branch_id &&
-        now - slot->checked_ms < S_AGENT_REFRESH_MS)
+    if (slot && slot->agent_id[0] && slot->branch_id == branch_id) {
+        slot->seen = true;
         return S_AGENT_OK;
+    }
     bm_store_status_t st = bm_store_bind_agent(r->store, agent_id, branch_id, bound, err);
     if (st == BM_STORE_RETRY)
         return S_AGENT_DB_DOWN;
@@ -411,9 +537,58 @@ static s_agent_rc_t s_agent_check(bm_receiver_t *r, const char *agent_id, int32_
             r->n_agents++;
         }
         slot->branch_id = branch_id;
-        slot->checked_ms = now;
+        slot->seen = false;     /* last_seen was just set by the bind */
     }
     return S_AGENT_OK;
+}
+
+static void s_agent_gone(void *ctx, size_t i)
+{
+    s_agent_slot_t **batch = ctx;
+    /* Kept in the table (open addressing), checked again on next use. */
+    batch[i]->branch_id = 0;
+}
+
+/* Refreshes last_seen of the agents seen since the last refresh, a few
+ * thousand per UPDATE instead of one commit per agent, and forgets cached
+ * bindings the database no longer has.  Errors are logged; a lost
+ * connection takes the database down. */
+static void s_touch_agents(bm_receiver_t *r)
+{
+    const char *ids[S_AGENT_TOUCH_CHUNK];
+    int32_t branches[S_AGENT_TOUCH_CHUNK];
+    s_agent_slot_t *slots[S_AGENT_TOUCH_CHUNK];
+    size_t n = 0, total = 0;
+    for (size_t i = 0; i <= r->agent_slots; i++) {
+        if (i < r->agent_slots) {
+            s_agent_slot_t *a = &r->agents[i];
+            if (!a->agent_id[0] || !a->seen || a->branch_id == 0)
+                continue;
+            a->seen = false;
+            ids[n] = a->agent_id;
+            branches[n] = a->branch_id;
+            slots[n++] = a;
+            if (n < S_AGENT_TOUCH_CHUNK)
+                continue;
+        }
+        if (n == 0)
+            continue;
+        bm_err_t err;
+        bm_store_status_t st =
+            bm_store_touch_agents(r->store, ids, branches, n, s_agent_gone, slots, &err);
+        if (st == BM_STORE_RETRY) {
+            s_db_down(r, err.msg);
+            return;
+        }
+        if (st != BM_STORE_OK) {
+            bm_warn("receiver", "could not refresh last_seen of %zu agents: %s", n, err.msg);
+            return;
+        }
+        total += n;
+        n = 0;
+    }
+    if (total)
+        bm_debug("receiver", "last_seen refreshed for %zu agents", total);
 }
 
 /* ------------------------------------------------------------------ */
@@ -640,29 +815,36 @@ static int s_check_survey(bm_receiver_t *r, const Branchmark__V1__SurveyResponse
     return 0;
 }
 
-static void s_reject(bm_receiver_t *r, size_t index, const char *source_id, const char *reason)
+static void s_reject(bm_receiver_t *r, s_pending_t *p, size_t index, const char *source_id,
+                     const char *reason)
 {
-    if (r->n_rej >= BM_MAX_RECORDS_PER_BATCH)
+    size_t n_records = p->env->batch->n_records;
+    if (p->n_rej >= n_records || p->off + p->n_rej >= r->pool_cap)
         return;
-    Branchmark__V1__RecordRejection *j = &r->rej[r->n_rej];
+    size_t at = p->off + p->n_rej;
+    Branchmark__V1__RecordRejection *j = &r->rej[at];
     branchmark__v1__record_rejection__init(j);
     j->index = (uint32_t)index;
     j->source_id = (char *)(source_id ? source_id : "");
-    snprintf(r->rej_reasons[r->n_rej], BM_ERR_MSG_MAX, "%s", reason);
-    j->reason = r->rej_reasons[r->n_rej];
-    r->rej_ptrs[r->n_rej] = j;
-    r->n_rej++;
+    snprintf(r->rej_reasons[at], BM_ERR_MSG_MAX, "%s", reason);
+    j->reason = r->rej_reasons[at];
+    r->rej_ptrs[at] = j;
+    p->n_rej++;
 }
 
-static void s_refused_cb(void *ctx, size_t index, const char *reason)
+static void s_refused_cb(void *ctx, size_t batch, size_t index, const char *reason)
 {
     bm_receiver_t *r = ctx;
+    if (batch >= r->n_pending)
+        return;
+    s_pending_t *p = &r->pending[batch];
+    const bm_envelope_t *env = p->env;
     char msg[BM_ERR_MSG_MAX];
     snprintf(msg, sizeof msg, "refused by the database: %s", reason);
-    s_reject(r, index, r->env->batch->records[index]->source_id, msg);
+    s_reject(r, p, index, env->batch->records[index]->source_id, msg);
     bm_warn("receiver", "record %zu (%s) of batch %s/%" PRIu64 " refused by the database: %s",
-            index, r->env->batch->records[index]->source_id, r->env->stream_id,
-            r->env->sequence, reason);
+            index, env->batch->records[index]->source_id, env->stream_id, env->sequence,
+            reason);
 }
 
 /* ------------------------------------------------------------------ */
@@ -685,83 +867,140 @@ static int s_batch_digest(const bm_batch_t *batch, char hex[2 * SHA256_DIGEST_LE
     return 0;
 }
 
-/* Whether (stream, sequence) is already in the ledger with a different
- * content digest: 1 yes (a replay, not a resend), 0 no (new, same content,
- * or stored before digests were kept), -1 the database failed (err). */
-static int s_replayed(bm_receiver_t *r, const bm_envelope_t *env, const char *hex, bm_err_t *err)
+/* Answers one stored (or failed) batch of the group. */
+static void s_answer(bm_receiver_t *r, s_pending_t *p, bm_store_status_t st,
+                     const bm_store_result_t *res, const bm_err_t *err)
 {
-    char seq[24];
-    snprintf(seq, sizeof seq, "%" PRIu64, env->sequence);
-    const char *p[] = {env->stream_id, seq, hex};
-    PGresult *res = PQexecParams(bm_store_conn(r->store),
-                                 "SELECT content_sha256 <> decode($3, 'hex') FROM ingest_batches "
-                                 "WHERE stream_id = $1 AND sequence = $2 "
-                                 "AND content_sha256 IS NOT NULL", 3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        bm_db_result_err(res, bm_store_conn(r->store), "ingest_batches", err);
-        PQclear(res);
-        return -1;
+    const bm_envelope_t *env = p->env;
+    if (st == BM_STORE_RETRY) {
+        s_reply_unavailable(r, p->sock, &p->id, env);
+        return;
     }
-    int rc = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    return rc;
+    if (st != BM_STORE_OK) {
+        bm_error("receiver", "could not store batch %s/%" PRIu64 " of agent %s: %s",
+                 env->stream_id, env->sequence, env->agent_id, err->msg);
+        char msg[BM_ERR_MSG_MAX + 32];
+        snprintf(msg, sizeof msg, "could not store the batch: %s", err->msg);
+        s_reply_error(r, p->sock, &p->id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INTERNAL, msg);
+        return;
+    }
+    if (res->replayed) {
+        /* The sequence was used before for other content: a replay, not a
+         * resend (the ledger keeps the digest of what was stored). */
+        char msg[160];
+        snprintf(msg, sizeof msg, "sequence %" PRIu64 " of stream %s was already used for "
+                 "different content", env->sequence, env->stream_id);
+        r->c.replayed++;
+        bm_warn("receiver", "security: agent %s: %s; refused", env->agent_id, msg);
+        s_reply_error(r, p->sock, &p->id, env,
+                      BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE, msg);
+        return;
+    }
+    size_t n = env->batch->n_records;
+    if (res->batch_was_duplicate) {
+        /* Counts from the ledger, rejections from this copy's validation (the
+         * agent may have lost the first ack and still needs them). */
+        r->c.batches_duplicate++;
+    } else {
+        r->c.batches_stored++;
+        r->c.records_stored += res->stored;
+        r->c.records_duplicate += res->duplicates;
+        r->c.records_rejected += p->n_rej;
+    }
+    bm_debug("receiver", "batch %s/%" PRIu64 " from %s (%s): %zu records, %" PRIu32
+             " stored, %" PRIu32 " duplicates, %zu rejected%s", env->stream_id, env->sequence,
+             env->agent_id, env->branch_code, n, res->stored, res->duplicates, p->n_rej,
+             res->batch_was_duplicate ? ", resent batch" : "");
+
+    Branchmark__V1__Ack ack = BRANCHMARK__V1__ACK__INIT;
+    ack.stored = res->stored;
+    ack.duplicates = res->duplicates;
+    ack.n_rejected = p->n_rej;
+    ack.rejected = p->n_rej ? &r->rej_ptrs[p->off] : NULL;
+    ack.batch_was_duplicate = res->batch_was_duplicate;
+    bm_reply_t reply = BRANCHMARK__V1__REPLY__INIT;
+    reply.stream_id = env->stream_id;
+    reply.sequence = env->sequence;
+    reply.result_case = BRANCHMARK__V1__REPLY__RESULT_ACK;
+    reply.ack = &ack;
+    s_send(r, p->sock, &p->id, &reply);
 }
 
-/* Records the digest of a newly stored batch.  Not in the batch's own
- * transaction (store.c owns that): if the collector dies in between, the
- * row keeps NULL and a later reuse of the sequence is answered as a resend,
- * as before migration 003. */
-static void s_keep_digest(bm_receiver_t *r, const bm_envelope_t *env, const char *hex)
+/* Stores the waiting batches in one transaction (store.c falls back to
+ * one per batch when the group fails) and answers each after COMMIT. */
+static void s_flush_group(bm_receiver_t *r)
 {
-    char seq[24];
-    snprintf(seq, sizeof seq, "%" PRIu64, env->sequence);
-    const char *p[] = {env->stream_id, seq, hex};
-    PGresult *res = PQexecParams(bm_store_conn(r->store),
-                                 "UPDATE ingest_batches SET content_sha256 = decode($3, 'hex') "
-                                 "WHERE stream_id = $1 AND sequence = $2 "
-                                 "AND content_sha256 IS NULL", 3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        bm_err_t err;
-        bm_db_result_err(res, bm_store_conn(r->store), "ingest_batches", &err);
-        bm_warn("receiver", "could not record the digest of batch %s/%" PRIu64 ": %s",
-                env->stream_id, env->sequence, err.msg);
+    size_t n = r->n_pending;
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const s_pending_t *p = &r->pending[i];
+        const bm_envelope_t *env = p->env;
+        r->g_batches[i] = (bm_store_batch_t){
+            .stream_id = env->stream_id, .sequence = env->sequence, .agent_id = env->agent_id,
+            .branch_id = p->branch_id, .sent_at_ms = env->sent_at_ms,
+            .records = env->batch->records, .n_records = env->batch->n_records,
+            .accepted = &r->accepted[p->off], .rejected = (uint32_t)p->n_rej_ours,
+            .digest_hex = p->digest};
+        r->g_ptrs[i] = &r->g_batches[i];
     }
-    PQclear(res);
+    r->c.groups++;
+    r->c.group_batches += n;
+    bm_err_t err;
+    bm_store_status_t st;
+    if (!r->db_ready) {
+        snprintf(err.msg, sizeof err.msg, "%s", r->db_error);
+        st = BM_STORE_RETRY;
+        for (size_t i = 0; i < n; i++)
+            r->g_status[i] = BM_STORE_RETRY;
+    } else {
+        st = bm_store_group(r->store, r->g_ptrs, n, r->cache, s_refused_cb, r, r->g_results,
+                            r->g_status, r->g_errs, &err);
+    }
+    if (st == BM_STORE_RETRY && r->db_ready)
+        s_db_down(r, err.msg);
+    for (size_t i = 0; i < n; i++) {
+        s_pending_t *p = &r->pending[i];
+        s_answer(r, p, r->g_status[i], &r->g_results[i], &r->g_errs[i]);
+        zmq_msg_close(&p->id);
+        bm_envelope_free(&p->env);
+    }
+    r->n_pending = 0;
+    r->pool_used = 0;
 }
 
-static void s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, const bm_envelope_t *env,
+/* Validates a batch and queues it for the next group commit.  Returns true
+ * when it took env (and id's content) over, false when it answered at once. */
+static bool s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, bm_envelope_t *env,
                     int32_t branch_id)
 {
     const bm_batch_t *batch = env->batch;
-    char digest[2 * SHA256_DIGEST_LENGTH + 1];
-    if (s_batch_digest(batch, digest) < 0) {
+    size_t n = batch->n_records;
+    /* A full group, or this (stream, sequence) already waiting in it (a
+     * resend overtaking its ack), is committed first. */
+    bool flush = r->n_pending == r->max_pending ||
+                 (r->n_pending > 0 && r->pool_used + n > r->pool_cap - BM_MAX_RECORDS_PER_BATCH);
+    for (size_t i = 0; i < r->n_pending && !flush; i++)
+        flush = r->pending[i].env->sequence == env->sequence &&
+                strcmp(r->pending[i].env->stream_id, env->stream_id) == 0;
+    if (flush)
+        s_flush_group(r);
+    if (!r->db_ready) {
+        s_reply_unavailable(r, sock, id, env);
+        return false;
+    }
+    s_pending_t *p = &r->pending[r->n_pending];
+    memset(p, 0, sizeof *p);
+    p->env = env;
+    p->off = r->pool_used;
+    if (s_batch_digest(batch, p->digest) < 0) {
         s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INTERNAL,
                       "out of memory");
-        return;
-    }
-    {
-        bm_err_t err;
-        int replay = s_replayed(r, env, digest, &err);
-        if (replay < 0) {
-            s_db_down(r, err.msg);
-            s_reply_unavailable(r, sock, id, env);
-            return;
-        }
-        if (replay) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "sequence %" PRIu64 " of stream %s was already used for "
-                     "different content", env->sequence, env->stream_id);
-            r->c.replayed++;
-            bm_warn("receiver", "security: agent %s: %s; refused", env->agent_id, msg);
-            s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE,
-                          msg);
-            return;
-        }
+        return false;
     }
     bm_time_window_t window = {bm_now_ms(), r->cfg->clock_max_age_ms,
                                r->cfg->clock_max_future_ms};
-    r->n_rej = 0;
-    size_t n = batch->n_records;
+    bool *accepted = &r->accepted[p->off];
     for (size_t i = 0; i < n; i++) {
         const bm_record_t *rec = batch->records[i];
         bm_err_t err;
@@ -770,67 +1009,24 @@ static void s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, const bm_envelo
             rc = s_check_evaluation(r, env, rec->evaluation, &err);
         else if (rc == 0 && rec->kind_case == BRANCHMARK__V1__RECORD__KIND_SURVEY)
             rc = s_check_survey(r, rec->survey, &err);
-        r->accepted[i] = rc == 0;
+        accepted[i] = rc == 0;
         if (rc < 0)
-            s_reject(r, i, rec->source_id, err.msg);
+            s_reject(r, p, i, rec->source_id, err.msg);
     }
     /* A reload during validation may have found the database gone. */
     if (!r->db_ready) {
         s_reply_unavailable(r, sock, id, env);
-        return;
+        return false;
     }
-    uint32_t rejected_by_us = (uint32_t)r->n_rej;
-    bm_store_batch_t sb = {
-        .stream_id = env->stream_id, .sequence = env->sequence, .agent_id = env->agent_id,
-        .branch_id = branch_id, .sent_at_ms = env->sent_at_ms, .records = batch->records,
-        .n_records = n, .accepted = r->accepted, .rejected = rejected_by_us};
-    bm_store_result_t res;
-    bm_err_t err;
-    r->env = env;
-    bm_store_status_t st = bm_store_batch(r->store, &sb, r->cache, s_refused_cb, r, &res, &err);
-    r->env = NULL;
-    if (st == BM_STORE_RETRY) {
-        s_db_down(r, err.msg);
-        s_reply_unavailable(r, sock, id, env);
-        return;
-    }
-    if (st != BM_STORE_OK) {
-        bm_error("receiver", "could not store batch %s/%" PRIu64 " of agent %s: %s",
-                 env->stream_id, env->sequence, env->agent_id, err.msg);
-        char msg[BM_ERR_MSG_MAX + 32];
-        snprintf(msg, sizeof msg, "could not store the batch: %s", err.msg);
-        s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INTERNAL, msg);
-        return;
-    }
-
-    if (res.batch_was_duplicate) {
-        r->c.batches_duplicate++;
-    } else {
-        s_keep_digest(r, env, digest);
-        r->c.batches_stored++;
-        r->c.records_stored += res.stored;
-        r->c.records_duplicate += res.duplicates;
-        r->c.records_rejected += r->n_rej;
-    }
-    bm_debug("receiver", "batch %s/%" PRIu64 " from %s (%s): %zu records, %" PRIu32
-             " stored, %" PRIu32 " duplicates, %zu rejected%s", env->stream_id, env->sequence,
-             env->agent_id, env->branch_code, n, res.stored, res.duplicates, r->n_rej,
-             res.batch_was_duplicate ? ", resent batch" : "");
-
-    Branchmark__V1__Ack ack = BRANCHMARK__V1__ACK__INIT;
-    ack.stored = res.stored;
-    ack.duplicates = res.duplicates;
-    ack.n_rejected = r->n_rej;
-    ack.rejected = r->rej_ptrs;
-    ack.batch_was_duplicate = res.batch_was_duplicate;
-    bm_reply_t reply = BRANCHMARK__V1__REPLY__INIT;
-    reply.stream_id = env->stream_id;
-    reply.sequence = env->sequence;
-    reply.result_case = BRANCHMARK__V1__REPLY__RESULT_ACK;
-    reply.ack = &ack;
-    s_send(r, sock, id, &reply);
+    p->n_rej_ours = p->n_rej;
+    p->sock = sock;
+    p->branch_id = branch_id;
+    zmq_msg_init(&p->id);
+    zmq_msg_move(&p->id, id);
+    r->pool_used += n;
+    r->n_pending++;
+    return true;
 }
-
 static void s_envelope(bm_receiver_t *r, void *sock, zmq_msg_t *id, zmq_msg_t *payload)
 {
     bm_err_t err;
@@ -945,7 +1141,9 @@ static void s_envelope(bm_receiver_t *r, void *sock, zmq_msg_t *id, zmq_msg_t *p
         reply.heartbeat_ok = 1;
         s_send(r, sock, id, &reply);
     } else {
-        s_batch(r, sock, id, env, branch_id);
+        /* Queued for the group commit at the end of this poll round. */
+        if (s_batch(r, sock, id, env, branch_id))
+            env = NULL;
     }
 out:
     bm_envelope_free(&env);
@@ -1050,6 +1248,10 @@ static void s_write_status(bm_receiver_t *r)
                   "wrong_branch", (json_int_t)r->c.sec_wrong_branch,
                   "wrong_agent", (json_int_t)r->c.sec_wrong_agent,
                   "no_identity", (json_int_t)r->c.sec_no_identity));
+    /* Group commit: batches per transaction = group_batches / groups. */
+    json_object_set_new(doc, "group_commit",
+                        json_pack("{s:I, s:I}", "groups", (json_int_t)r->c.groups,
+                                  "batches", (json_int_t)r->c.group_batches));
     json_object_set_new(doc, "hostile_envelopes",
                         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
                                   "malformed", (json_int_t)r->c.errors[1],
@@ -1082,10 +1284,11 @@ void bm_receiver_report(bm_receiver_t *r)
             " heartbeats=%" PRIu64 " batches=%" PRIu64 " resent_batches=%" PRIu64
             " records_stored=%" PRIu64 " records_duplicate=%" PRIu64
             " records_rejected=%" PRIu64 " errors=%" PRIu64 " dropped=%" PRIu64
-            " db_reconnects=%" PRIu64, r->db_ready ? "up" : "down", r->c.frames,
+            " db_reconnects=%" PRIu64 " groups=%" PRIu64 " group_batches=%" PRIu64,
+            r->db_ready ? "up" : "down", r->c.frames,
             r->c.envelopes_ok, r->c.heartbeats, r->c.batches_stored, r->c.batches_duplicate,
             r->c.records_stored, r->c.records_duplicate, r->c.records_rejected, errors,
-            r->c.dropped_messages, r->c.db_reconnects);
+            r->c.dropped_messages, r->c.db_reconnects, r->c.groups, r->c.group_batches);
     s_write_status(r);
 }
 
@@ -1104,25 +1307,41 @@ int bm_receiver_run(bm_receiver_t *r, volatile sig_atomic_t *stop, volatile sig_
             bm_receiver_report(r);
             r->next_stats_ms = now + r->cfg->stats_interval_ms;
         }
+        if (now >= r->next_touch_ms) {
+            if (r->db_ready)
+                s_touch_agents(r);
+            r->next_touch_ms = now + S_AGENT_REFRESH_MS;
+        }
         int rc = zmq_poll(r->items, (int)r->n_socks, S_POLL_MS);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
             return bm_err_set(err, "could not poll the sockets: %s", zmq_strerror(errno));
         }
+        bool more = false;
         for (size_t i = 0; i < r->n_socks && rc > 0; i++) {
             if (!(r->items[i].revents & ZMQ_POLLIN))
                 continue;
             /* A bounded number per round keeps the flags and the other
              * sockets served under load. */
-            for (int k = 0; k < S_DRAIN_MAX && !*stop; k++) {
+            int k;
+            for (k = 0; k < S_DRAIN_MAX && !*stop; k++) {
                 int got = s_read_one(r, r->socks[i]);
-                if (got < 0)
+                if (got < 0) {
+                    s_flush_group(r);
                     return bm_err_set(err, "could not receive: %s", zmq_strerror(errno));
+                }
                 if (got == 0)
                     break;
             }
+            more = more || k == S_DRAIN_MAX;
         }
+        /* Everything that was waiting is read: one transaction and one WAL
+         * flush for all of it.  While more is waiting the group grows (up
+         * to its caps, where s_batch commits it). */
+        if (!more)
+            s_flush_group(r);
     }
+    s_flush_group(r);
     return 0;
 }

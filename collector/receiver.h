@@ -11,9 +11,15 @@
  * with exponential backoff.  Keeps the health counters, logs them every
  * stats_interval and writes them to the status file.
  *
+ * Group commit: the batches read in one poll round (up to group_max_batches
+ * / group_max_records) are stored in one transaction and each is
+ * acknowledged after that COMMIT (store.h says how a failing group falls
+ * back to one transaction per batch).
+ *
  * Owns the ZeroMQ context and sockets, the store (database connection) and
- * the reference cache.  Single-threaded: a batch is finished before the
- * next message is read, so a stop request never leaves half a batch. */
+ * the reference cache.  Single-threaded: a group is finished before the
+ * next round of messages is read, so a stop request never leaves half a
+ * batch. */
 #ifndef BM_RECEIVER_H
 #define BM_RECEIVER_H
 

@@ -1,10 +1,11 @@
 /* store: exactly-once batch writes to PostgreSQL; see store.h.
  *
  * Owns the collector's connection, its TEMP staging tables (created once
- * per connection, ON COMMIT DELETE ROWS), its prepared statements and a
- * fixed COPY buffer.  Per-batch work arrays are allocated once at their
- * hard cap (BM_MAX_RECORDS_PER_BATCH), so storing a batch allocates
- * nothing per record. */
+ * per connection, ON COMMIT DELETE ROWS; stg_batches describes the group in
+ * hand, every record row carries its batch's position `bi` and branch),
+ * its prepared statements and a fixed COPY buffer.  The work arrays of a
+ * group are allocated once at their caps (bm_store_reserve), so storing a
+ * group allocates nothing per record. */
 #include "store.h"
 
 #include <inttypes.h>
@@ -23,8 +24,11 @@
 #define S_BRANCH_LOCK_NS "1651665259"
 
 /* Internal status: a data error means "this input violates a constraint",
- * which the record-by-record pass can narrow down to records. */
-enum { S_OK = BM_STORE_OK, S_RETRY = BM_STORE_RETRY, S_FAILED = BM_STORE_FAILED, S_DATA };
+ * which the record-by-record pass can narrow down to records; a recount
+ * means "some staged rows were already stored, the group must be written
+ * again with the insert that counts per batch". */
+enum { S_OK = BM_STORE_OK, S_RETRY = BM_STORE_RETRY, S_FAILED = BM_STORE_FAILED, S_DATA,
+       S_RECOUNT };
 
 typedef struct {
     bm_kind_t kind;
@@ -37,116 +41,207 @@ typedef struct {
     const char *child_insert;   /* children of newly stored parents */
 } s_kind_sql_t;
 
-#define S_CONFLICT " ON CONFLICT (branch_id, source_id) DO NOTHING"
+/* Every staging row: its batch's position in the group, its index in the
+ * batch, the batch's branch, the record's source id. */
+#define S_STG_KEYS "bi int, idx int, branch_id int, source_id text, "
+#define S_CONFLICT " ON CONFLICT DO NOTHING" /* (branch_id, source_id[, time]): 006_scale */
 
 static const s_kind_sql_t s_kinds[] = {
     {BM_KIND_PEOPLE_COUNT, "stg_people_counts",
-     "idx int, source_id text, interval_start timestamptz, interval_seconds bigint, "
+     S_STG_KEYS "interval_start timestamptz, interval_seconds bigint, "
      "passers_by bigint, entrants bigint",
      "INSERT INTO people_counts (branch_id, source_id, interval_start, interval_seconds, "
-     "passers_by, entrants) SELECT $1, source_id, interval_start, interval_seconds, "
-     "passers_by, entrants FROM stg_people_counts ORDER BY idx" S_CONFLICT,
+     "passers_by, entrants) SELECT branch_id, source_id, interval_start, interval_seconds, "
+     "passers_by, entrants FROM stg_people_counts ORDER BY bi, idx" S_CONFLICT,
      NULL, NULL, NULL, NULL},
     {BM_KIND_RECEIPT, "stg_receipts",
-     "idx int, source_id text, at timestamptz, amount_minor bigint, currency text",
+     S_STG_KEYS "at timestamptz, amount_minor bigint, currency text",
      "INSERT INTO receipts (branch_id, source_id, at, amount_minor, currency) "
-     "SELECT $1, source_id, at, amount_minor, currency FROM stg_receipts ORDER BY idx" S_CONFLICT,
+     "SELECT branch_id, source_id, at, amount_minor, currency FROM stg_receipts "
+     "ORDER BY bi, idx" S_CONFLICT,
      NULL, NULL, NULL, NULL},
     {BM_KIND_QUEUE_TICKET, "stg_queue_tickets",
-     "idx int, source_id text, issued_at timestamptz, called_at timestamptz, "
+     S_STG_KEYS "issued_at timestamptz, called_at timestamptz, "
      "served_at timestamptz, service_point text",
      "INSERT INTO queue_tickets (branch_id, source_id, issued_at, called_at, served_at, "
-     "service_point) SELECT $1, source_id, issued_at, called_at, served_at, service_point "
-     "FROM stg_queue_tickets ORDER BY idx" S_CONFLICT,
+     "service_point) SELECT branch_id, source_id, issued_at, called_at, served_at, service_point "
+     "FROM stg_queue_tickets ORDER BY bi, idx" S_CONFLICT,
      NULL, NULL, NULL, NULL},
     {BM_KIND_PHONE_CALL, "stg_phone_calls",
-     "idx int, source_id text, ring_start timestamptz, answered boolean, wait_seconds bigint",
+     S_STG_KEYS "ring_start timestamptz, answered boolean, wait_seconds bigint",
      "INSERT INTO phone_calls (branch_id, source_id, ring_start, answered, wait_seconds) "
-     "SELECT $1, source_id, ring_start, answered, wait_seconds FROM stg_phone_calls "
-     "ORDER BY idx" S_CONFLICT,
+     "SELECT branch_id, source_id, ring_start, answered, wait_seconds FROM stg_phone_calls "
+     "ORDER BY bi, idx" S_CONFLICT,
      NULL, NULL, NULL, NULL},
     {BM_KIND_COMPLAINT, "stg_complaints",
-     "idx int, source_id text, received_at_src timestamptz, category text, "
+     S_STG_KEYS "received_at_src timestamptz, category text, "
      "contact_point text, channel text, resolved_at timestamptz",
      "INSERT INTO complaints (branch_id, source_id, received_at_src, category, contact_point, "
-     "channel, resolved_at) SELECT $1, source_id, received_at_src, category, contact_point, "
-     "channel, resolved_at FROM stg_complaints ORDER BY idx" S_CONFLICT,
+     "channel, resolved_at) SELECT branch_id, source_id, received_at_src, category, contact_point, "
+     "channel, resolved_at FROM stg_complaints ORDER BY bi, idx" S_CONFLICT,
      NULL, NULL, NULL, NULL},
     {BM_KIND_SURVEY, "stg_survey_responses",
-     "idx int, source_id text, responded_at timestamptz, nps smallint, csi float8, "
+     S_STG_KEYS "responded_at timestamptz, nps smallint, csi float8, "
      "why text, segment text, survey_channel text",
      "INSERT INTO survey_responses (branch_id, source_id, responded_at, nps, csi, why, "
-     "segment, survey_channel) SELECT $1, source_id, responded_at, nps, csi, why, segment, "
-     "survey_channel FROM stg_survey_responses ORDER BY idx" S_CONFLICT,
-     "stg_survey_csi", "source_id text, item text, score smallint, scale_max smallint",
+     "segment, survey_channel) SELECT branch_id, source_id, responded_at, nps, csi, why, segment, "
+     "survey_channel FROM stg_survey_responses ORDER BY bi, idx" S_CONFLICT,
+     "stg_survey_csi", "bi int, source_id text, item text, score smallint, scale_max smallint",
      "DELETE FROM stg_survey_responses s USING survey_responses r "
-     "WHERE r.branch_id = $1 AND r.source_id = s.source_id",
+     "WHERE r.branch_id = s.branch_id AND r.source_id = s.source_id",
      "INSERT INTO survey_csi_scores (response_id, item, score, scale_max) "
      "SELECT r.id, c.item, c.score, c.scale_max FROM stg_survey_csi c "
-     "JOIN stg_survey_responses s ON s.source_id = c.source_id "
-     "JOIN survey_responses r ON r.branch_id = $1 AND r.source_id = s.source_id"},
+     "JOIN stg_survey_responses s ON s.bi = c.bi AND s.source_id = c.source_id "
+     "JOIN survey_responses r ON r.branch_id = s.branch_id AND r.source_id = s.source_id"},
     {BM_KIND_CUSTOMER_CHANGE, "stg_customer_changes",
-     "idx int, source_id text, at timestamptz, kind text, reason text, segment text",
+     S_STG_KEYS "at timestamptz, kind text, reason text, segment text",
      "INSERT INTO customer_changes (branch_id, source_id, at, kind, reason, segment) "
-     "SELECT $1, source_id, at, kind, reason, segment FROM stg_customer_changes "
-     "ORDER BY idx" S_CONFLICT,
+     "SELECT branch_id, source_id, at, kind, reason, segment FROM stg_customer_changes "
+     "ORDER BY bi, idx" S_CONFLICT,
      NULL, NULL, NULL, NULL},
     {BM_KIND_EVALUATION, "stg_evaluations",
-     "idx int, source_id text, questionnaire_id int, channel text, scenario text, "
+     S_STG_KEYS "questionnaire_id int, channel text, scenario text, "
      "shopper_segment text, outlet_branch_id int, competitor_outlet_id int, "
      "visited_at timestamptz, submitted_at timestamptz, shopper_ref text",
      "INSERT INTO evaluations (branch_id, source_id, questionnaire_id, channel, scenario, "
      "shopper_segment, outlet_branch_id, competitor_outlet_id, visited_at, submitted_at, "
-     "shopper_ref) SELECT $1, source_id, questionnaire_id, channel, scenario, "
+     "shopper_ref) SELECT branch_id, source_id, questionnaire_id, channel, scenario, "
      "shopper_segment, outlet_branch_id, competitor_outlet_id, visited_at, submitted_at, "
-     "shopper_ref FROM stg_evaluations ORDER BY idx" S_CONFLICT,
-     "stg_evaluation_answers", "source_id text, item_code text, points float8, comment text",
+     "shopper_ref FROM stg_evaluations ORDER BY bi, idx" S_CONFLICT,
+     "stg_evaluation_answers",
+     "bi int, source_id text, item_code text, points float8, comment text",
      "DELETE FROM stg_evaluations s USING evaluations e "
-     "WHERE e.branch_id = $1 AND e.source_id = s.source_id",
+     "WHERE e.branch_id = s.branch_id AND e.source_id = s.source_id",
      "INSERT INTO evaluation_answers (evaluation_id, questionnaire_id, item_code, points, "
      "comment) SELECT e.id, e.questionnaire_id, a.item_code, a.points, a.comment "
-     "FROM stg_evaluation_answers a JOIN stg_evaluations s ON s.source_id = a.source_id "
-     "JOIN evaluations e ON e.branch_id = $1 AND e.source_id = s.source_id"},
+     "FROM stg_evaluation_answers a "
+     "JOIN stg_evaluations s ON s.bi = a.bi AND s.source_id = a.source_id "
+     "JOIN evaluations e ON e.branch_id = s.branch_id AND e.source_id = s.source_id"},
 };
 #define S_NKINDS (sizeof s_kinds / sizeof s_kinds[0])
+
+static size_t s_kind_slot(uint8_t kind)
+{
+    for (size_t k = 0; k < S_NKINDS; k++)
+        if (s_kinds[k].kind == kind)
+            return k;
+    return 0;
+}
+
+/* Columns of a staging table definition ("a int, b text" has 2). */
+static int s_ncols(const char *columns)
+{
+    int n = 1;
+    for (const char *p = columns; *p; p++)
+        n += *p == ',';
+    return n;
+}
+
+/* Per-group statements.  stg_batches holds the group's batches (bi = the
+ * batch's position in the group); everything else joins on it, so a group
+ * costs the same number of round trips whatever its size. */
+#define S_STG_BATCHES                                                                         \
+    "bi int, stream_id text, sequence bigint, agent_id text, branch_id int, "                \
+    "sent_at timestamptz, records int, rejected int, digest text"
 
 static const struct {
     const char *name, *sql;
 } s_statements[] = {
-    {"bm_lock", "SELECT pg_advisory_xact_lock(" S_BRANCH_LOCK_NS ", $1::int)"},
+    /* Branch ids in ascending order, so two collectors locking overlapping
+     * groups cannot deadlock. */
+    {"bm_lock",
+     "SELECT count(pg_advisory_xact_lock(" S_BRANCH_LOCK_NS ", b.branch_id)) "
+     "FROM (SELECT DISTINCT branch_id FROM stg_batches ORDER BY 1) b"},
     {"bm_ledger_ins",
-     "INSERT INTO ingest_batches (stream_id, sequence, agent_id, branch_id, sent_at, records, "
-     "stored, duplicates, rejected) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) "
-     "ON CONFLICT (stream_id, sequence) DO NOTHING"},
+     "WITH ins AS (INSERT INTO ingest_batches (stream_id, sequence, agent_id, branch_id, "
+     "sent_at, records, stored, duplicates, rejected, content_sha256) "
+     "SELECT stream_id, sequence, agent_id, branch_id, sent_at, records, 0, 0, rejected, "
+     "decode(nullif(digest, ''), 'hex') FROM stg_batches ORDER BY bi "
+     "ON CONFLICT (stream_id, sequence) DO NOTHING RETURNING stream_id, sequence) "
+     "SELECT s.bi FROM ins JOIN stg_batches s ON s.stream_id = ins.stream_id "
+     "AND s.sequence = ins.sequence"},
     {"bm_ledger_get",
-     "SELECT stored, duplicates, rejected FROM ingest_batches "
-     "WHERE stream_id = $1 AND sequence = $2"},
+     "SELECT s.bi, b.stored, b.duplicates, coalesce(b.content_sha256 <> "
+     "decode(nullif(s.digest, ''), 'hex'), false) FROM stg_batches s "
+     "JOIN ingest_batches b ON b.stream_id = s.stream_id AND b.sequence = s.sequence"},
     {"bm_ledger_upd",
-     "UPDATE ingest_batches SET stored = $3, duplicates = $4, rejected = $5 "
-     "WHERE stream_id = $1 AND sequence = $2"},
+     "UPDATE ingest_batches b SET stored = u.st, duplicates = u.du, rejected = u.rj "
+     "FROM stg_batches s, unnest($1::int[], $2::int[], $3::int[], $4::int[]) AS u(bi, st, du, rj) "
+     "WHERE s.bi = u.bi AND b.stream_id = s.stream_id AND b.sequence = s.sequence"},
     {"bm_agent",
      "INSERT INTO agents (agent_id, branch_id) VALUES ($1, $2) "
      "ON CONFLICT (agent_id) DO UPDATE SET last_seen = now() "
      "WHERE agents.branch_id = EXCLUDED.branch_id RETURNING branch_id"},
     {"bm_agent_get", "SELECT branch_id FROM agents WHERE agent_id = $1"},
+    /* Returns the agents of $1 whose binding is not (any more) $2. */
+    {"bm_agent_touch",
+     "WITH u AS (SELECT * FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS u(a, b, i)), "
+     "t AS (UPDATE agents g SET last_seen = now() FROM u "
+     "WHERE g.agent_id = u.a AND g.branch_id = u.b RETURNING u.i) "
+     "SELECT i FROM u WHERE i NOT IN (SELECT i FROM t)"},
 };
 
+/* One accepted record of a group. */
 typedef struct {
     uint8_t kind;
-    uint32_t index;
+    uint16_t bi;                /* batch position in the group */
+    uint32_t index;             /* record index in the batch */
+    int32_t branch_id;
     const char *source_id;
-} s_order_t;
+} s_item_t;
+
+/* What the store knows about one batch of the group in hand. */
+typedef struct {
+    bool fresh;                 /* its ledger row is new: store its records */
+    uint32_t planned;           /* records staged (after the in-group dedupe) */
+    uint32_t group_dups;        /* repeats in the group, dropped before staging */
+    uint32_t stored, refused;
+} s_bstate_t;
 
 struct bm_store {
     char *conninfo;
     PGconn *conn;
     char copy_buf[S_COPY_BUF];
     size_t copy_len;
-    s_order_t *sorted;          /* BM_MAX_RECORDS_PER_BATCH: in-batch duplicate check */
-    uint32_t *order;            /* BM_MAX_RECORDS_PER_BATCH: indices to store */
-    size_t n_order;
-    uint32_t in_batch_dups;
+    bool binary;                /* the COPY in progress is in binary format */
+    int ncols[S_NKINDS][2];     /* staging columns per kind (and child table) */
+
+    size_t max_batches, max_items;
+    s_item_t *items;            /* max_items: the group's records to store */
+    size_t n_items;
+    s_bstate_t *st;             /* max_batches */
+    char *arr_buf;              /* max_batches: the int arrays of bm_ledger_upd */
+    size_t arr_cap;
+
+    /* The group in hand (for the COPY writers and callbacks). */
+    const bm_store_batch_t *const *g;
+    size_t g_n;
 };
+
+static int s_alloc_group(bm_store_t *s, size_t max_batches, size_t max_records)
+{
+    size_t max_items = max_records + BM_MAX_RECORDS_PER_BATCH;
+    size_t arr_cap = 4 * (max_batches * 12 + 4);
+    s_item_t *items = calloc(max_items, sizeof *items);
+    s_bstate_t *st = calloc(max_batches, sizeof *st);
+    char *arr = malloc(arr_cap);
+    if (!items || !st || !arr) {
+        free(items);
+        free(st);
+        free(arr);
+        return -1;
+    }
+    free(s->items);
+    free(s->st);
+    free(s->arr_buf);
+    s->items = items;
+    s->st = st;
+    s->arr_buf = arr;
+    s->max_batches = max_batches;
+    s->max_items = max_items;
+    s->arr_cap = arr_cap;
+    return 0;
+}
 
 bm_store_t *bm_store_new(const char *conninfo)
 {
@@ -154,11 +249,22 @@ bm_store_t *bm_store_new(const char *conninfo)
     if (!s)
         return NULL;
     s->conninfo = strdup(conninfo ? conninfo : "");
-    s->sorted = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *s->sorted);
-    s->order = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *s->order);
-    if (!s->conninfo || !s->sorted || !s->order)
+    if (!s->conninfo || s_alloc_group(s, 1, 0) < 0)
         bm_store_destroy(&s);
     return s;
+}
+
+int bm_store_reserve(bm_store_t *s, size_t max_batches, size_t max_records, bm_err_t *err)
+{
+    if (max_batches < 1)
+        max_batches = 1;
+    /* bi is a uint16_t. */
+    if (max_batches > 65535)
+        return bm_err_set(err, "a group of %zu batches is more than 65535", max_batches);
+    if (s_alloc_group(s, max_batches, max_records) < 0)
+        return bm_err_set(err, "out of memory for groups of %zu batches and %zu records",
+                          max_batches, max_records);
+    return 0;
 }
 
 void bm_store_destroy(bm_store_t **store_p)
@@ -168,10 +274,24 @@ void bm_store_destroy(bm_store_t **store_p)
     bm_store_t *s = *store_p;
     bm_db_close(&s->conn);
     free(s->conninfo);
-    free(s->sorted);
-    free(s->order);
+    free(s->items);
+    free(s->st);
+    free(s->arr_buf);
     free(s);
     *store_p = NULL;
+}
+
+static int s_prepare(bm_store_t *s, const char *name, const char *sql, const char *what,
+                     bm_err_t *err)
+{
+    PGresult *res = PQprepare(s->conn, name, sql, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        bm_db_result_err(res, s->conn, what, err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
 }
 
 int bm_store_connect(bm_store_t *s, bm_err_t *err)
@@ -180,8 +300,14 @@ int bm_store_connect(bm_store_t *s, bm_err_t *err)
     s->conn = bm_db_connect(s->conninfo, "branchmark-collector", err);
     if (!s->conn)
         return -1;
+    char sql[1536];
+    snprintf(sql, sizeof sql, "CREATE TEMP TABLE stg_batches (%s) ON COMMIT DELETE ROWS",
+             S_STG_BATCHES);
+    if (bm_db_exec(s->conn, sql, err) < 0)
+        goto fail;
     for (size_t k = 0; k < S_NKINDS; k++) {
-        char sql[512];
+        s->ncols[k][0] = s_ncols(s_kinds[k].columns);
+        s->ncols[k][1] = s_kinds[k].child_columns ? s_ncols(s_kinds[k].child_columns) : 0;
         snprintf(sql, sizeof sql, "CREATE TEMP TABLE %s (%s) ON COMMIT DELETE ROWS",
                  s_kinds[k].stage, s_kinds[k].columns);
         if (bm_db_exec(s->conn, sql, err) < 0)
@@ -193,15 +319,10 @@ int bm_store_connect(bm_store_t *s, bm_err_t *err)
                 goto fail;
         }
     }
-    for (size_t i = 0; i < sizeof s_statements / sizeof s_statements[0]; i++) {
-        PGresult *res = PQprepare(s->conn, s_statements[i].name, s_statements[i].sql, 0, NULL);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            bm_db_result_err(res, s->conn, s_statements[i].name, err);
-            PQclear(res);
+    for (size_t i = 0; i < sizeof s_statements / sizeof s_statements[0]; i++)
+        if (s_prepare(s, s_statements[i].name, s_statements[i].sql, s_statements[i].name,
+                      err) < 0)
             goto fail;
-        }
-        PQclear(res);
-    }
     for (size_t k = 0; k < S_NKINDS; k++) {
         const char *sqls[3] = {s_kinds[k].insert, s_kinds[k].dedup, s_kinds[k].child_insert};
         for (int j = 0; j < 3; j++) {
@@ -209,14 +330,21 @@ int bm_store_connect(bm_store_t *s, bm_err_t *err)
                 continue;
             char name[48];
             snprintf(name, sizeof name, "bm_k%zu_%d", k, j);
-            PGresult *res = PQprepare(s->conn, name, sqls[j], 0, NULL);
-            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                bm_db_result_err(res, s->conn, s_kinds[k].stage, err);
-                PQclear(res);
+            if (s_prepare(s, name, sqls[j], s_kinds[k].stage, err) < 0)
                 goto fail;
-            }
-            PQclear(res);
         }
+        /* The insert of a group of several batches also says how many rows
+         * of each batch were new (staged rows are unique per branch and
+         * source_id, see s_plan, so the join is exact). */
+        snprintf(sql, sizeof sql,
+                 "WITH ins AS (%s RETURNING branch_id, source_id) SELECT s.bi, count(*) "
+                 "FROM ins JOIN %s s ON s.branch_id = ins.branch_id "
+                 "AND s.source_id = ins.source_id GROUP BY s.bi",
+                 s_kinds[k].insert, s_kinds[k].stage);
+        char name[48];
+        snprintf(name, sizeof name, "bm_k%zu_3", k);
+        if (s_prepare(s, name, sql, s_kinds[k].stage, err) < 0)
+            goto fail;
     }
     return 0;
 fail:
@@ -238,7 +366,6 @@ PGconn *bm_store_conn(bm_store_t *s)
 {
     return s->conn;
 }
-
 /* Decides what a failed result means for the caller. */
 static int s_classify(bm_store_t *s, const PGresult *res)
 {
@@ -319,27 +446,57 @@ static void s_put(bm_store_t *s, const char *p, size_t n)
     s->copy_len += n;
 }
 
+/* The writers below produce COPY's text format, or its binary format when
+ * s->binary (staging of records: the server then parses no timestamps or
+ * numbers).  In binary a field is a 32-bit length and the value in network
+ * order; separators and line ends are not written, a row starts with its
+ * field count (s_fields). */
+static void s_be(bm_store_t *s, uint64_t v, int bytes)
+{
+    char b[8];
+    for (int i = 0; i < bytes; i++)
+        b[i] = (char)(v >> (8 * (bytes - 1 - i)));
+    s_put(s, b, (size_t)bytes);
+}
+
+static void s_fields(bm_store_t *s, int n)
+{
+    if (s->binary)
+        s_be(s, (uint64_t)n, 2);
+}
+
 static void s_sep(bm_store_t *s)
 {
-    s_put(s, "\t", 1);
+    if (!s->binary)
+        s_put(s, "\t", 1);
 }
 
 static void s_eol(bm_store_t *s)
 {
-    s_put(s, "\n", 1);
+    if (!s->binary)
+        s_put(s, "\n", 1);
 }
 
 static void s_null(bm_store_t *s)
 {
-    s_put(s, "\\N", 2);
+    if (s->binary)
+        s_be(s, UINT32_MAX, 4);     /* length -1 */
+    else
+        s_put(s, "\\N", 2);
 }
 
-/* A text value: backslash, tab, newline and carriage return are escaped as
- * COPY's text format requires; everything else passes as is. */
+/* A text value: in text format backslash, tab, newline and carriage return
+ * are escaped as COPY requires; everything else passes as is. */
 static void s_text(bm_store_t *s, const char *v)
 {
     if (!v)
         v = "";
+    if (s->binary) {
+        size_t n = strlen(v);
+        s_be(s, n, 4);
+        s_put(s, v, n);
+        return;
+    }
     const char *run = v;
     for (const char *p = v; *p; p++) {
         const char *esc = NULL;
@@ -357,22 +514,59 @@ static void s_text(bm_store_t *s, const char *v)
     s_put(s, run, strlen(run));
 }
 
-static void s_int(bm_store_t *s, int64_t v)
+/* An integer of the column's width (2, 4 or 8 bytes: smallint, int,
+ * bigint); the text format does not care. */
+static void s_intw(bm_store_t *s, int64_t v, int bytes)
 {
+    if (s->binary) {
+        s_be(s, (uint64_t)bytes, 4);
+        s_be(s, (uint64_t)v, bytes);
+        return;
+    }
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%" PRId64, v);
     s_put(s, buf, (size_t)n);
 }
 
+static void s_i2(bm_store_t *s, int64_t v)
+{
+    s_intw(s, v, 2);
+}
+
+static void s_i4(bm_store_t *s, int64_t v)
+{
+    s_intw(s, v, 4);
+}
+
+static void s_int(bm_store_t *s, int64_t v)
+{
+    s_intw(s, v, 8);
+}
+
 static void s_double(bm_store_t *s, double v)
 {
+    if (s->binary) {
+        uint64_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        s_be(s, 8, 4);
+        s_be(s, bits, 8);
+        return;
+    }
     char buf[40];
     int n = snprintf(buf, sizeof buf, "%.17g", v);
     s_put(s, buf, (size_t)n);
 }
 
+/* Microseconds since 2000-01-01 00:00 UTC in binary (timestamptz). */
+#define S_PG_EPOCH_MS 946684800000LL
+
 static void s_time(bm_store_t *s, int64_t ms)
 {
+    if (s->binary) {
+        s_be(s, 8, 4);
+        s_be(s, (uint64_t)((ms - S_PG_EPOCH_MS) * 1000), 8);
+        return;
+    }
     char buf[40];
     bm_time_format(ms, buf, sizeof buf);
     s_put(s, buf, strlen(buf));
@@ -380,6 +574,11 @@ static void s_time(bm_store_t *s, int64_t ms)
 
 static void s_bool(bm_store_t *s, bool v)
 {
+    if (s->binary) {
+        s_be(s, 1, 4);
+        s_put(s, v ? "\1" : "\0", 1);
+        return;
+    }
     s_put(s, v ? "t" : "f", 1);
 }
 
@@ -393,12 +592,14 @@ static const char *s_channel_name(Branchmark__V1__Channel c)
     }
 }
 
-/* Writes the staging row of record r (index idx). */
-static void s_row(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t *cache,
-                  const bm_record_t *r, uint32_t idx)
+/* Writes the staging row of record r (batch bi of the group, index idx). */
+static void s_row(bm_store_t *s, const bm_store_batch_t *b, uint32_t bi,
+                  const bm_refcache_t *cache, const bm_record_t *r, uint32_t idx)
 {
-    s_int(s, idx);
-    s_sep(s);
+    s_fields(s, s->ncols[s_kind_slot((uint8_t)bm_record_kind(r))][0]);
+    s_i4(s, bi), s_sep(s);
+    s_i4(s, idx), s_sep(s);
+    s_i4(s, b->branch_id), s_sep(s);
     s_text(s, r->source_id);
     s_sep(s);
     switch (r->kind_case) {
@@ -456,7 +657,7 @@ static void s_row(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t 
         const Branchmark__V1__SurveyResponse *p = r->survey;
         s_time(s, p->responded_at_ms), s_sep(s);
         if (p->nps_answer_case == BRANCHMARK__V1__SURVEY_RESPONSE__NPS_ANSWER_NPS)
-            s_int(s, p->nps);
+            s_i2(s, p->nps);
         else
             s_null(s);
         s_sep(s);
@@ -499,7 +700,7 @@ static void s_row(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t 
         /* A missing id becomes NULL, which the NOT NULL constraint refuses
          * (the receiver has checked, so this does not happen). */
         if (q)
-            s_int(s, bm_refcache_questionnaire_id(q));
+            s_i4(s, bm_refcache_questionnaire_id(q));
         else
             s_null(s);
         s_sep(s);
@@ -512,13 +713,13 @@ static void s_row(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t 
         s_text(s, p->scenario), s_sep(s);
         s_text(s, p->shopper_segment), s_sep(s);
         if (p->outlet_kind == BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_BRANCH) {
-            s_int(s, b->branch_id), s_sep(s);
+            s_i4(s, b->branch_id), s_sep(s);
             s_null(s);
         } else {
             int32_t cid = bm_refcache_competitor(cache, p->outlet_code);
             s_null(s), s_sep(s);
             if (cid)
-                s_int(s, cid);
+                s_i4(s, cid);
             else
                 s_null(s);
         }
@@ -539,19 +740,23 @@ static void s_row(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t 
 }
 
 /* Writes the child staging rows of record r. */
-static void s_child_rows(bm_store_t *s, const bm_record_t *r)
+static void s_child_rows(bm_store_t *s, uint32_t bi, const bm_record_t *r)
 {
     if (r->kind_case == BRANCHMARK__V1__RECORD__KIND_SURVEY) {
         for (size_t i = 0; i < r->survey->n_csi; i++) {
             const Branchmark__V1__CsiScore *c = r->survey->csi[i];
+            s_fields(s, 5);
+            s_i4(s, bi), s_sep(s);
             s_text(s, r->source_id), s_sep(s);
             s_text(s, c->item), s_sep(s);
-            s_int(s, c->score), s_sep(s);
-            s_int(s, c->scale_max), s_eol(s);
+            s_i2(s, c->score), s_sep(s);
+            s_i2(s, c->scale_max), s_eol(s);
         }
     } else if (r->kind_case == BRANCHMARK__V1__RECORD__KIND_EVALUATION) {
         for (size_t i = 0; i < r->evaluation->n_answers; i++) {
             const Branchmark__V1__Answer *a = r->evaluation->answers[i];
+            s_fields(s, 5);
+            s_i4(s, bi), s_sep(s);
             s_text(s, r->source_id), s_sep(s);
             s_text(s, a->item_code), s_sep(s);
             if (a->value_case == BRANCHMARK__V1__ANSWER__VALUE_POINTS)
@@ -564,14 +769,9 @@ static void s_child_rows(bm_store_t *s, const bm_record_t *r)
     }
 }
 
-/* COPYs the records of kind k among idx[0..n) into its staging table
- * (child == false) or their children into the child table. */
-static int s_copy(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t *cache,
-                  size_t k, bool child, const uint32_t *idx, size_t n, bm_err_t *err)
+/* Starts COPY sql; returns S_OK or a status with err. */
+static int s_copy_begin(bm_store_t *s, const char *sql, bm_err_t *err)
 {
-    char sql[96];
-    snprintf(sql, sizeof sql, "COPY %s FROM STDIN",
-             child ? s_kinds[k].child_stage : s_kinds[k].stage);
     PGresult *res = PQexec(s->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         bm_db_result_err(res, s->conn, sql, err);
@@ -581,18 +781,15 @@ static int s_copy(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t 
     }
     PQclear(res);
     s->copy_len = 0;
-    for (size_t i = 0; i < n; i++) {
-        const bm_record_t *r = b->records[idx[i]];
-        if (bm_record_kind(r) != s_kinds[k].kind)
-            continue;
-        if (child)
-            s_child_rows(s, r);
-        else
-            s_row(s, b, cache, r, idx[i]);
-    }
+    return S_OK;
+}
+
+static int s_copy_end(bm_store_t *s, const char *sql, bm_err_t *err)
+{
     s_flush(s);
     PQputCopyEnd(s->conn, NULL);
     int rc = S_OK;
+    PGresult *res;
     while ((res = PQgetResult(s->conn)) != NULL) {
         if (rc == S_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
             bm_db_result_err(res, s->conn, sql, err);
@@ -603,50 +800,123 @@ static int s_copy(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t 
     return rc;
 }
 
-/* Stages and inserts the records idx[0..n), adding to *stored and
- * *duplicates.  With clear, the staging tables are emptied afterwards (the
- * record-by-record pass stages one record at a time in one transaction). */
-static int s_stage_insert(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t *cache,
-                          const uint32_t *idx, size_t n, bool clear, uint32_t *stored,
-                          uint32_t *duplicates, bm_err_t *err)
+/* COPYs items[from..to) (all of kind k) into the kind's staging table
+ * (child == false) or their children into its child table. */
+static int s_copy(bm_store_t *s, const bm_refcache_t *cache, size_t k, bool child, size_t from,
+                  size_t to, bm_err_t *err)
 {
-    size_t count[BM_KIND_COUNT] = {0};
-    for (size_t i = 0; i < n; i++)
-        count[bm_record_kind(b->records[idx[i]])]++;
-    char branch[16];
-    snprintf(branch, sizeof branch, "%" PRId32, b->branch_id);
-    const char *params[] = {branch};
+    char sql[96];
+    snprintf(sql, sizeof sql, "COPY %s FROM STDIN (FORMAT binary)",
+             child ? s_kinds[k].child_stage : s_kinds[k].stage);
+    int rc = s_copy_begin(s, sql, err);
+    if (rc != S_OK)
+        return rc;
+    /* Signature, flags, header extension length. */
+    s_put(s, "PGCOPY\n\377\r\n\0", 11);
+    s_put(s, "\0\0\0\0\0\0\0\0", 8);
+    s->binary = true;
+    for (size_t i = from; i < to; i++) {
+        const s_item_t *it = &s->items[i];
+        const bm_store_batch_t *b = s->g[it->bi];
+        const bm_record_t *r = b->records[it->index];
+        if (child)
+            s_child_rows(s, it->bi, r);
+        else
+            s_row(s, b, it->bi, cache, r, it->index);
+    }
+    s_be(s, UINT16_MAX, 2);     /* trailer: field count -1 */
+    s->binary = false;
+    return s_copy_end(s, sql, err);
+}
 
-    for (size_t k = 0; k < S_NKINDS; k++) {
+/* COPYs the group's batches into stg_batches. */
+static int s_copy_batches(bm_store_t *s, bm_err_t *err)
+{
+    const char *sql = "COPY stg_batches FROM STDIN";
+    int rc = s_copy_begin(s, sql, err);
+    if (rc != S_OK)
+        return rc;
+    for (size_t bi = 0; bi < s->g_n; bi++) {
+        const bm_store_batch_t *b = s->g[bi];
+        char seq[24];
+        int n = snprintf(seq, sizeof seq, "%" PRIu64, b->sequence);
+        s_int(s, (int64_t)bi), s_sep(s);
+        s_text(s, b->stream_id), s_sep(s);
+        s_put(s, seq, (size_t)n), s_sep(s);
+        s_text(s, b->agent_id), s_sep(s);
+        s_int(s, b->branch_id), s_sep(s);
+        s_time(s, b->sent_at_ms), s_sep(s);
+        s_int(s, (int64_t)b->n_records), s_sep(s);
+        s_int(s, b->rejected), s_sep(s);
+        s_text(s, b->digest_hex ? b->digest_hex : ""), s_eol(s);
+    }
+    return s_copy_end(s, sql, err);
+}
+
+/* Stages and inserts items[from..to) (sorted by kind), adding to the
+ * batches' stored counts.  With clear, the staging tables are emptied
+ * afterwards (the record-by-record pass stages one record at a time in one
+ * transaction). */
+static int s_stage_insert(bm_store_t *s, const bm_refcache_t *cache, size_t from, size_t to,
+                          bool clear, bool counting, bm_err_t *err)
+{
+    /* One batch: PQcmdTuples is its count.  Several: when every staged row
+     * is new (the usual case) each batch stored all it staged; otherwise
+     * S_RECOUNT, and the caller writes the group again with the insert that
+     * counts per batch (a join of the inserted rows with the staging table,
+     * which costs a few per cent when run for every group). */
+    bool many = false;
+    for (size_t i = from + 1; i < to && !many; i++)
+        many = s->items[i].bi != s->items[from].bi;
+    size_t i = from;
+    while (i < to) {
+        size_t j = i;
+        while (j < to && s->items[j].kind == s->items[i].kind)
+            j++;
+        size_t k = s_kind_slot(s->items[i].kind);
         const s_kind_sql_t *ks = &s_kinds[k];
-        size_t nk = count[ks->kind];
-        if (nk == 0)
-            continue;
-        int rc = s_copy(s, b, cache, k, false, idx, n, err);
+        int rc = s_copy(s, cache, k, false, i, j, err);
         if (rc == S_OK && ks->child_stage)
-            rc = s_copy(s, b, cache, k, true, idx, n, err);
+            rc = s_copy(s, cache, k, true, i, j, err);
         char name[48];
+        PGresult *res = NULL;
         if (rc == S_OK && ks->dedup) {
             snprintf(name, sizeof name, "bm_k%zu_1", k);
-            rc = s_run(s, name, 1, params, ks->stage, NULL, err);
+            rc = s_run(s, name, 0, NULL, ks->stage, &res, err);
+            if (rc == S_OK && many && !counting && strcmp(PQcmdTuples(res), "0") != 0)
+                rc = S_RECOUNT;
+            PQclear(res);
+            res = NULL;
         }
-        PGresult *res = NULL;
         if (rc == S_OK) {
-            snprintf(name, sizeof name, "bm_k%zu_0", k);
-            rc = s_run(s, name, 1, params, bm_kind_name(ks->kind), &res, err);
+            snprintf(name, sizeof name, "bm_k%zu_%d", k, many && counting ? 3 : 0);
+            rc = s_run(s, name, 0, NULL, bm_kind_name(ks->kind), &res, err);
         }
         if (rc != S_OK)
             return rc;
-        uint32_t ins = (uint32_t)strtoul(PQcmdTuples(res), NULL, 10);
+        if (many && !counting) {
+            if (strtoul(PQcmdTuples(res), NULL, 10) != j - i) {
+                PQclear(res);
+                return S_RECOUNT;
+            }
+            for (size_t m = i; m < j; m++)
+                s->st[s->items[m].bi].stored++;
+        } else if (many) {
+            for (int row = 0; row < PQntuples(res); row++) {
+                unsigned long bi = strtoul(PQgetvalue(res, row, 0), NULL, 10);
+                if (bi < s->g_n)
+                    s->st[bi].stored += (uint32_t)strtoul(PQgetvalue(res, row, 1), NULL, 10);
+            }
+        } else {
+            s->st[s->items[i].bi].stored += (uint32_t)strtoul(PQcmdTuples(res), NULL, 10);
+        }
         PQclear(res);
         if (ks->child_insert) {
             snprintf(name, sizeof name, "bm_k%zu_2", k);
-            rc = s_run(s, name, 1, params, ks->child_stage, NULL, err);
+            rc = s_run(s, name, 0, NULL, ks->child_stage, NULL, err);
             if (rc != S_OK)
                 return rc;
         }
-        *stored += ins;
-        *duplicates += (uint32_t)nk - ins;
         if (clear) {
             char sql[96];
             snprintf(sql, sizeof sql, "DELETE FROM %s", ks->stage);
@@ -658,128 +928,187 @@ static int s_stage_insert(bm_store_t *s, const bm_store_batch_t *b, const bm_ref
                     return rc;
             }
         }
+        i = j;
     }
     return S_OK;
 }
 
-static int s_index_cmp(const void *a, const void *b)
+/* Dedupe order: one (kind, branch, source_id) after another, first sent first. */
+static int s_key_cmp(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int s_order_cmp(const void *a, const void *b)
-{
-    const s_order_t *x = a, *y = b;
+    const s_item_t *x = a, *y = b;
     if (x->kind != y->kind)
         return x->kind < y->kind ? -1 : 1;
+    if (x->branch_id != y->branch_id)
+        return x->branch_id < y->branch_id ? -1 : 1;
     int c = strcmp(x->source_id, y->source_id);
     if (c)
         return c;
+    if (x->bi != y->bi)
+        return x->bi < y->bi ? -1 : 1;
     return (x->index > y->index) - (x->index < y->index);
 }
 
-/* Fills s->order with the accepted records to store, dropping later
- * records of the same kind and source_id as the first (they are duplicates
- * by definition, and storing both parents would mix their children). */
-static void s_plan(bm_store_t *s, const bm_store_batch_t *b)
+/* Staging order: by kind (one COPY and insert each), then as sent. */
+static int s_send_cmp(const void *a, const void *b)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < b->n_records && i < BM_MAX_RECORDS_PER_BATCH; i++)
-        if (b->accepted[i])
-            s->sorted[n++] = (s_order_t){(uint8_t)bm_record_kind(b->records[i]), (uint32_t)i,
-                                         b->records[i]->source_id ? b->records[i]->source_id : ""};
-    qsort(s->sorted, n, sizeof *s->sorted, s_order_cmp);
-    /* Keep the first index of each (kind, source_id) group. */
-    size_t m = 0;
-    s->in_batch_dups = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && s->sorted[i].kind == s->sorted[i - 1].kind &&
-            strcmp(s->sorted[i].source_id, s->sorted[i - 1].source_id) == 0)
-            s->in_batch_dups++;
-        else
-            s->order[m++] = s->sorted[i].index;
-    }
-    /* Batch order keeps ids in the order the agent sent the records. */
-    qsort(s->order, m, sizeof *s->order, s_index_cmp);
-    s->n_order = m;
+    const s_item_t *x = a, *y = b;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    if (x->bi != y->bi)
+        return x->bi < y->bi ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
 }
 
-static int s_write(bm_store_t *s, const bm_store_batch_t *b, const bm_refcache_t *cache,
-                   bool per_record, bm_store_refused_fn refused, void *ctx,
-                   bm_store_result_t *result, bm_err_t *err)
+/* Fills s->items with the accepted records of the group's fresh batches,
+ * each (kind, branch, source_id) once: the first sent wins and later ones
+ * count as duplicates of their own batch (in one batch or another of the
+ * group).  Storing both parents would mix their children, and the counting
+ * insert relies on staged rows being unique per branch and source_id. */
+static void s_plan(bm_store_t *s)
 {
-    memset(result, 0, sizeof *result);
-    char branch[16], seq[24], sent[40], nrec[16], nrej[16];
-    snprintf(branch, sizeof branch, "%" PRId32, b->branch_id);
-    snprintf(seq, sizeof seq, "%" PRIu64, b->sequence);
-    bm_time_format(b->sent_at_ms, sent, sizeof sent);
-    snprintf(nrec, sizeof nrec, "%zu", b->n_records);
-    snprintf(nrej, sizeof nrej, "%" PRIu32, b->rejected);
+    size_t n = 0;
+    for (size_t bi = 0; bi < s->g_n; bi++) {
+        const bm_store_batch_t *b = s->g[bi];
+        if (!s->st[bi].fresh)
+            continue;
+        for (size_t i = 0; i < b->n_records && i < BM_MAX_RECORDS_PER_BATCH; i++)
+            if (b->accepted[i] && n < s->max_items)
+                s->items[n++] = (s_item_t){(uint8_t)bm_record_kind(b->records[i]), (uint16_t)bi,
+                                           (uint32_t)i, b->branch_id,
+                                           b->records[i]->source_id ? b->records[i]->source_id
+                                                                    : ""};
+    }
+    qsort(s->items, n, sizeof *s->items, s_key_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const s_item_t *p = &s->items[i], *q = i > 0 ? &s->items[i - 1] : NULL;
+        if (q && p->kind == q->kind && p->branch_id == q->branch_id &&
+            strcmp(p->source_id, q->source_id) == 0)
+            s->st[p->bi].group_dups++;
+        else
+            s->items[m++] = *p;
+    }
+    qsort(s->items, m, sizeof *s->items, s_send_cmp);
+    for (size_t i = 0; i < m; i++)
+        s->st[s->items[i].bi].planned++;
+    s->n_items = m;
+}
 
+/* Appends "{v0,v1,...}" of the fresh batches' values to the array buffer. */
+static const char *s_int_array(bm_store_t *s, size_t *off, int which)
+{
+    char *start = s->arr_buf + *off;
+    size_t cap = s->arr_cap - *off, len = 0;
+    start[len++] = '{';
+    for (size_t bi = 0; bi < s->g_n; bi++) {
+        const s_bstate_t *t = &s->st[bi];
+        if (!t->fresh)
+            continue;
+        uint32_t dups = t->group_dups + t->planned - t->stored - t->refused;
+        uint32_t v = which == 0 ? (uint32_t)bi
+                   : which == 1 ? t->stored
+                   : which == 2 ? dups
+                                : s->g[bi]->rejected + t->refused;
+        int n = snprintf(start + len, cap - len, "%s%" PRIu32, len > 1 ? "," : "", v);
+        if (n > 0)
+            len += (size_t)n;
+    }
+    snprintf(start + len, cap - len, "}");
+    *off += len + 2;
+    return start;
+}
+
+/* One transaction for the group in s->g: ledger, records, ledger counts,
+ * COMMIT.  per_record (groups of one batch only) stages each record under
+ * a savepoint and reports the ones the database refuses; counting uses the
+ * insert that counts new rows per batch (after S_RECOUNT). */
+static int s_txn(bm_store_t *s, const bm_refcache_t *cache, bool per_record, bool counting,
+                 bm_store_group_refused_fn refused, void *ctx, size_t base,
+                 bm_store_result_t *results, bm_err_t *err)
+{
+    for (size_t bi = 0; bi < s->g_n; bi++) {
+        memset(&results[bi], 0, sizeof results[bi]);
+        memset(&s->st[bi], 0, sizeof s->st[bi]);
+    }
+    PGresult *res = NULL;
     int rc = s_cmd(s, "BEGIN", err);
     if (rc != S_OK)
         return rc;
-    const char *lock[] = {branch};
-    const char *ledger[] = {b->stream_id, seq, b->agent_id, branch, sent, nrec, nrej};
-    PGresult *res = NULL;
-    if ((rc = s_run(s, "bm_lock", 1, lock, "branch lock", NULL, err)) != S_OK ||
-        (rc = s_run(s, "bm_ledger_ins", 7, ledger, "ingest_batches", &res, err)) != S_OK)
+    if ((rc = s_copy_batches(s, err)) != S_OK ||
+        (rc = s_run(s, "bm_lock", 0, NULL, "branch lock", NULL, err)) != S_OK ||
+        (rc = s_run(s, "bm_ledger_ins", 0, NULL, "ingest_batches", &res, err)) != S_OK)
         goto fail;
-    bool fresh = strcmp(PQcmdTuples(res), "1") == 0;
+    size_t fresh = 0;
+    for (int row = 0; row < PQntuples(res); row++) {
+        unsigned long bi = strtoul(PQgetvalue(res, row, 0), NULL, 10);
+        if (bi < s->g_n && !s->st[bi].fresh) {
+            s->st[bi].fresh = true;
+            fresh++;
+        }
+    }
     PQclear(res);
     res = NULL;
-    if (!fresh) {
-        /* A resend: answer with what the original stored. */
+    if (fresh < s->g_n) {
+        /* Resends: answered with what the original stored. */
+        if ((rc = s_run(s, "bm_ledger_get", 0, NULL, "ingest_batches", &res, err)) != S_OK)
+            goto fail;
+        for (int row = 0; row < PQntuples(res); row++) {
+            unsigned long bi = strtoul(PQgetvalue(res, row, 0), NULL, 10);
+            if (bi >= s->g_n || s->st[bi].fresh)
+                continue;
+            results[bi].stored = (uint32_t)strtoul(PQgetvalue(res, row, 1), NULL, 10);
+            results[bi].duplicates = (uint32_t)strtoul(PQgetvalue(res, row, 2), NULL, 10);
+            results[bi].replayed = PQgetvalue(res, row, 3)[0] == 't';
+            results[bi].batch_was_duplicate = true;
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    if (fresh == 0) {
+        /* Nothing written: no commit (and no WAL flush) needed. */
         if ((rc = s_cmd(s, "ROLLBACK", err)) != S_OK)
             return rc;
-        if ((rc = s_run(s, "bm_ledger_get", 2, ledger, "ingest_batches", &res, err)) != S_OK)
-            return rc;
-        if (PQntuples(res) == 1) {
-            result->stored = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
-            result->duplicates = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
-        }
-        result->batch_was_duplicate = true;
-        PQclear(res);
         return S_OK;
     }
-
-    uint32_t stored = 0, dups = s->in_batch_dups, refused_n = 0;
+    s_plan(s);
     if (!per_record) {
-        rc = s_stage_insert(s, b, cache, s->order, s->n_order, false, &stored, &dups, err);
-        if (rc != S_OK)
+        if ((rc = s_stage_insert(s, cache, 0, s->n_items, false, counting, err)) != S_OK)
             goto fail;
     } else {
-        for (size_t i = 0; i < s->n_order; i++) {
+        for (size_t i = 0; i < s->n_items; i++) {
             if ((rc = s_cmd(s, "SAVEPOINT bm_record", err)) != S_OK)
                 goto fail;
-            uint32_t st1 = 0, du1 = 0;
-            rc = s_stage_insert(s, b, cache, &s->order[i], 1, true, &st1, &du1, err);
+            rc = s_stage_insert(s, cache, i, i + 1, true, false, err);
             if (rc == S_DATA) {
                 if ((rc = s_cmd(s, "ROLLBACK TO SAVEPOINT bm_record", err)) != S_OK)
                     goto fail;
-                refused_n++;
+                s->st[s->items[i].bi].refused++;
                 if (refused)
-                    refused(ctx, s->order[i], err->msg);
+                    refused(ctx, base + s->items[i].bi, s->items[i].index, err->msg);
                 continue;
             }
             if (rc != S_OK || (rc = s_cmd(s, "RELEASE SAVEPOINT bm_record", err)) != S_OK)
                 goto fail;
-            stored += st1;
-            dups += du1;
         }
     }
-    char nst[16], ndu[16];
-    snprintf(nst, sizeof nst, "%" PRIu32, stored);
-    snprintf(ndu, sizeof ndu, "%" PRIu32, dups);
-    snprintf(nrej, sizeof nrej, "%" PRIu32, b->rejected + refused_n);
-    const char *upd[] = {b->stream_id, seq, nst, ndu, nrej};
-    if ((rc = s_run(s, "bm_ledger_upd", 5, upd, "ingest_batches", NULL, err)) != S_OK ||
+    size_t off = 0;
+    const char *bis = s_int_array(s, &off, 0);
+    const char *sts = s_int_array(s, &off, 1);
+    const char *dus = s_int_array(s, &off, 2);
+    const char *rjs = s_int_array(s, &off, 3);
+    const char *upd[] = {bis, sts, dus, rjs};
+    if ((rc = s_run(s, "bm_ledger_upd", 4, upd, "ingest_batches", NULL, err)) != S_OK ||
         (rc = s_cmd(s, "COMMIT", err)) != S_OK)
         goto fail;
-    result->stored = stored;
-    result->duplicates = dups;
-    result->refused = refused_n;
+    for (size_t bi = 0; bi < s->g_n; bi++) {
+        const s_bstate_t *t = &s->st[bi];
+        if (!t->fresh)
+            continue;
+        results[bi].stored = t->stored;
+        results[bi].duplicates = t->group_dups + t->planned - t->stored - t->refused;
+        results[bi].refused = t->refused;
+    }
     return S_OK;
 fail:
     PQclear(res);
@@ -799,25 +1128,103 @@ static bm_store_status_t s_public(bm_store_t *s, int rc)
     return rc == S_OK ? BM_STORE_OK : BM_STORE_FAILED;
 }
 
-bm_store_status_t bm_store_batch(bm_store_t *s, const bm_store_batch_t *b,
-                                 const bm_refcache_t *cache, bm_store_refused_fn refused,
-                                 void *ctx, bm_store_result_t *result, bm_err_t *err)
+/* Whether the group can go in one transaction: within the caps, and no
+ * (stream, sequence) twice (the ledger could not tell the two apart). */
+static bool s_groupable(const bm_store_t *s, const bm_store_batch_t *const *b, size_t n)
 {
+    if (n > s->max_batches)
+        return false;
+    size_t records = 0;
+    for (size_t i = 0; i < n; i++) {
+        records += b[i]->n_records;
+        for (size_t j = 0; j < i; j++)
+            if (b[i]->sequence == b[j]->sequence && strcmp(b[i]->stream_id, b[j]->stream_id) == 0)
+                return false;
+    }
+    return records <= s->max_items;
+}
+
+bm_store_status_t bm_store_group(bm_store_t *s, const bm_store_batch_t *const *batches, size_t n,
+                                 const bm_refcache_t *cache, bm_store_group_refused_fn refused,
+                                 void *ctx, bm_store_result_t *results,
+                                 bm_store_status_t *statuses, bm_err_t *errs, bm_err_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        statuses[i] = BM_STORE_RETRY;
     if (!bm_store_connected(s)) {
         bm_err_set(err, "not connected to the database");
         bm_db_close(&s->conn);
         return BM_STORE_RETRY;
     }
-    s_plan(s, b);
-    int rc = s_write(s, b, cache, false, refused, ctx, result, err);
-    if (rc == S_DATA) {
-        bm_warn("store", "database refused batch %s/%" PRIu64 " (%s); storing it record by record",
-                b->stream_id, b->sequence, err->msg);
-        rc = s_write(s, b, cache, true, refused, ctx, result, err);
-        if (rc == S_DATA)
-            rc = S_FAILED;
+    if (n == 0)
+        return BM_STORE_OK;
+    if (n > 1 && s_groupable(s, batches, n)) {
+        s->g = batches;
+        s->g_n = n;
+        int rc = s_txn(s, cache, false, false, refused, ctx, 0, results, err);
+        if (rc == S_RECOUNT)
+            rc = s_txn(s, cache, false, true, refused, ctx, 0, results, err);
+        if (rc == S_OK) {
+            for (size_t i = 0; i < n; i++)
+                statuses[i] = BM_STORE_OK;
+            return BM_STORE_OK;
+        }
+        if (rc == S_RETRY)
+            return s_public(s, rc);
+        bm_warn("store", "a group of %zu batches failed (%s); storing them one by one", n,
+                err->msg);
     }
-    return s_public(s, rc);
+    /* One transaction per batch: a batch that fails fails alone. */
+    for (size_t i = 0; i < n; i++) {
+        const bm_store_batch_t *b = batches[i];
+        s->g = &batches[i];
+        s->g_n = 1;
+        int rc = s_txn(s, cache, false, false, refused, ctx, i, &results[i], &errs[i]);
+        if (rc == S_DATA) {
+            bm_warn("store", "database refused batch %s/%" PRIu64 " (%s); storing it record "
+                    "by record", b->stream_id, b->sequence, errs[i].msg);
+            rc = s_txn(s, cache, true, false, refused, ctx, i, &results[i], &errs[i]);
+            if (rc == S_DATA)
+                rc = S_FAILED;
+        }
+        if (rc == S_RETRY) {
+            /* Batches before i are committed (statuses OK); i and later are
+             * RETRY. */
+            *err = errs[i];
+            return s_public(s, rc);
+        }
+        statuses[i] = rc == S_OK ? BM_STORE_OK : BM_STORE_FAILED;
+    }
+    return BM_STORE_OK;
+}
+
+typedef struct {
+    bm_store_refused_fn fn;
+    void *ctx;
+} s_single_cb_t;
+
+static void s_single_refused(void *ctx, size_t batch, size_t index, const char *reason)
+{
+    (void)batch;
+    const s_single_cb_t *c = ctx;
+    if (c->fn)
+        c->fn(c->ctx, index, reason);
+}
+
+bm_store_status_t bm_store_batch(bm_store_t *s, const bm_store_batch_t *b,
+                                 const bm_refcache_t *cache, bm_store_refused_fn refused,
+                                 void *ctx, bm_store_result_t *result, bm_err_t *err)
+{
+    const bm_store_batch_t *g[1] = {b};
+    s_single_cb_t cb = {refused, ctx};
+    bm_store_status_t st = BM_STORE_RETRY;
+    bm_err_t one = {{0}};
+    if (bm_store_group(s, g, 1, cache, s_single_refused, &cb, result, &st, &one, err) ==
+        BM_STORE_RETRY)
+        return BM_STORE_RETRY;
+    if (st != BM_STORE_OK)
+        *err = one;
+    return st;
 }
 
 bm_store_status_t bm_store_bind_agent(bm_store_t *s, const char *agent_id, int32_t branch_id,
@@ -846,6 +1253,74 @@ bm_store_status_t bm_store_bind_agent(bm_store_t *s, const char *agent_id, int32
     if (rc != S_OK)
         return s_public(s, rc);
     *bound_branch_id = PQntuples(res) == 1 ? (int32_t)atol(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+    return BM_STORE_OK;
+}
+
+/* Appends v to buf as a double-quoted array element (\ and " escaped). */
+static size_t s_array_elem(char *buf, size_t len, const char *v)
+{
+    buf[len++] = '"';
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf[len++] = '\\';
+        buf[len++] = *p;
+    }
+    buf[len++] = '"';
+    return len;
+}
+
+bm_store_status_t bm_store_touch_agents(bm_store_t *s, const char *const *agent_ids,
+                                        const int32_t *branch_ids, size_t n,
+                                        void (*gone)(void *ctx, size_t i), void *ctx,
+                                        bm_err_t *err)
+{
+    if (!bm_store_connected(s)) {
+        bm_err_set(err, "not connected to the database");
+        bm_db_close(&s->conn);
+        return BM_STORE_RETRY;
+    }
+    if (n == 0)
+        return BM_STORE_OK;
+    /* Once a minute, not per record: one allocation per refresh is fine. */
+    size_t text_cap = 3, int_cap = 3;
+    for (size_t i = 0; i < n; i++) {
+        text_cap += 2 * strlen(agent_ids[i]) + 3;
+        int_cap += 12;
+    }
+    char *ids = malloc(text_cap), *branches = malloc(int_cap);
+    if (!ids || !branches) {
+        free(ids);
+        free(branches);
+        bm_err_set(err, "out of memory refreshing %zu agents", n);
+        return BM_STORE_FAILED;
+    }
+    size_t tl = 0, il = 0;
+    ids[tl++] = '{';
+    branches[il++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            ids[tl++] = ',';
+            branches[il++] = ',';
+        }
+        tl = s_array_elem(ids, tl, agent_ids[i]);
+        il += (size_t)snprintf(branches + il, int_cap - il, "%" PRId32, branch_ids[i]);
+    }
+    ids[tl++] = '}';
+    ids[tl] = '\0';
+    snprintf(branches + il, int_cap - il, "}");
+    const char *p[] = {ids, branches};
+    PGresult *res = NULL;
+    int rc = s_run(s, "bm_agent_touch", 2, p, "agents", &res, err);
+    free(ids);
+    free(branches);
+    if (rc != S_OK)
+        return s_public(s, rc);
+    for (int row = 0; row < PQntuples(res); row++) {
+        unsigned long i = strtoul(PQgetvalue(res, row, 0), NULL, 10);
+        if (i >= 1 && i <= n && gone)
+            gone(ctx, i - 1);
+    }
     PQclear(res);
     return BM_STORE_OK;
 }

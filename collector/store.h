@@ -1,12 +1,20 @@
 /* store: writes validated batches to PostgreSQL, exactly once.
  *
- * One transaction per batch: the ledger row (ingest_batches) first — if the
- * (stream_id, sequence) is already there, the batch is a resend and is
- * answered from the original row — then the records, COPYed into
- * per-connection TEMP staging tables and moved with one plain
- * `INSERT INTO <raw> ... SELECT ... ON CONFLICT (branch_id, source_id) DO
- * NOTHING` per kind (so statement-level triggers on the raw tables fire).
- * Records already stored (same branch and source_id) count as duplicates.
+ * Group commit: bm_store_group writes several batches (of any branches) in
+ * ONE transaction and one WAL flush; bm_store_batch is a group of one.  The
+ * ledger rows (ingest_batches, with the batch's content digest) come first
+ * — a (stream_id, sequence) already there is a resend and is answered from
+ * the original row, or flagged as a replay when its digest differs — then
+ * the records of the new batches, COPYed into per-connection TEMP staging
+ * tables and moved with one `INSERT INTO <raw> ... SELECT ... ON CONFLICT
+ * (branch_id, source_id) DO NOTHING` per kind and group (so statement-level
+ * triggers on the raw tables fire once per kind and group).  Records
+ * already stored (same branch and source_id), or carried twice in the group
+ * (in one batch or in two), are stored once; the later copies count as
+ * duplicates of their batch.  If the group fails for a reason one batch may
+ * cause (a constraint, any non-connection error), it is rolled back and
+ * every batch is written again in a transaction of its own, so one bad
+ * batch never holds back the others.
  * Survey CSI scores and evaluation answers go in only with a newly stored
  * parent.  Batches of one branch are serialised by a transaction-level
  * advisory lock, so two collectors cannot interleave them.
@@ -50,6 +58,7 @@ typedef struct {
     size_t n_records;
     const bool *accepted;      /* accepted[i]: record i passed validation */
     uint32_t rejected;         /* how many did not */
+    const char *digest_hex;    /* SHA-256 of the encoded batch (64 hex), or NULL */
 } bm_store_batch_t;
 
 typedef struct {
@@ -57,6 +66,8 @@ typedef struct {
     uint32_t duplicates;       /* records stored before (or twice in the batch) */
     uint32_t refused;          /* records the database refused (reported by callback) */
     bool batch_was_duplicate;  /* the ledger already had the batch */
+    bool replayed;             /* ... with a different content digest: a replay, not a
+                                  resend (nothing was stored; refuse it) */
 } bm_store_result_t;
 
 /* Called for each record the database refused: index into the batch and
@@ -64,9 +75,16 @@ typedef struct {
 typedef void (*bm_store_refused_fn)(void *ctx, size_t index, const char *reason);
 
 /* A store for conninfo (copied; NULL or "" = PG* environment).  Does not
- * connect.  Returns NULL when out of memory. */
+ * connect.  Groups hold at most 1 batch until bm_store_reserve.  Returns
+ * NULL when out of memory. */
 bm_store_t *bm_store_new(const char *conninfo);
 void bm_store_destroy(bm_store_t **store_p);
+
+/* Sizes the work arrays for groups of at most max_batches batches and
+ * max_records records in all (plus one largest batch); allocated once here,
+ * never per group.  Returns 0, or -1 with err when out of memory (the old
+ * sizes stay). */
+int bm_store_reserve(bm_store_t *store, size_t max_batches, size_t max_records, bm_err_t *err);
 
 /* (Re)connects, creates the staging tables and prepares the statements.
  * Returns 0, or -1 with err (and no connection). */
@@ -84,6 +102,31 @@ PGconn *bm_store_conn(bm_store_t *store);
 bm_store_status_t bm_store_bind_agent(bm_store_t *store, const char *agent_id,
                                       int32_t branch_id, int32_t *bound_branch_id,
                                       bm_err_t *err);
+
+/* Called for each record the database refused in a group: the batch's
+ * position in the group, the record's index in it, the reason. */
+typedef void (*bm_store_group_refused_fn)(void *ctx, size_t batch, size_t index,
+                                          const char *reason);
+
+/* Stores the accepted records of batches[0..n) (n at most the reserved
+ * max_batches) in one transaction, ACK-able after it returns: statuses[i]
+ * is OK with results[i] filled, or FAILED with errs[i] (nothing of batch i
+ * committed; the others are unaffected).  Returns OK when every batch has
+ * its status, or RETRY (connection lost, nothing committed, connection
+ * closed) with err, statuses[] then all RETRY. */
+bm_store_status_t bm_store_group(bm_store_t *store, const bm_store_batch_t *const *batches,
+                                 size_t n, const bm_refcache_t *cache,
+                                 bm_store_group_refused_fn refused, void *ctx,
+                                 bm_store_result_t *results, bm_store_status_t *statuses,
+                                 bm_err_t *errs, bm_err_t *err);
+
+/* Refreshes agents.last_seen of agent_ids[0..n) in one statement and
+ * reports agents whose binding is no longer branch_ids[i] (rebound or
+ * deleted) through gone(ctx, i).  Returns OK, RETRY or FAILED with err. */
+bm_store_status_t bm_store_touch_agents(bm_store_t *store, const char *const *agent_ids,
+                                        const int32_t *branch_ids, size_t n,
+                                        void (*gone)(void *ctx, size_t i), void *ctx,
+                                        bm_err_t *err);
 
 /* Stores the accepted records of batch in one transaction and fills
  * result.  cache resolves questionnaire and competitor ids (the receiver
