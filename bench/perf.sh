@@ -12,7 +12,7 @@
 #             e2e rec/s, baselines, the ratio (target >= 0.7), ack latency,
 #             collector VmHWM and CPU seconds, and per-table row counts.
 #   agents    10,000 simulated agents connected at once, every record acked,
-#             collector VmHWM < 256 MiB.
+#             rows == sent, collector VmHWM < 256 MiB.
 #   slowlink  one real branchmark-agent behind bm-delay-relay (250 ms RTT):
 #             records/s delivered (target >= 5,000) and a backlog drain.
 #   query     10,000 branches in 50 regions, a year of rollups; p50/p95 of
@@ -76,7 +76,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
 fi
 cmake --build "$BUILD" -j2 --target branchmark-collector branchmark branchmark-agent \
-    bm-datagen bm-loadgen bm-copy-baseline bm-delay-relay >"$WORK.build.log" 2>&1 ||
+    bm-datagen bm-loadgen bm-copy-baseline bm-delay-relay bm-querybench >"$WORK.build.log" 2>&1 ||
     { tail -n 30 "$WORK.build.log"; exit 1; }
 COLLECTOR=$BUILD/collector/branchmark-collector
 TOOL=$BUILD/collector/branchmark
@@ -85,6 +85,7 @@ DATAGEN=$BUILD/bench/bm-datagen
 LOADGEN=$BUILD/bench/bm-loadgen
 BASELINE=$BUILD/bench/bm-copy-baseline
 RELAY=$BUILD/bench/bm-delay-relay
+QUERYBENCH=$BUILD/bench/bm-querybench
 
 PIDS=()
 cleanup() {
@@ -117,7 +118,7 @@ new_db() {
 }
 
 COLL_PID=
-# start_collector NAME DB PORT: a collector on tcp://127.0.0.1:PORT.
+# start_collector NAME DB PORT [EXTRA_CONFIG_LINES]: a collector on tcp://127.0.0.1:PORT.
 start_collector() {
     local name=$1 db=$2 port=$3
     cat >"$WORK/$name.conf" <<EOF
@@ -127,6 +128,7 @@ allow_plaintext = true
 status_file = $WORK/$name.status.json
 stats_interval = 10s
 log_level = warn
+${4:-}
 EOF
     "$COLLECTOR" -c "$WORK/$name.conf" >"$WORK/$name.log" 2>&1 &
     COLL_PID=$!
@@ -143,6 +145,15 @@ stop_collector() {
     kill -TERM "$COLL_PID" 2>/dev/null
     wait "$COLL_PID" 2>/dev/null
 }
+# group_stats NAME: "groups/batches = mean" from the collector's status file
+# (written at shutdown): how many batches shared a transaction.
+group_stats() {
+    local f=$WORK/$1.status.json g b
+    g=$(tr -d ' \n' <"$f" 2>/dev/null | sed -n 's/.*"group_commit":{"batches":\([0-9]*\),"groups":\([0-9]*\)}.*/\2/p')
+    b=$(tr -d ' \n' <"$f" 2>/dev/null | sed -n 's/.*"group_commit":{"batches":\([0-9]*\),"groups":\([0-9]*\)}.*/\1/p')
+    awk -v g="${g:-0}" -v b="${b:-0}" 'BEGIN { printf "%d groups, %.1f batches each", g, (g > 0 ? b / g : 0) }'
+}
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # proc_cpu PID: user+system CPU seconds so far.
 proc_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
@@ -216,6 +227,8 @@ run_ingest() {
     pg1=$(pg_cpu)
     hwm=$(proc_hwm_mib "$COLL_PID")
     stop_collector
+    result "group commit (transactions)" "$(group_stats collector-ingest)"
+    result "load average 1/5/15 min after e2e" "$(loadavg)"
     local e2e
     e2e=$(kv rec_per_s "$line")
     result "end-to-end, $INGEST_AGENTS agents (rec/s)" "${e2e:-?}" "all acked" "$([ $rc = 0 ] && echo PASS || echo FAIL)"
@@ -236,11 +249,12 @@ run_ingest() {
 run_agents() {
     say "agents: $MANY_AGENTS agents at once, $MANY_RECORDS records"
     new_db bm_agents "$MANY_AGENTS" || return 1
-    start_collector collector-agents bm_agents 54612 || { result "agents collector" "did not start" "" FAIL; return 1; }
+    start_collector collector-agents bm_agents 54612 "max_agents = $MANY_AGENTS" ||
+        { result "agents collector" "did not start" "" FAIL; return 1; }
     # Two load generator processes of N/2 agents each (one process would need
     # 2 descriptors per agent, beyond the usual hard limit of open files);
-    # each connects 500 agents at a time: the collector's ROUTER listens with
-    # ZeroMQ's default backlog of 100, and 10,000 simultaneous SYNs overflow it;
+    # each connects 2,500 agents at a time (the collector listens with a
+    # backlog of 4,096, listen_backlog; the kernel caps it at somaxconn);
     # source ports 20000-29999, outside the ephemeral range (32768-60999) that
     # holds the ports integration tests bind (55000-55999).
     local half=$((MANY_AGENTS / 2)) recs=$((MANY_RECORDS / 2)) batch
@@ -248,7 +262,7 @@ run_agents() {
     local p rc=0 lines=() pids=()
     for p in 0 1; do
         "$LOADGEN" --endpoint tcp://127.0.0.1:54612 --agents "$half" --first-agent $((p * half)) \
-            --branches "$MANY_AGENTS" --records "$recs" --batch "$batch" --window 2 --io-threads 1 --connect-step 500 --source-port-base $((20000 + p * half)) \
+            --branches "$MANY_AGENTS" --records "$recs" --batch "$batch" --window 2 --io-threads 1 --connect-step 2500 --source-port-base $((20000 + p * half)) \
             --prefix MANY --label "agents-$p" --timeout-s 300 >"$WORK/loadgen-agents-$p.out" &
         pids+=($!)
     done
@@ -256,6 +270,8 @@ run_agents() {
     local hwm
     hwm=$(proc_hwm_mib "$COLL_PID")
     stop_collector
+    result "$MANY_AGENTS agents: group commit" "$(group_stats collector-agents)"
+    result "$MANY_AGENTS agents: load average 1/5/15" "$(loadavg)"
     local acked total rate
     acked=$(( $(kv acked_batches "${lines[0]}") + $(kv acked_batches "${lines[1]}") ))
     total=$(( $(kv batches "${lines[0]}") + $(kv batches "${lines[1]}") ))
@@ -376,12 +392,37 @@ run_slowlink() {
 # ------------------------------------------------------------------ query
 run_query() {
     say "query: $QUERY_BRANCHES branches in 50 regions, a year of rollups"
-    new_db bm_query "$QUERY_BRANCHES" || return 1
+    # query_scale.sql generates the branches itself (no refdata load).
+    psqlq -d postgres -c "DROP DATABASE IF EXISTS bm_query" -c "CREATE DATABASE bm_query" || return 1
+    "$TOOL" migrate --db "dbname=bm_query" >"$WORK/bm_query.migrate.log" 2>&1 ||
+        { cat "$WORK/bm_query.migrate.log"; return 1; }
     local t0=$SECONDS
-    psqlq -d bm_query -f "$ROOT/bench/query_scale.sql" >"$WORK/query_fill.log" 2>&1 ||
+    psqlq -d bm_query -v branches="$QUERY_BRANCHES" -f "$ROOT/bench/query_scale.sql" >"$WORK/query_fill.log" 2>&1 ||
         { tail -n 5 "$WORK/query_fill.log"; result "query data" "fill failed" "" FAIL; return 1; }
-    say "rollups filled in $((SECONDS - t0)) s: $(psqlq -d bm_query -c "SELECT count(*) FROM rollup_hist") rollup_hist rows, database $(psqlq -d bm_query -c "SELECT pg_size_pretty(pg_database_size('bm_query'))")"
+    say "data generated in $((SECONDS - t0)) s: $(psqlq -d bm_query -c "SELECT count(*) FROM branches") branches, $(psqlq -d bm_query -c "SELECT count(*) FROM rollup_hist") rollup_hist rows, database $(psqlq -d bm_query -c "SELECT pg_size_pretty(pg_database_size('bm_query'))")"
+    # Server-side time: every statement of the tool's session is logged with
+    # its duration (parse, bind, execute, including sending the rows); the
+    # sum per run is the time spent inside PostgreSQL.
+    psqlq -d postgres -c "ALTER DATABASE bm_query SET log_min_duration_statement = 0" || return 1
+    local log=$WORK/pg/data/server.log
     local scope metric at
+    pct() { sort -n | awk '{ v[NR] = $1 }
+        END { i50 = int(NR * 0.50 + 0.999); i95 = int(NR * 0.95 + 0.999);
+              printf "%.1f %.1f", v[i50] / 1000, v[i95] / 1000 }'; }
+    # The floor of any command on this machine: starting the process (36
+    # shared libraries: libpq, libzmq, OpenSSL, ...) without touching the
+    # database, and the load average while the runs go on.
+    local i a b floor=()
+    for ((i = 0; i < QUERY_RUNS; i++)); do
+        a=$(date +%s%N)
+        "$TOOL" metrics >/dev/null 2>&1
+        b=$(date +%s%N)
+        floor+=($(((b - a) / 1000)))
+    done
+    local fl
+    fl=$(printf '%s\n' "${floor[@]}" | pct)
+    result "process start (branchmark metrics) p50/p95 ms" "${fl% *} / ${fl#* }"
+    result "load average before the query runs" "$(cut -d' ' -f1-3 /proc/loadavg)"
     at=$(psqlq -d bm_query -c "SELECT to_char(date_trunc('month', now() - interval '1 month'), 'YYYY-MM-DD')")
     for metric in nps wait_p90; do
         for scope in region chain; do
@@ -389,24 +430,43 @@ run_query() {
             [ $scope = region ] && args+=(--region R07)
             "$TOOL" "${args[@]}" >"$WORK/rank-$metric-$scope.csv" 2>"$WORK/rank-$metric-$scope.err" ||
                 { result "rank $metric $scope" "failed: $(head -c 120 "$WORK/rank-$metric-$scope.err")" "" FAIL; continue; }
-            local i a b times=()
+            local n0 times=() server=()
             for ((i = 0; i < QUERY_RUNS; i++)); do
+                n0=$(wc -l <"$log")
                 a=$(date +%s%N)
                 "$TOOL" "${args[@]}" >/dev/null 2>&1
                 b=$(date +%s%N)
                 times+=($(((b - a) / 1000)))
+                server+=($(tail -n +$((n0 + 1)) "$log" |
+                    awk '/duration: / { for (k = 1; k < NF; k++) if ($k == "duration:") s += $(k + 1) }
+                         END { printf "%d", s * 1000 }'))
             done
-            local stats rows
+            local stats sstats rows
             # Nearest-rank percentiles of the wall time of the whole command
-            # (process start, connect, reference data, query, output).
-            stats=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 }
-                END { i50 = int(NR * 0.50 + 0.999); i95 = int(NR * 0.95 + 0.999);
-                      printf "%.1f %.1f", v[i50] / 1000, v[i95] / 1000 }')
-            rows=$(($(wc -l <"$WORK/rank-$metric-$scope.csv") - 1))
+            # (process start, connect, reference data, query, output) and of
+            # the server-side time of the same runs.
+            stats=$(printf '%s\n' "${times[@]}" | pct)
+            sstats=$(printf '%s\n' "${server[@]}" | pct)
+            rows=$(($(grep -c '' "$WORK/rank-$metric-$scope.csv") - 1))
             result "rank $metric $scope ($rows rows) p50/p95 ms" "${stats% *} / ${stats#* }" "p95 < 50" \
                 "$(awk -v p="${stats#* }" 'BEGIN { print (p < 50 ? "PASS" : "FAIL") }')"
+            result "  server-side p50/p95 ms" "${sstats% *} / ${sstats#* }"
+            # The same command on one persistent connection (bm-querybench:
+            # the code path of branchmark-web, or the CLI behind a pooler),
+            # with glibc's default malloc and with malloc tunables that keep
+            # freed memory (no page faults re-mapping it on every run).
+            local qb qbt
+            qb=$("$QUERYBENCH" --db "dbname=bm_query" --runs "$QUERY_RUNS" -- "${args[@]}" 2>&1)
+            qbt=$(GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=268435456 \
+                  "$QUERYBENCH" --db "dbname=bm_query" --runs "$QUERY_RUNS" -- "${args[@]}" 2>&1)
+            result "  one connection p50/p95 ms" "$(kv p50_ms " $qb") / $(kv p95_ms " $qb")" "p95 < 50" \
+                "$(awk -v p="$(kv p95_ms " $qb")" 'BEGIN { print (p != "" && p < 50 ? "PASS" : "FAIL") }')"
+            result "  one connection, malloc tunables p50/p95" "$(kv p50_ms " $qbt") / $(kv p95_ms " $qbt")" "p95 < 50" \
+                "$(awk -v p="$(kv p95_ms " $qbt")" 'BEGIN { print (p != "" && p < 50 ? "PASS" : "FAIL") }')"
         done
     done
+    result "load average after the query runs" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    psqlq -d postgres -c "ALTER DATABASE bm_query RESET log_min_duration_statement" >/dev/null
 }
 
 # ------------------------------------------------------------------ main

@@ -140,10 +140,19 @@ char *bm_period_label(bm_period_kind_t kind, int64_t start, char *buf, size_t si
 
 /* Parameters of every metric statement (typed, so unused ones are fine):
  * $1 period kind, $2 first period start, $3 last period start, $4 channel,
- * $5 segment, $6 section, $7 answer target seconds, $8 outlet kind.
- * Columns: id, period_start, n, x, y, sum, sumsq, currency
- * (histograms: id, period_start, bucket, n). */
-#define S_RANGE(t) t "period_kind = $1 AND " t "period_start BETWEEN $2 AND $3"
+ * $5 segment, $6 section, $7 answer target seconds, $8 outlet kind,
+ * $9 the outlet ids to read (int[]; NULL = all: a region's rows are then
+ * picked by the server, through the rollup's primary key, instead of the
+ * whole chain being shipped and filtered here).  Statements are planned
+ * with their parameter values (unnamed statements), so "$9 IS NULL" folds
+ * away.  Columns: id, period_start, n, x, y, sum, sumsq, currency
+ * (histograms: id, period_start, bucket, n).  Grouping is by the date
+ * (period_start, id), the order of the covering indexes of 006_scale.sql,
+ * never by the text column: no sort. */
+#define S_IDS(col) " AND ($9::int[] IS NULL OR " col " = ANY ($9::int[]))"
+#define S_RANGE(t) t "period_kind = $1 AND " t "period_start BETWEEN $2 AND $3" S_IDS(t "branch_id")
+#define S_RANGE_OUTLET(t) \
+    t "period_kind = $1 AND " t "period_start BETWEEN $2 AND $3" S_IDS(t "outlet_id")
 
 #define S_LATEST(table) "SELECT max(period_start)::text FROM " table " WHERE period_kind = $1"
 
@@ -151,19 +160,21 @@ const bm_metric_t bm_metrics[] = {
     {"ms_score", "%", 1, BM_FAM_MEAN, "evaluations", 3, 1, 0, NULL, 0,
      S_LATEST("rollup_scores") " AND outlet_kind = 'branch'",
      "SELECT outlet_id, period_start::text, sum(n), 0, 0, sum(score_sum), sum(score_sumsq), ''"
-     " FROM rollup_scores WHERE outlet_kind = $8 AND " S_RANGE("")
+     " FROM rollup_scores WHERE outlet_kind = $8 AND " S_RANGE_OUTLET("")
      " AND ($4 = '' OR channel = $4) AND ($5 = '' OR segment = $5) AND section = $6"
-     " GROUP BY 1, 2",
+     " GROUP BY period_start, outlet_id",
      "mystery-shopping score: mean of the evaluations' overall (or --section) scores"},
     {"nps", "points", 1, BM_FAM_NPS, "survey answers", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_surveys"),
      "SELECT branch_id, period_start::text, sum(nps_n), sum(promoters), sum(detractors), 0, 0, ''"
-     " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5) GROUP BY 1, 2",
+     " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5)"
+     " GROUP BY period_start, branch_id",
      "net promoter score: % promoters (9-10) minus % detractors (0-6)"},
     {"csi", "index", 1, BM_FAM_MEAN, "survey answers", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_surveys"),
      "SELECT branch_id, period_start::text, sum(csi_n), 0, 0, sum(csi_sum), sum(csi_sumsq), ''"
-     " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5) GROUP BY 1, 2",
+     " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5)"
+     " GROUP BY period_start, branch_id",
      "customer satisfaction index 0-100: mean of the responses' CSI"},
     {"capture_rate", "%", 1, BM_FAM_PROPORTION, "passers-by", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_traffic"),
@@ -251,9 +262,13 @@ int bm_currency_digits(const char *c)
 
 /* ---- reference data ----------------------------------------------------- */
 
+/* Bounded copy; no snprintf: reference data copies 30,000 strings. */
 static void s_copy(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? src : "");
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 static const bm_q_outlet_t *s_sort_base;
@@ -301,10 +316,12 @@ static int s_region_index(const bm_q_ref_t *ref, int region_id)
     return -1;
 }
 
-static int s_load_outlets(PGconn *conn, bm_q_ref_t *ref, const char *sql, int competitors,
-                          bm_err_t *err)
+/* $1 = a region code, or NULL for every region. */
+static int s_load_outlets(PGconn *conn, bm_q_ref_t *ref, const char *sql, const char *region,
+                          int competitors, bm_err_t *err)
 {
-    PGresult *res = PQexec(conn, sql);
+    const char *v[1] = {region};
+    PGresult *res = PQexecParams(conn, sql, 1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         bm_db_result_err(res, conn, competitors ? "reading competitor outlets" : "reading branches",
                          err);
@@ -351,7 +368,7 @@ static int s_load_outlets(PGconn *conn, bm_q_ref_t *ref, const char *sql, int co
     return 0;
 }
 
-bm_q_ref_t *bm_q_ref_load(PGconn *conn, bm_err_t *err)
+static bm_q_ref_t *s_ref_load(PGconn *conn, const char *region, bm_err_t *err)
 {
     bm_q_ref_t *ref = calloc(1, sizeof *ref);
     if (!ref) {
@@ -395,16 +412,30 @@ bm_q_ref_t *bm_q_ref_load(PGconn *conn, bm_err_t *err)
     res = NULL;
     if (s_load_outlets(conn, ref,
                        "SELECT id, code, name, '', region_id, latitude, longitude"
-                       " FROM branches WHERE active ORDER BY code", 0, err) < 0 ||
+                       " FROM branches WHERE active AND ($1::text IS NULL OR region_id ="
+                       " (SELECT id FROM regions WHERE code = $1)) ORDER BY code",
+                       region, 0, err) < 0 ||
         s_load_outlets(conn, ref,
                        "SELECT id, code, name, brand, region_id, latitude, longitude"
-                       " FROM competitor_outlets WHERE active ORDER BY code", 1, err) < 0)
+                       " FROM competitor_outlets WHERE active AND ($1::text IS NULL OR"
+                       " region_id = (SELECT id FROM regions WHERE code = $1)) ORDER BY code",
+                       region, 1, err) < 0)
         goto fail;
     return ref;
 fail:
     PQclear(res);
     bm_q_ref_destroy(&ref);
     return NULL;
+}
+
+bm_q_ref_t *bm_q_ref_load(PGconn *conn, bm_err_t *err)
+{
+    return s_ref_load(conn, NULL, err);
+}
+
+bm_q_ref_t *bm_q_ref_load_region(PGconn *conn, const char *region, bm_err_t *err)
+{
+    return s_ref_load(conn, region, err);
 }
 
 void bm_q_ref_destroy(bm_q_ref_t **ref_p)
@@ -457,6 +488,8 @@ struct bm_q_grid {
     size_t nb;                  /* histogram buckets per cell, 0 if none */
     bm_q_agg_t *cells;
     uint32_t *hist_pool;
+    bm_q_agg_t *totals;         /* nper chain totals */
+    uint32_t *totals_hist;
     bm_q_agg_t empty;
 };
 
@@ -466,6 +499,8 @@ void bm_q_grid_destroy(bm_q_grid_t **grid_p)
         return;
     free((*grid_p)->cells);
     free((*grid_p)->hist_pool);
+    free((*grid_p)->totals);
+    free((*grid_p)->totals_hist);
     free(*grid_p);
     *grid_p = NULL;
 }
@@ -475,6 +510,13 @@ const bm_q_agg_t *bm_q_cell(const bm_q_grid_t *g, int e, int p)
     if (e < 0 || e >= g->nent || p < 0 || p >= g->nper)
         return &g->empty;
     return &g->cells[(size_t)e * (size_t)g->nper + (size_t)p];
+}
+
+const bm_q_agg_t *bm_q_total(const bm_q_grid_t *g, int p)
+{
+    if (p < 0 || p >= g->nper)
+        return &g->empty;
+    return &g->totals[p];
 }
 
 size_t bm_q_hist_buckets(const bm_q_grid_t *g)
@@ -489,7 +531,9 @@ void bm_q_agg_add(bm_q_agg_t *acc, const bm_q_agg_t *a, size_t nb)
     acc->y += a->y;
     acc->sum += a->sum;
     acc->sumsq += a->sumsq;
-    if (acc->hist && a->hist)
+    /* Histogram cells filled by bm_q_fetch carry their count in n: an empty
+     * one adds nothing (a chain of 10,000 branches x 721 buckets). */
+    if (acc->hist && a->hist && a->n != 0)
         for (size_t i = 0; i < nb; i++)
             acc->hist[i] += a->hist[i];
     if (a->mixed_currency)
@@ -502,13 +546,15 @@ void bm_q_agg_add(bm_q_agg_t *acc, const bm_q_agg_t *a, size_t nb)
     }
 }
 
-/* The 8 typed parameters of every rollup statement (see bm_metrics). */
+/* The 9 typed parameters of every rollup statement (see bm_metrics). */
+#define S_NPARAMS 9
 typedef struct {
     char kind[16], from[16], to[16], target[16];
-    const char *values[8];
+    const char *values[S_NPARAMS];
 } s_params_t;
 
-static const Oid s_param_types[8] = {25, 1082, 1082, 25, 25, 25, 23, 25};
+/* text, date, date, text, text, text, int4, text, int4[] */
+static const Oid s_param_types[S_NPARAMS] = {25, 1082, 1082, 25, 25, 25, 23, 25, 1007};
 
 static void s_params_init(s_params_t *p, bm_period_kind_t kind, int64_t first, int64_t last,
                           const bm_q_filter_t *f)
@@ -525,6 +571,7 @@ static void s_params_init(s_params_t *p, bm_period_kind_t kind, int64_t first, i
     p->values[5] = f && f->section ? f->section : "";
     p->values[6] = p->target;
     p->values[7] = f && f->competitors ? "competitor" : "branch";
+    p->values[8] = NULL;
 }
 
 /* The period index of a "YYYY-MM-DD" start, or -1. */
@@ -539,10 +586,132 @@ static int s_period_index(bm_period_kind_t kind, int64_t first, int nper, const 
     return -1;
 }
 
+/* The period starts of a fetch as "YYYY-MM-DD": rows are matched by
+ * comparing text, not by parsing 20,000 dates of a chain-wide read. */
+typedef struct {
+    int nper;
+    char (*starts)[11];
+} s_periods_t;
+
+static int s_periods_init(s_periods_t *ps, bm_period_kind_t kind, int64_t first, int nper)
+{
+    ps->nper = nper;
+    ps->starts = malloc((size_t)nper * sizeof *ps->starts);
+    if (!ps->starts)
+        return -1;
+    for (int p = 0; p < nper; p++)
+        bm_date_format(bm_period_add(kind, first, p), ps->starts[p], sizeof ps->starts[p]);
+    return 0;
+}
+
+static int s_periods_find(const s_periods_t *ps, const char *date)
+{
+    for (int p = 0; p < ps->nper; p++)
+        if (!strcmp(ps->starts[p], date))
+            return p;
+    return -1;
+}
+
 static int s_entity_index(const bm_q_ref_t *ref, int competitors, int id)
 {
     return competitors ? s_find_id(ref->competitors, ref->competitor_by_id, ref->ncompetitors, id)
                        : s_find_id(ref->branches, ref->branch_by_id, ref->nbranches, id);
+}
+
+/* "{id,id,...}" of the active branches (or competitor outlets) of region r,
+ * malloc'd; NULL when out of memory.  At most BM_Q_MAX_OUTLETS ids of at
+ * most 11 characters each. */
+static char *s_region_ids(const bm_q_ref_t *ref, int competitors, int r)
+{
+    const bm_q_outlet_t *o = competitors ? ref->competitors : ref->branches;
+    int n = competitors ? ref->ncompetitors : ref->nbranches;
+    size_t cap = (size_t)n * 12 + 3, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return NULL;
+    buf[len++] = '{';
+    for (int i = 0; i < n; i++)
+        if (o[i].region == r)
+            len += (size_t)snprintf(buf + len, cap - len, "%s%d", len > 1 ? "," : "", o[i].id);
+    buf[len++] = '}';
+    buf[len] = '\0';
+    return buf;
+}
+
+/* A result number: whole numbers (counts, sums of counts) without strtod. */
+static double s_num(const char *s)
+{
+    const char *p = s + (*s == '-');
+    uint64_t v = 0;
+    int n = 0;
+    while (*p >= '0' && *p <= '9' && n < 18) {
+        v = v * 10 + (uint64_t)(*p++ - '0');
+        n++;
+    }
+    if (*p || n == 0)
+        return strtod(s, NULL);
+    return *s == '-' ? -(double)v : (double)v;
+}
+
+/* One result row of a metric statement (columns from `col`) into a. */
+static void s_add_row(bm_q_agg_t *a, PGresult *res, int r, int col, size_t nb)
+{
+    if (nb) {
+        long b = atol(PQgetvalue(res, r, col));
+        if (b >= 0 && (size_t)b < nb) {
+            double v = s_num(PQgetvalue(res, r, col + 1));
+            uint32_t k = v <= 0 ? 0 : v >= 4294967295.0 ? UINT32_MAX : (uint32_t)v;
+            a->hist[b] += k;
+            a->n += k;      /* lets bm_q_agg_add skip empty histograms */
+        }
+        return;
+    }
+    bm_q_agg_t row;
+    memset(&row, 0, sizeof row);
+    row.n = s_num(PQgetvalue(res, r, col));
+    row.x = s_num(PQgetvalue(res, r, col + 1));
+    row.y = s_num(PQgetvalue(res, r, col + 2));
+    row.sum = s_num(PQgetvalue(res, r, col + 3));
+    row.sumsq = s_num(PQgetvalue(res, r, col + 4));
+    s_copy(row.currency, sizeof row.currency, PQgetvalue(res, r, col + 5));
+    bm_q_agg_add(a, &row, 0);
+}
+
+/* The chain totals per period, summed by the server over every active
+ * outlet: what a region query needs for its "chain" line without reading
+ * the other regions' rows.  Returns 0 or -1 with err. */
+static int s_fetch_totals(PGconn *conn, const bm_metric_t *m, bm_q_grid_t *g,
+                          const s_periods_t *ps, s_params_t *p, bm_err_t *err)
+{
+    static const char outlets[] =
+        " WHERE q.id IN (SELECT id FROM branches WHERE active AND $8 = 'branch'"
+        " UNION ALL SELECT id FROM competitor_outlets WHERE active AND $8 = 'competitor')";
+    char sql[4096];
+    int len = g->nb ? snprintf(sql, sizeof sql,
+                               "SELECT q.ps, q.b, sum(q.n) FROM (%s) q(id, ps, b, n)%s"
+                               " GROUP BY 1, 2", m->sql, outlets)
+                    : snprintf(sql, sizeof sql,
+                               "SELECT q.ps, sum(q.n), sum(q.x), sum(q.y), sum(q.s), sum(q.ss),"
+                               " q.cur FROM (%s) q(id, ps, n, x, y, s, ss, cur)%s"
+                               " GROUP BY q.ps, q.cur", m->sql, outlets);
+    if (len < 0 || (size_t)len >= sizeof sql)
+        return bm_err_set(err, "%s: statement too long", m->name);
+    p->values[8] = NULL;
+    PGresult *res = PQexecParams(conn, sql, S_NPARAMS, s_param_types, p->values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char what[96];
+        snprintf(what, sizeof what, "reading chain totals of %s", m->name);
+        bm_db_result_err(res, conn, what, err);
+        PQclear(res);
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        int pi = s_periods_find(ps, PQgetvalue(res, r, 0));
+        if (pi >= 0)
+            s_add_row(&g->totals[pi], res, r, 1, g->nb);
+    }
+    PQclear(res);
+    return 0;
 }
 
 bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *m,
@@ -555,6 +724,12 @@ bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *
         bm_err_set(err, "%d periods: out of range 1..120", nper);
         return NULL;
     }
+    int region = -1;
+    if (filter && filter->region && filter->region[0] &&
+        (region = bm_q_ref_region(ref, filter->region)) < 0) {
+        bm_err_set(err, "unknown region \"%s\"", filter->region);
+        return NULL;
+    }
     size_t ncells = (size_t)(nent ? nent : 1) * (size_t)nper;
     size_t nb = m->family == BM_FAM_QUANTILE ? S_HIST_BUCKETS : 0;
     if (ncells * (sizeof(bm_q_agg_t) + nb * sizeof(uint32_t)) > S_MAX_GRID_BYTES) {
@@ -562,9 +737,12 @@ bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *
                    nent, nper);
         return NULL;
     }
+    /* calloc'd, so a region's grid only touches the pages of its outlets. */
     bm_q_grid_t *g = calloc(1, sizeof *g);
     if (!g || !(g->cells = calloc(ncells, sizeof *g->cells)) ||
-        (nb && !(g->hist_pool = calloc(ncells * nb, sizeof(uint32_t))))) {
+        !(g->totals = calloc((size_t)nper, sizeof *g->totals)) ||
+        (nb && !(g->hist_pool = calloc(ncells * nb, sizeof(uint32_t)))) ||
+        (nb && !(g->totals_hist = calloc((size_t)nper * nb, sizeof(uint32_t))))) {
         bm_q_grid_destroy(&g);
         bm_err_set(err, "out of memory");
         return NULL;
@@ -574,41 +752,52 @@ bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *
     g->nb = nb;
     for (size_t i = 0; nb && i < ncells; i++)
         g->cells[i].hist = g->hist_pool + i * nb;
+    for (int i = 0; nb && i < nper; i++)
+        g->totals[i].hist = g->totals_hist + (size_t)i * nb;
 
     s_params_t p;
     s_params_init(&p, kind, first, bm_period_add(kind, first, nper - 1), filter);
-    PGresult *res = PQexecParams(conn, m->sql, 8, s_param_types, p.values, NULL, NULL, 0);
+    s_periods_t ps;
+    char *ids = NULL;
+    if (s_periods_init(&ps, kind, first, nper) < 0) {
+        bm_q_grid_destroy(&g);
+        bm_err_set(err, "out of memory");
+        return NULL;
+    }
+    if (region >= 0 && !(ids = s_region_ids(ref, competitors, region))) {
+        free(ps.starts);
+        bm_q_grid_destroy(&g);
+        bm_err_set(err, "out of memory");
+        return NULL;
+    }
+    p.values[8] = ids;
+    PGresult *res = PQexecParams(conn, m->sql, S_NPARAMS, s_param_types, p.values, NULL, NULL, 0);
+    free(ids);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char what[96];
         snprintf(what, sizeof what, "reading rollups of %s", m->name);
         bm_db_result_err(res, conn, what, err);
         PQclear(res);
+        free(ps.starts);
         bm_q_grid_destroy(&g);
         return NULL;
     }
     for (int r = 0; r < PQntuples(res); r++) {
         int e = s_entity_index(ref, competitors, atoi(PQgetvalue(res, r, 0)));
-        int pi = s_period_index(kind, first, nper, PQgetvalue(res, r, 1));
+        int pi = s_periods_find(&ps, PQgetvalue(res, r, 1));
         if (e < 0 || pi < 0)
             continue;       /* an inactive branch, or outside the range */
-        bm_q_agg_t *a = &g->cells[(size_t)e * (size_t)nper + (size_t)pi];
-        if (nb) {
-            long b = atol(PQgetvalue(res, r, 2));
-            if (b >= 0 && (size_t)b < nb)
-                a->hist[b] += (uint32_t)strtoul(PQgetvalue(res, r, 3), NULL, 10);
-            continue;
-        }
-        bm_q_agg_t row;
-        memset(&row, 0, sizeof row);
-        row.n = strtod(PQgetvalue(res, r, 2), NULL);
-        row.x = strtod(PQgetvalue(res, r, 3), NULL);
-        row.y = strtod(PQgetvalue(res, r, 4), NULL);
-        row.sum = strtod(PQgetvalue(res, r, 5), NULL);
-        row.sumsq = strtod(PQgetvalue(res, r, 6), NULL);
-        s_copy(row.currency, sizeof row.currency, PQgetvalue(res, r, 7));
-        bm_q_agg_add(a, &row, 0);
+        s_add_row(&g->cells[(size_t)e * (size_t)nper + (size_t)pi], res, r, 2, nb);
+        if (region < 0)
+            s_add_row(&g->totals[pi], res, r, 2, nb);
     }
     PQclear(res);
+    int rc = region >= 0 ? s_fetch_totals(conn, m, g, &ps, &p, err) : 0;
+    free(ps.starts);
+    if (rc < 0) {
+        bm_q_grid_destroy(&g);
+        return NULL;
+    }
     return g;
 }
 
@@ -707,7 +896,7 @@ int bm_q_change(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *p
 static const char *const s_bd_sql[] = {
     [BM_BD_SECTIONS] =
         "SELECT outlet_id, period_start::text, section, sum(n), 0, sum(score_sum), sum(score_sumsq)"
-        " FROM rollup_scores WHERE outlet_kind = $8 AND " S_RANGE("")
+        " FROM rollup_scores WHERE outlet_kind = $8 AND " S_RANGE_OUTLET("")
         " AND section <> '' AND ($4 = '' OR channel = $4) AND ($5 = '' OR segment = $5)"
         " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     [BM_BD_COMPLAINT_CATEGORY] =
@@ -729,7 +918,8 @@ int bm_q_breakdown(PGconn *conn, const bm_q_ref_t *ref, bm_breakdown_t what,
     int competitors = what == BM_BD_SECTIONS && filter && filter->competitors;
     s_params_t p;
     s_params_init(&p, kind, first, bm_period_add(kind, first, nper - 1), filter);
-    PGresult *res = PQexecParams(conn, s_bd_sql[what], 8, s_param_types, p.values, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, s_bd_sql[what], S_NPARAMS, s_param_types, p.values, NULL,
+                                 NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         bm_db_result_err(res, conn, "reading a breakdown", err);
         PQclear(res);

@@ -75,6 +75,11 @@ typedef struct {
 /* Loads regions, active branches and competitor outlets.  NULL with err on a
  * database error or more than the caps. */
 bm_q_ref_t *bm_q_ref_load(PGconn *conn, bm_err_t *err);
+/* Like bm_q_ref_load, but only the branches and competitor outlets of the
+ * region with code `region` (every region is loaded; an unknown code gives
+ * no outlets).  For a command that looks at one region: 200 branches of a
+ * 10,000-branch chain instead of all of them. */
+bm_q_ref_t *bm_q_ref_load_region(PGconn *conn, const char *region, bm_err_t *err);
 void bm_q_ref_destroy(bm_q_ref_t **ref_p);
 /* Index by code, or -1. */
 int bm_q_ref_branch(const bm_q_ref_t *ref, const char *code);
@@ -127,6 +132,9 @@ typedef struct {
     const char *section;        /* "" overall; ms_score only */
     int answer_target_s;        /* calls_answered_share, default 20 */
     int competitors;            /* ms_score of competitor outlets instead */
+    const char *region;         /* NULL or "": every outlet; else a region code:
+                                 * bm_q_fetch reads only that region's rows
+                                 * (filtered in SQL) plus the chain totals */
 } bm_q_filter_t;
 
 /* A grid of aggregates: entity (branch or competitor index in ref) x period. */
@@ -138,8 +146,13 @@ bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *
                         bm_period_kind_t kind, int64_t first, int nper,
                         const bm_q_filter_t *filter, bm_err_t *err);
 void bm_q_grid_destroy(bm_q_grid_t **grid_p);
-/* The aggregate of entity e in period p (never NULL; empty when no data). */
+/* The aggregate of entity e in period p (never NULL; empty when no data).
+ * With filter->region set, entities outside the region are empty. */
 const bm_q_agg_t *bm_q_cell(const bm_q_grid_t *g, int e, int p);
+/* The chain's total in period p: the sum over every active branch (or
+ * competitor outlet), whatever filter->region was (then summed by the
+ * server).  Never NULL. */
+const bm_q_agg_t *bm_q_total(const bm_q_grid_t *g, int p);
 size_t bm_q_hist_buckets(const bm_q_grid_t *g);
 
 /* acc += a (for regions, the chain and pooled baselines).  acc->hist must
