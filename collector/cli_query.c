@@ -1,8 +1,12 @@
 /* cli_query: the query commands of `branchmark` (summary, rank, scorecard,
- * competitors, alerts, metrics).  Parses and validates arguments, reads
- * rollups through query.c, computes statistics with stats.c and prints
- * through output.c.  Owns nothing beyond one command's run.
- * Exit codes: 0 ok, 1 database or run-time failure, 2 usage or bad argument. */
+ * competitors, alerts, metrics), the one implementation shared by the CLI
+ * (bm_cmd_*) and branchmark-web (bm_query_run, query_cmd.h).  Parses and
+ * validates arguments, reads rollups through query.c, computes statistics
+ * with stats.c and prints through output.c into the caller's FILE.  Owns
+ * nothing beyond one command's run (and the connection it opens itself when
+ * the caller gives none).
+ * Exit codes: 0 ok, 1 database or run-time failure, 2 bad argument,
+ * 3 (BM_QUERY_USAGE) wrong argument shape; the CLI exits 2 for both. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,7 @@
 #include "db.h"
 #include "output.h"
 #include "query.h"
+#include "query_cmd.h"
 #include "stats.h"
 
 #define S_BASELINE_PERIODS 6
@@ -53,8 +58,19 @@ typedef struct {
     int target_s;
     double min_n;           /* < 0: metric default */
     PGconn *conn;
+    PGconn *given_conn;     /* the caller's (not closed here); NULL: connect */
+    FILE *out;              /* where the report goes */
+    bm_err_t *err;          /* where the failure's message goes */
     bm_q_ref_t *ref;
 } s_ctx_t;
+
+static void s_ctx_init(s_ctx_t *c, PGconn *conn, FILE *out, bm_err_t *err)
+{
+    memset(c, 0, sizeof *c);
+    c->given_conn = conn;
+    c->out = out;
+    c->err = err;
+}
 
 static const struct {
     const char *name;
@@ -80,11 +96,13 @@ static const struct {
     {NULL, 0, 0},
 };
 
-/* Parses argv into o, accepting only the options named in `allowed`
- * (" name name ").  Returns 0, or 2 after printing the error. */
-static int s_parse(int argc, char **argv, const char *allowed, int positional, s_opts_t *o,
+/* Parses argv into c->o, accepting only the options named in `allowed`
+ * (" name name ").  Returns -1 to go on, 0 after --help (usage written), or
+ * 2/BM_QUERY_USAGE with c->err set. */
+static int s_parse(s_ctx_t *c, int argc, char **argv, const char *allowed, int positional,
                    const char *usage)
 {
+    s_opts_t *o = &c->o;
     memset(o, 0, sizeof *o);
     o->cmd = argv[0];
     for (int i = 1; i < argc; i++) {
@@ -94,8 +112,8 @@ static int s_parse(int argc, char **argv, const char *allowed, int positional, s
                 o->positional = a;
                 continue;
             }
-            fprintf(stderr, "branchmark %s: unexpected argument \"%s\"\n%s", o->cmd, a, usage);
-            return 2;
+            bm_err_set(c->err, "unexpected argument \"%s\"", a);
+            return BM_QUERY_USAGE;
         }
         char name[32];
         const char *eq = strchr(a + 2, '=');
@@ -111,13 +129,13 @@ static int s_parse(int argc, char **argv, const char *allowed, int positional, s
         char key[40];
         snprintf(key, sizeof key, " %s ", name);
         if (!s_options[k].name || (!strstr(allowed, key) && strcmp(name, "help"))) {
-            fprintf(stderr, "branchmark %s: unknown option \"--%s\"\n%s", o->cmd, name, usage);
-            return 2;
+            bm_err_set(c->err, "unknown option \"--%s\"", name);
+            return BM_QUERY_USAGE;
         }
         char *field = (char *)o + s_options[k].offset;
         if (s_options[k].flag) {
             if (eq) {
-                fprintf(stderr, "branchmark %s: option --%s takes no value\n", o->cmd, name);
+                bm_err_set(c->err, "option --%s takes no value", name);
                 return 2;
             }
             *(int *)field = 1;
@@ -125,13 +143,13 @@ static int s_parse(int argc, char **argv, const char *allowed, int positional, s
         }
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value) {
-            fprintf(stderr, "branchmark %s: option --%s needs a value\n", o->cmd, name);
+            bm_err_set(c->err, "option --%s needs a value", name);
             return 2;
         }
         *(const char **)field = value;
     }
     if (o->help) {
-        fputs(usage, stdout);
+        fputs(usage, c->out);
         return 0;
     }
     return -1;
@@ -139,9 +157,7 @@ static int s_parse(int argc, char **argv, const char *allowed, int positional, s
 
 static int s_bad(const s_ctx_t *c, const char *fmt, const char *arg)
 {
-    fprintf(stderr, "branchmark %s: ", c->o.cmd);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
+    bm_err_set(c->err, fmt, arg);
     return 2;
 }
 
@@ -212,17 +228,16 @@ static int s_check_args(s_ctx_t *c, const char *default_period)
  * Returns -1 when ready, else the exit code. */
 static int s_open(s_ctx_t *c)
 {
-    bm_err_t err;
-    c->conn = bm_db_connect(c->o.db, "branchmark", &err);
-    if (!c->conn) {
-        fprintf(stderr, "branchmark %s: %s\n", c->o.cmd, err.msg);
+    c->conn = c->given_conn ? c->given_conn : bm_db_connect(c->o.db, "branchmark", c->err);
+    if (!c->conn)
         return 1;
-    }
-    c->ref = bm_q_ref_load(c->conn, &err);
-    if (!c->ref) {
-        fprintf(stderr, "branchmark %s: %s\n", c->o.cmd, err.msg);
+    /* A region's rank needs only that region's branches (the chain line
+     * comes from the server's totals, bm_q_total). */
+    c->ref = c->o.region && !strcmp(c->o.cmd, "rank")
+                 ? bm_q_ref_load_region(c->conn, c->o.region, c->err)
+                 : bm_q_ref_load(c->conn, c->err);
+    if (!c->ref)
         return 1;
-    }
     if (c->o.region && (c->region = bm_q_ref_region(c->ref, c->o.region)) < 0)
         return s_bad(c, "unknown region \"%s\"", c->o.region);
     const char *b = c->o.branch ? c->o.branch : c->o.positional;
@@ -234,14 +249,17 @@ static int s_open(s_ctx_t *c)
 static void s_close(s_ctx_t *c)
 {
     bm_q_ref_destroy(&c->ref);
-    bm_db_close(&c->conn);
+    if (c->given_conn)
+        c->conn = NULL;
+    else
+        bm_db_close(&c->conn);
 }
 
 static int s_print(s_ctx_t *c, bm_report_t **rep)
 {
     int rc = 0;
-    if (bm_report_print(*rep, c->fmt, stdout) < 0 || fflush(stdout) != 0) {
-        fprintf(stderr, "branchmark %s: could not write the output\n", c->o.cmd);
+    if (bm_report_print(*rep, c->fmt, c->out) < 0 || fflush(c->out) != 0) {
+        bm_err_set(c->err, "could not write the output");
         rc = 1;
     }
     bm_report_destroy(rep);
@@ -250,7 +268,7 @@ static int s_print(s_ctx_t *c, bm_report_t **rep)
 
 static int s_fail(s_ctx_t *c, const bm_err_t *err)
 {
-    fprintf(stderr, "branchmark %s: %s\n", c->o.cmd, err->msg);
+    bm_err_set(c->err, "%s", err->msg);
     return 1;
 }
 
@@ -359,6 +377,8 @@ static const char s_rank_usage[] =
     "(rank ranges such as 2-4) and the change since the previous period; the arrow\n"
     "shows only when the change is significant at 95%.  Branches with n below the\n"
     "minimum are listed, flagged low_n, and not ranked.\n";
+static const char s_rank_options[] = " db format period at last region channel segment section"
+                                     " metric min-n target-s ";
 
 static void s_rank_scope_row(bm_table_t *t, const bm_metric_t *m, const char *scope,
                              const char *code, const bm_estimate_t *cur,
@@ -375,21 +395,17 @@ static void s_rank_scope_row(bm_table_t *t, const bm_metric_t *m, const char *sc
     bm_table_set_arrow(t, 9, change);
 }
 
-int bm_cmd_rank(int argc, char **argv)
+static int s_rank(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    memset(&c, 0, sizeof c);
-    int rc = s_parse(argc, argv,
-                     " db format period at last region channel segment section metric min-n"
-                     " target-s ", 0, &c.o, s_rank_usage);
+    s_ctx_init(&c, conn, out, err_out);
+    int rc = s_parse(&c, argc, argv, s_rank_options, 0, s_rank_usage);
     if (rc >= 0)
         return rc;
     if ((rc = s_check_args(&c, "month")) >= 0)
         return rc;
-    if (!c.o.metric) {
-        fprintf(stderr, "branchmark rank: --metric is required (try: branchmark metrics)\n");
-        return 2;
-    }
+    if (!c.o.metric)
+        return s_bad(&c, "%s", "--metric is required (try: branchmark metrics)");
     const bm_metric_t *m = s_metric(&c, c.o.metric);
     if (!m)
         return 2;
@@ -402,6 +418,7 @@ int bm_cmd_rank(int argc, char **argv)
     bm_err_t err;
     int64_t cur;
     bm_q_filter_t f = s_filter(&c, 0);
+    f.region = c.o.region;      /* read only the region's rows (and chain totals) */
     bm_q_grid_t *g = NULL;
     bm_report_t *rep = NULL;
     bm_rank_entry_t *entries = NULL;
@@ -507,10 +524,12 @@ int bm_cmd_rank(int argc, char **argv)
             a[0].hist = h;
             a[1].hist = h + nb;
         }
-        for (int b = 0; b < nb_branches; b++)
-            if (r < 0 || c.ref->branches[b].region == r)
+        for (int b = 0; r >= 0 && b < nb_branches; b++)
+            if (c.ref->branches[b].region == r)
                 for (int p = 0; p < 2; p++)
                     bm_q_agg_add(&a[p], bm_q_cell(g, b, p), nb);
+        for (int p = 0; r < 0 && p < 2; p++)
+            bm_q_agg_add(&a[p], bm_q_total(g, p), nb);
         bm_estimate_t ec, ep;
         int ok = bm_q_estimate(m, &a[1], nb, &ec, &err) == 0 &&
                  bm_q_estimate(m, &a[0], nb, &ep, &err) == 0;
@@ -556,13 +575,16 @@ db_fail:
 /* ---- scorecard ---------------------------------------------------------- */
 
 static const char s_scorecard_usage[] =
-    "usage: branchmark scorecard BRANCH [--period day|week|month|quarter] [--periods N]\n"
+    "usage: branchmark scorecard BRANCH|--branch BRANCH [--period day|week|month|quarter]\n"
+    "                            [--periods N]\n"
     "                            [--at YYYY-MM-DD | --last] [--min-n N] [--radius-km K]\n"
     "                            [--format table|csv|json] [--db CONNINFO]\n"
     "Every metric of one branch for the current period (default: the latest month with\n"
-    "data) with n and 95% intervals, the trend over the last N periods (default 6),\n"
-    "the chain's figure, section scores, competitor gaps and complaint and lost-\n"
-    "customer breakdowns.\n";
+    "data) with n and 95% intervals, the trend over the last N periods (default 6;\n"
+    "also as numbers per period in the table \"trend\"), the chain's figure, section\n"
+    "scores, competitor gaps and complaint and lost-customer breakdowns.\n";
+static const char s_scorecard_options[] = " db format period periods at last min-n radius-km"
+                                          " branch ";
 
 static int s_gap_table(s_ctx_t *c, bm_table_t *t, int64_t cur, int only_branch, bm_err_t *err);
 
@@ -646,20 +668,21 @@ static int s_count_table(s_ctx_t *c, bm_report_t *rep, const char *name, const c
     return 0;
 }
 
-int bm_cmd_scorecard(int argc, char **argv)
+static int s_scorecard(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    memset(&c, 0, sizeof c);
-    int rc = s_parse(argc, argv, " db format period periods at last min-n radius-km ", 1, &c.o,
-                     s_scorecard_usage);
+    s_ctx_init(&c, conn, out, err_out);
+    int rc = s_parse(&c, argc, argv, s_scorecard_options, 1, s_scorecard_usage);
     if (rc >= 0)
         return rc;
     if ((rc = s_check_args(&c, "month")) >= 0)
         return rc;
-    if (!c.o.positional) {
-        fprintf(stderr, "branchmark scorecard: a branch code is required\n%s", s_scorecard_usage);
-        return 2;
+    if (!c.o.positional && !c.o.branch) {
+        bm_err_set(c.err, "a branch code is required");
+        return BM_QUERY_USAGE;
     }
+    if (c.o.positional && c.o.branch && strcmp(c.o.positional, c.o.branch))
+        return s_bad(&c, "%s", "two different branches given (BRANCH and --branch)");
     if ((rc = s_open(&c)) >= 0) {
         s_close(&c);
         return rc;
@@ -682,11 +705,17 @@ int bm_cmd_scorecard(int argc, char **argv)
     static const char *const cols[] = {"metric", "unit", "value", "n", "ci_low", "ci_high",
                                        "low_n", "previous", "arrow", "chain", "trend"};
     bm_table_t *t = bm_table_new("metrics", 11, cols);
+    /* The trend as numbers, one row per metric and period (for charts). */
+    static const char *const tcols[] = {"metric", "period", "value", "n", "ci_low", "ci_high"};
+    bm_table_t *tt = bm_table_new("trend", 6, tcols);
+    if (!tt)
+        bm_table_destroy(&t);
     for (const bm_metric_t *m = bm_metrics; t && m->name; m++) {
         bm_q_filter_t f = s_filter(&c, 0);
         bm_q_grid_t *g = bm_q_fetch(c.conn, c.ref, m, c.kind, first, np, &f, &err);
         if (!g) {
             bm_table_destroy(&t);
+            bm_table_destroy(&tt);
             goto fail;
         }
         size_t nb = bm_q_hist_buckets(g);
@@ -720,10 +749,26 @@ int bm_cmd_scorecard(int argc, char **argv)
         char trend[24 * 16] = "", v[32];
         for (int p = 0; p < np; p++) {
             bm_estimate_t ex;
-            if (bm_q_estimate(m, bm_q_cell(g, b, p), nb, &ex, NULL) == 0 && ex.has_value)
+            int ok = bm_q_estimate(m, bm_q_cell(g, b, p), nb, &ex, NULL) == 0;
+            if (ok && ex.has_value)
                 snprintf(v, sizeof v, "%.*f", m->decimals, ex.value);
             else
                 snprintf(v, sizeof v, "-");
+            char plabel[32];
+            bm_table_add_row(tt);
+            bm_table_set_text(tt, 0, m->name);
+            bm_table_set_text(tt, 1, bm_period_label(c.kind, bm_period_add(c.kind, first, p),
+                                                     plabel, sizeof plabel));
+            if (ok && ex.has_value) {
+                bm_table_set_num(tt, 2, ex.value, m->decimals);
+                bm_table_set_int(tt, 3, (long long)llround(ex.n));
+                if (ex.has_ci) {
+                    bm_table_set_num(tt, 4, ex.lo, m->decimals);
+                    bm_table_set_num(tt, 5, ex.hi, m->decimals);
+                }
+            } else {
+                bm_table_set_int(tt, 3, 0);
+            }
             size_t len = strlen(trend);
             snprintf(trend + len, sizeof trend - len, "%s%s", p ? " " : "", v);
         }
@@ -731,6 +776,7 @@ int bm_cmd_scorecard(int argc, char **argv)
         bm_q_grid_destroy(&g);
     }
     if (!t) {
+        bm_table_destroy(&tt);
         bm_err_set(&err, "out of memory");
         goto fail;
     }
@@ -740,8 +786,10 @@ int bm_cmd_scorecard(int argc, char **argv)
     bm_q_filter_t f = s_filter(&c, 0);
     int64_t prev = bm_period_add(c.kind, cur, -1);
     int n = bm_q_breakdown(c.conn, c.ref, BM_BD_SECTIONS, c.kind, prev, 2, &f, &rows, &err);
-    if (n < 0)
+    if (n < 0) {
+        bm_table_destroy(&tt);
         goto fail;
+    }
     static const char *const scols[] = {"section", "score", "n", "ci_low", "ci_high", "low_n",
                                         "previous", "arrow"};
     const bm_metric_t *ms = bm_metric_find("ms_score");
@@ -770,6 +818,7 @@ int bm_cmd_scorecard(int argc, char **argv)
     free(rows);
     rows = NULL;
     if (!st) {
+        bm_table_destroy(&tt);
         bm_err_set(&err, "out of memory");
         goto fail;
     }
@@ -781,6 +830,7 @@ int bm_cmd_scorecard(int argc, char **argv)
     bm_table_t *gt = bm_table_new("competitor_gaps", 12, gcols);
     if (!gt || s_gap_table(&c, gt, cur, b, &err) < 0) {
         bm_table_destroy(&gt);
+        bm_table_destroy(&tt);
         goto fail;
     }
     bm_report_add(rep, &gt);
@@ -788,8 +838,12 @@ int bm_cmd_scorecard(int argc, char **argv)
                       prev, &err) < 0 ||
         s_count_table(&c, rep, "complaint_contact_points", "contact_point", BM_BD_CONTACT_POINT,
                       b, prev, &err) < 0 ||
-        s_count_table(&c, rep, "lost_reasons", "reason", BM_BD_LOST_REASON, b, prev, &err) < 0)
+        s_count_table(&c, rep, "lost_reasons", "reason", BM_BD_LOST_REASON, b, prev, &err) < 0) {
+        bm_table_destroy(&tt);
         goto fail;
+    }
+    /* Last, so the tables before it keep their order in text and CSV. */
+    bm_report_add(rep, &tt);
 
     char label[32];
     bm_report_note(rep, "branch %s (%s), region %s; %s %s; trend = the last %d periods, oldest "
@@ -821,6 +875,8 @@ static const char s_competitors_usage[] =
     "(or within --radius-km where both have coordinates), each region against its\n"
     "competitors, and the chain against all competitors.  Default period: the latest\n"
     "quarter with data.\n";
+static const char s_competitors_options[] = " db format period at last region branch radius-km"
+                                            " channel min-n ";
 
 /* Gap rows of own vs competitor aggregates for one scope. */
 static void s_gap_rows(bm_table_t *t, const char *scope, const char *versus,
@@ -987,12 +1043,11 @@ static int s_gap_table(s_ctx_t *c, bm_table_t *t, int64_t cur, int only_branch, 
     return 0;
 }
 
-int bm_cmd_competitors(int argc, char **argv)
+static int s_competitors(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    memset(&c, 0, sizeof c);
-    int rc = s_parse(argc, argv, " db format period at last region branch radius-km channel"
-                                 " min-n ", 0, &c.o, s_competitors_usage);
+    s_ctx_init(&c, conn, out, err_out);
+    int rc = s_parse(&c, argc, argv, s_competitors_options, 0, s_competitors_usage);
     if (rc >= 0)
         return rc;
     if ((rc = s_check_args(&c, "quarter")) >= 0)
@@ -1043,6 +1098,7 @@ static const char s_alerts_usage[] =
     "month with data) is worse than their own baseline (the previous 6 periods pooled)\n"
     "by more than 3 standard errors, with the sections, complaint categories and\n"
     "contact points that moved most.\n";
+static const char s_alerts_options[] = " db format period at last region min-n ";
 
 /* Appends "label: k1 d1, k2 d2" of the largest moves (worst first) to buf. */
 static void s_causes(const bm_q_bd_row_t *rows, int n, const bm_q_ref_t *ref, int b,
@@ -1084,12 +1140,11 @@ static void s_causes(const bm_q_bd_row_t *rows, int n, const bm_q_ref_t *ref, in
     }
 }
 
-int bm_cmd_alerts(int argc, char **argv)
+static int s_alerts(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    memset(&c, 0, sizeof c);
-    int rc = s_parse(argc, argv, " db format period at last region min-n ", 0, &c.o,
-                     s_alerts_usage);
+    s_ctx_init(&c, conn, out, err_out);
+    int rc = s_parse(&c, argc, argv, s_alerts_options, 0, s_alerts_usage);
     if (rc >= 0)
         return rc;
     if ((rc = s_check_args(&c, "month")) >= 0)
@@ -1192,6 +1247,7 @@ static const char s_summary_usage[] =
     "usage: branchmark summary [--region R] [--format table|csv|json] [--db CONNINFO]\n"
     "Per branch: record counts per kind, the mystery-shopping score and NPS over all\n"
     "periods, read from the rollups (evaluations = scored evaluations of the branch).\n";
+static const char s_summary_options[] = " db format region ";
 
 /* Quarter rows cover every record exactly once, and are the fewest. */
 static const char s_summary_sql[] =
@@ -1213,11 +1269,11 @@ static const char s_summary_sql[] =
     "   FROM rollup_surveys WHERE period_kind = 'quarter' GROUP BY 1) v ON v.branch_id = b.id"
     " WHERE b.active ORDER BY b.code";
 
-int bm_cmd_summary(int argc, char **argv)
+static int s_summary(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    memset(&c, 0, sizeof c);
-    int rc = s_parse(argc, argv, " db format region ", 0, &c.o, s_summary_usage);
+    s_ctx_init(&c, conn, out, err_out);
+    int rc = s_parse(&c, argc, argv, s_summary_options, 0, s_summary_usage);
     if (rc >= 0)
         return rc;
     if ((rc = s_check_args(&c, "month")) >= 0)
@@ -1312,14 +1368,16 @@ static const char *s_interval_name(bm_family_t f)
     }
 }
 
-int bm_cmd_metrics(int argc, char **argv)
+static const char s_metrics_usage[] =
+    "usage: branchmark metrics [--format table|csv|json]\n"
+    "Lists the metrics (names for --metric) and their definitions; see docs/metrics.md.\n";
+static const char s_metrics_options[] = " format ";
+
+static int s_metrics(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    memset(&c, 0, sizeof c);
-    int rc = s_parse(argc, argv, " format ", 0, &c.o,
-                     "usage: branchmark metrics [--format table|csv|json]\n"
-                     "Lists the metrics (names for --metric) and their definitions; see "
-                     "docs/metrics.md.\n");
+    s_ctx_init(&c, conn, out, err_out);
+    int rc = s_parse(&c, argc, argv, s_metrics_options, 0, s_metrics_usage);
     if (rc >= 0)
         return rc;
     if ((rc = s_check_args(&c, "month")) >= 0)
@@ -1331,7 +1389,7 @@ int bm_cmd_metrics(int argc, char **argv)
     if (!t || !rep) {
         bm_table_destroy(&t);
         bm_report_destroy(&rep);
-        fprintf(stderr, "branchmark metrics: out of memory\n");
+        bm_err_set(c.err, "out of memory");
         return 1;
     }
     for (const bm_metric_t *m = bm_metrics; m->name; m++) {
@@ -1346,8 +1404,113 @@ int bm_cmd_metrics(int argc, char **argv)
     }
     bm_report_add(rep, &t);
     rc = 0;
-    if (bm_report_print(rep, c.fmt, stdout) < 0)
-        rc = 1;
-    bm_report_destroy(&rep);
+    return s_print(&c, &rep);
+}
+
+/* ---- the command table (query_cmd.h) and the CLI's wrappers --------------- */
+
+static const struct {
+    const char *name;
+    int (*run)(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err);
+    const char *options;
+    const char *usage;
+} s_commands[] = {
+    {"rank", s_rank, s_rank_options, s_rank_usage},
+    {"scorecard", s_scorecard, s_scorecard_options, s_scorecard_usage},
+    {"competitors", s_competitors, s_competitors_options, s_competitors_usage},
+    {"alerts", s_alerts, s_alerts_options, s_alerts_usage},
+    {"summary", s_summary, s_summary_options, s_summary_usage},
+    {"metrics", s_metrics, s_metrics_options, s_metrics_usage},
+    {NULL, NULL, NULL, NULL},
+};
+
+static int s_command(const char *name)
+{
+    for (int i = 0; name && s_commands[i].name; i++)
+        if (!strcmp(s_commands[i].name, name))
+            return i;
+    return -1;
+}
+
+int bm_query_run(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err)
+{
+    int k = argc > 0 ? s_command(argv[0]) : -1;
+    if (k < 0) {
+        bm_err_set(err, "unknown query command \"%s\"", argc > 0 ? argv[0] : "");
+        return BM_QUERY_USAGE;
+    }
+    return s_commands[k].run(conn, argc, argv, out, err);
+}
+
+int bm_query_option_allowed(const char *cmd, const char *name)
+{
+    int k = s_command(cmd);
+    if (k < 0 || !name || !strcmp(name, "db") || !strcmp(name, "help"))
+        return 0;
+    char key[40];
+    int n = snprintf(key, sizeof key, " %s ", name);
+    return n > 0 && (size_t)n < sizeof key && strstr(s_commands[k].options, key) != NULL;
+}
+
+int bm_query_option_is_flag(const char *name)
+{
+    for (int k = 0; s_options[k].name; k++)
+        if (!strcmp(s_options[k].name, name))
+            return s_options[k].flag;
+    return 0;
+}
+
+const char *bm_query_options(const char *cmd)
+{
+    int k = s_command(cmd);
+    return k < 0 ? NULL : s_commands[k].options;
+}
+
+/* The CLI: stdout, errors on stderr as "branchmark CMD: message", the usage
+ * after an argument of the wrong shape. */
+static int s_cli(int argc, char **argv)
+{
+    bm_err_t err;
+    bm_err_clear(&err);
+    int rc = bm_query_run(NULL, argc, argv, stdout, &err);
+    if (rc != 0) {
+        fprintf(stderr, "branchmark %s: %s\n", argv[0], err.msg);
+        if (rc == BM_QUERY_USAGE) {
+            int k = s_command(argv[0]);
+            if (k >= 0)
+                fputs(s_commands[k].usage, stderr);
+            rc = 2;
+        }
+    }
     return rc;
+}
+
+int bm_cmd_rank(int argc, char **argv)
+{
+    return s_cli(argc, argv);
+}
+
+int bm_cmd_scorecard(int argc, char **argv)
+{
+    return s_cli(argc, argv);
+}
+
+int bm_cmd_competitors(int argc, char **argv)
+{
+    return s_cli(argc, argv);
+}
+
+int bm_cmd_alerts(int argc, char **argv)
+{
+    return s_cli(argc, argv);
+}
+
+int bm_cmd_summary(int argc, char **argv)
+{
+    return s_cli(argc, argv);
+}
+
+int bm_cmd_metrics(int argc, char **argv)
+{
+    return s_cli(argc, argv);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bm_daemon.h"
 #include "bm_log.h"
 #include "collector_config.h"
 #include "receiver.h"
@@ -92,50 +93,16 @@ static int s_status(const char *config_path)
     return 0;
 }
 
-/* Applies the log level: the command line wins over the file. */
-static void s_set_level(const char *cli_level, const char *cfg_level)
-{
-    bm_log_level_t level = BM_LOG_INFO;
-    if (bm_log_level_parse(cli_level ? cli_level : cfg_level, &level) == 0)
-        bm_log_threshold = level;
-}
-
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL, *cli_level = NULL;
-    bool status = false;
+    bm_daemon_args_t args;
     bm_log_init("branchmark-collector", BM_LOG_INFO);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            s_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("branchmark-collector %s\n", BM_VERSION);
-            return 0;
-        } else if (!strcmp(a, "status") && i == 1) {
-            status = true;
-        } else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
-            config_path = argv[++i];
-        } else if (!strcmp(a, "--log-level") && i + 1 < argc) {
-            cli_level = argv[++i];
-            bm_log_level_t level;
-            if (bm_log_level_parse(cli_level, &level) < 0) {
-                fprintf(stderr, "branchmark-collector: --log-level: \"%s\" is not one of "
-                        "debug, info, warn, error\n", cli_level);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "branchmark-collector: unexpected argument \"%s\"\n", a);
-            s_usage(stderr);
-            return 2;
-        }
-    }
-    if (!config_path) {
-        fprintf(stderr, "branchmark-collector: -c FILE is required\n");
-        s_usage(stderr);
-        return 2;
-    }
+    int arc = bm_daemon_args("branchmark-collector", BM_VERSION, argc, argv, "status", s_usage,
+                             &args);
+    if (arc >= 0)
+        return arc;
+    const char *config_path = args.config_path;
+    bool status = args.subcommand;
     if (status)
         return s_status(config_path);
 
@@ -146,7 +113,7 @@ int main(int argc, char **argv)
         bm_collector_config_free(&cfg);
         return 2;
     }
-    s_set_level(cli_level, cfg.log_level);
+    bm_daemon_set_level(&args, cfg.log_level);
 
     s_install(SIGTERM, s_on_stop);
     s_install(SIGINT, s_on_stop);
@@ -177,7 +144,7 @@ int main(int argc, char **argv)
             if (bm_collector_config_load(config_path, &fresh, &rerr) < 0)
                 bm_warn("main", "reload: config not re-read: %s", rerr.msg);
             else
-                s_set_level(cli_level, fresh.log_level);
+                bm_daemon_set_level(&args, fresh.log_level);
             bm_collector_config_free(&fresh);
             bm_info("main", "SIGHUP: reloading reference data");
             bm_receiver_reload(recv);

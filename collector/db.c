@@ -45,13 +45,29 @@ static void s_notice(void *arg, const char *message)
 PGconn *bm_db_connect(const char *conninfo, const char *application_name,
                       bm_err_t *err)
 {
+    return bm_db_connect_as(conninfo, NULL, NULL, application_name, err);
+}
+
+PGconn *bm_db_connect_as(const char *conninfo, const char *user, const char *password,
+                         const char *application_name, bm_err_t *err)
+{
     /* connect_timeout comes first so that a value in conninfo wins; later
      * keywords override earlier ones, and dbname is expanded in place. */
-    const char *keys[] = {"connect_timeout", "dbname", "application_name",
-                          "client_encoding", NULL};
-    const char *vals[] = {"10", conninfo ? conninfo : "",
-                          application_name ? application_name : "branchmark",
-                          "UTF8", NULL};
+    const char *keys[7] = {"connect_timeout", "dbname", "application_name",
+                           "client_encoding", NULL};
+    const char *vals[7] = {"10", conninfo ? conninfo : "",
+                           application_name ? application_name : "branchmark",
+                           "UTF8", NULL};
+    int k = 4;
+    if (user) {
+        keys[k] = "user";
+        vals[k++] = user;
+    }
+    if (password) {
+        keys[k] = "password";
+        vals[k++] = password;
+    }
+    keys[k] = vals[k] = NULL;
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
         bm_err_set(err, "could not connect to database: out of memory");

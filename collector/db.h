@@ -19,6 +19,14 @@
 PGconn *bm_db_connect(const char *conninfo, const char *application_name,
                       bm_err_t *err);
 
+/* Like bm_db_connect, as login `user` with `password` (either may be NULL):
+ * they are passed to libpq as separate parameters, never pasted into a
+ * conninfo, and override a user or password in conninfo.  For
+ * branchmark-web, which connects as each person's own role.  Returns NULL
+ * with err on failure (the message never contains the password). */
+PGconn *bm_db_connect_as(const char *conninfo, const char *user, const char *password,
+                         const char *application_name, bm_err_t *err);
+
 /* Closes and NULLs *conn_p.  Safe with NULL. */
 void bm_db_close(PGconn **conn_p);
 

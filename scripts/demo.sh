@@ -9,8 +9,11 @@
 # competitor outlets (fixed seed), loads the reference data, starts one
 # collector and one agent per branch, waits until every export file is
 # acknowledged, prints the per-branch summary, a regional ranking, a
-# scorecard and the competitor gaps, and stops everything again.
-# --keep leaves PostgreSQL running and prints how to connect.
+# scorecard and the competitor gaps, starts the HQ dashboard (branchmark-web)
+# and prints its URL and logins, then stops everything again (after Enter
+# when run on a terminal).
+# --keep leaves PostgreSQL and the dashboard running and prints how to
+# connect.  BM_DEMO_WEB_PORT changes the dashboard's port (8480).
 # Re-runnable: var/demo is wiped first.  Owns var/demo/.
 set -euo pipefail
 
@@ -22,7 +25,7 @@ for arg in "$@"; do
     case "$arg" in
     --keep) KEEP=1 ;;
     -h | --help)
-        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -36,6 +39,7 @@ DEMO=$ROOT/var/demo
 BUILD=$ROOT/build
 PG_PORT=54320
 COLLECTOR_EP=tcp://127.0.0.1:55550
+WEB_PORT=${BM_DEMO_WEB_PORT:-8480}
 BRANCHES=12
 REGIONS=3
 COMPETITORS=6
@@ -60,6 +64,10 @@ cleanup() {
     set +e
     # Agents first, then the collector, so nothing is left half-sent.
     local name
+    # With --keep the dashboard stays up beside PostgreSQL.
+    if [ $KEEP -eq 1 ] && [ $DONE_OK -eq 1 ]; then
+        unset 'PIDS[web]'
+    fi
     for name in "${!PIDS[@]}"; do
         [ "$name" = collector ] || kill -TERM "${PIDS[$name]}" 2>/dev/null
     done
@@ -105,6 +113,7 @@ fi
 AGENT=$BUILD/agent/branchmark-agent
 COLLECTOR=$BUILD/collector/branchmark-collector
 BM=$BUILD/collector/branchmark
+WEB=$BUILD/collector/branchmark-web
 DATAGEN=$BUILD/bench/bm-datagen
 
 step "starting PostgreSQL in var/demo/pg (port $PG_PORT)"
@@ -343,15 +352,79 @@ report "ranking in region $FIRST_REGION on the mystery-shopping score, month $LA
 report "scorecard of B001" scorecard B001
 report "branches against competitors" competitors
 
+# ------------------------------------------------------------- dashboard
+# The HQ dashboard: branchmark-web serves the page and the JSON API; people
+# log in with their own PostgreSQL users, so row-level security decides what
+# each sees (docs/api.md).  An HQ login and a regional manager's login of
+# the first region; PostgreSQL checks their passwords (SCRAM) while the
+# superuser and the collector keep the local socket's trust.
+step "starting the HQ dashboard (branchmark-web on 127.0.0.1:$WEB_PORT)"
+if (exec 3<>/dev/tcp/127.0.0.1/$WEB_PORT) 2>/dev/null; then
+    die "something already listens on 127.0.0.1:$WEB_PORT (a dashboard from an earlier demo --keep?); stop it first"
+fi
+if ! "$ROOT/scripts/web-vendor.sh" "$BUILD" >"$DEMO/logs/web-vendor.log" 2>&1; then
+    tail -n 20 "$DEMO/logs/web-vendor.log" >&2
+    die "scripts/web-vendor.sh failed (log: $DEMO/logs/web-vendor.log)"
+fi
+REGIONAL_USER=demo_${FIRST_REGION,,}
+HQ_PW=$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')
+REG_PW=$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')
+BM_USER_PASSWORD=$HQ_PW "$BM" user add demo_hq --role hq --db "$DB" >/dev/null
+BM_USER_PASSWORD=$REG_PW "$BM" user add "$REGIONAL_USER" --role regional --region "$FIRST_REGION" \
+    --db "$DB" >/dev/null
+(umask 077 && printf 'demo_hq %s\n%s %s\n' "$HQ_PW" "$REGIONAL_USER" "$REG_PW" >"$DEMO/web-logins.txt")
+printf 'local all postgres trust\nlocal all bm_collector trust\nlocal all all scram-sha-256\n' \
+    >"$DEMO/pg/data/pg_hba.conf"
+psql -X -q -c 'SELECT pg_reload_conf()' >/dev/null
+cat >"$DEMO/web.conf" <<EOF
+# Written by scripts/demo.sh; every key: branchmark-web --help.
+database = "host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark"
+listen_address = 127.0.0.1
+port = $WEB_PORT
+static_dir = $BUILD/web
+log_level = info
+EOF
+"$WEB" -c "$DEMO/web.conf" >"$DEMO/logs/web.log" 2>&1 &
+PIDS[web]=$!
+WEB_URL=http://127.0.0.1:$WEB_PORT
+web_up() { curl -fsS "$WEB_URL/api/health" >/dev/null 2>&1; }
+for _ in $(seq 1 100); do
+    web_up && break
+    kill -0 "${PIDS[web]}" 2>/dev/null || die "branchmark-web exited (log: $DEMO/logs/web.log)"
+    sleep 0.1
+done
+web_up || die "branchmark-web does not answer on $WEB_URL (log: $DEMO/logs/web.log)"
+# The API answers what the CLI prints: the regional manager logs in and
+# fetches the region's ranking, as the page does.
+echo "\$ curl '$WEB_URL/api/rank?metric=ms_score&period=month&at=$LAST_DAY&format=csv'   (as $REGIONAL_USER)"
+COOKIES=$DEMO/web-cookies.txt
+curl -fsS -c "$COOKIES" -H 'Content-Type: application/json' \
+    -d "{\"user\": \"$REGIONAL_USER\", \"password\": \"$REG_PW\"}" "$WEB_URL/api/login" >/dev/null ||
+    die "logging in to the dashboard as $REGIONAL_USER failed (log: $DEMO/logs/web.log)"
+curl -fsS -b "$COOKIES" "$WEB_URL/api/rank?metric=ms_score&period=month&at=$LAST_DAY&format=csv" ||
+    die "the dashboard's ranking API failed (log: $DEMO/logs/web.log)"
+rm -f "$COOKIES"
+cat <<EOF
+
+Dashboard: $WEB_URL/
+  log in as demo_hq (password $HQ_PW) to see the whole chain,
+  or as $REGIONAL_USER (password $REG_PW) to see region $FIRST_REGION only
+  (the logins are also in $DEMO/web-logins.txt)
+EOF
+
 DONE_OK=1
 step "done"
 echo "elapsed: $(elapsed)"
 if [ $KEEP -eq 1 ]; then
     cat <<EOF
-PostgreSQL keeps running (--keep). Connect with:
+PostgreSQL and the dashboard keep running (--keep):
+    dashboard  $WEB_URL/   (logins in $DEMO/web-logins.txt)
     psql "host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark user=postgres"
     $BM summary --db "host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark user=postgres"
-Stop it with:
-    ./scripts/pg.sh stop var/demo/pg
+Stop them with:
+    kill ${PIDS[web]}; ./scripts/pg.sh stop var/demo/pg
 EOF
+elif [ -t 0 ] && [ -t 1 ]; then
+    echo "The dashboard stays up at $WEB_URL/ until you press Enter (or run with --keep)."
+    read -r _ || true
 fi

@@ -26,7 +26,9 @@
 # agent "rawtest" of B001 unless given --plain or other keys.
 #
 # Functions: fail, note, wait_until, bm_psql, bm_pick_port, start_collector,
-# start_agent, stop_proc, stop_all, agent_status, assert_eq.
+# start_agent, stop_proc, stop_all, agent_status, assert_eq; at the end,
+# reliability helpers and bm_load_generated (a database filled with generated
+# chain data through real agents).
 set -euo pipefail
 
 BM_SOURCE_DIR=${BM_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)}
@@ -477,4 +479,35 @@ bm_delivered() {
     [ "$(find "$dir/done" -type f 2>/dev/null | wc -l)" -eq "$nfiles" ] || return 1
     [ -z "$(find "$dir/inbox" "$dir/sending" -type f 2>/dev/null)" ] || return 1
     [ "$(bm_agent_json "$name" spool_entries)" = 0 ]
+}
+
+# ------------------------------------------- generated chain data (hw-api)
+#
+# bm_load_generated NBRANCHES DATAGEN-ARGS...: starts PostgreSQL and fills
+# it the real way: migrate, bm-datagen --branches NBRANCHES DATAGEN-ARGS
+# into $T/data, refdata load, one collector and one agent per branch (B001,
+# B002, ...) until every record is stored; then stops them and approves the
+# evaluations (they count only once approved, docs/workflow.md).  Sets
+# BM_LOADED to the number of records.
+bm_load_generated() {
+    local n=$1 b i port
+    shift
+    bm_pg_start
+    "$BM_TOOL" migrate --db "$BM_DB" >"$T/migrate.log" 2>&1 || { cat "$T/migrate.log"; fail "branchmark migrate failed"; }
+    "$BM_DATAGEN" --out "$T/data" --branches "$n" "$@" >/dev/null || fail "bm-datagen failed"
+    "$BM_TOOL" refdata load --db "$BM_DB" "$T/data/refdata.json" >"$T/refdata.log" 2>&1 ||
+        { cat "$T/refdata.log"; fail "branchmark refdata load failed"; }
+    bm_pick_port port
+    start_collector collector "$port"
+    for ((i = 1; i <= n; i++)); do
+        printf -v b 'B%03d' "$i"
+        mkdir -p "$T/agents/$b"
+        cp -r "$T/data/$b/inbox" "$T/agents/$b/inbox"
+        start_agent "agent-$b" "$b" "$T/agents/$b" "tcp://127.0.0.1:$port"
+    done
+    BM_LOADED=$(awk 'NR > 1 { n += $3 } END { print n }' "$T/data/expected.tsv")
+    bm_all_stored() { [ "$(bm_psql "SELECT coalesce(sum(stored), 0) FROM ingest_batches")" = "$BM_LOADED" ]; }
+    wait_until "all $BM_LOADED records are stored" 120 bm_all_stored
+    stop_all
+    bm_psql "UPDATE evaluations SET review_status = 'approved'" >/dev/null || fail "approving the evaluations"
 }

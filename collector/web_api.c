@@ -1,0 +1,819 @@
+/* web_api: routing, authentication and handlers of branchmark-web; see
+ * web_api.h and docs/api.md. */
+#include "web_api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bm_log.h"
+#include "bm_time.h"
+#include "db.h"
+#include "query_cmd.h"
+#include "web_session.h"
+
+#define S_VALUE_MAX 256         /* longest query parameter value */
+#define S_PATH_MAX 512          /* longest static file path */
+#define S_HEALTH_CACHE_MS 2000  /* how long a database ping result is reused */
+#define S_THROTTLE_SLOTS 256    /* client addresses with recent failed logins */
+#define S_THROTTLE_WINDOW_MS 60000
+
+/* Failed logins of one client address in the current window. */
+typedef struct {
+    char peer[64];
+    int64_t window_ms;          /* start of the window (monotonic); 0 = free */
+    int64_t failures;
+} s_throttle_t;
+
+struct bm_web_api {
+    const bm_web_config_t *cfg;         /* borrowed */
+    bm_web_sessions_t *sessions;
+    int64_t started_ms;                 /* monotonic */
+    atomic_ullong requests, errors_4xx, errors_5xx, logins, logins_failed;
+    pthread_mutex_t health_lock;        /* guards the two below */
+    int64_t health_checked_ms;
+    bool health_db_ok;
+    pthread_mutex_t throttle_lock;      /* guards throttle */
+    s_throttle_t throttle[S_THROTTLE_SLOTS];
+};
+
+bm_web_api_t *bm_web_api_new(const bm_web_config_t *cfg, bm_err_t *err)
+{
+    bm_web_api_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        bm_err_set(err, "out of memory");
+        return NULL;
+    }
+    self->cfg = cfg;
+    bm_web_sessions_opts_t so = {
+        .conninfo = cfg->database,
+        .max_sessions = (size_t)cfg->max_sessions,
+        .idle_ms = cfg->session_idle_ms,
+        .max_age_ms = cfg->session_max_age_ms,
+        .statement_timeout_ms = cfg->statement_timeout_ms,
+        .require_db_password = cfg->require_db_password,
+    };
+    self->sessions = bm_web_sessions_new(&so, err);
+    if (!self->sessions) {
+        free(self);
+        return NULL;
+    }
+    self->started_ms = bm_mono_ms();
+    pthread_mutex_init(&self->health_lock, NULL);
+    pthread_mutex_init(&self->throttle_lock, NULL);
+    return self;
+}
+
+void bm_web_api_destroy(bm_web_api_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bm_web_api_t *self = *self_p;
+    bm_web_sessions_destroy(&self->sessions);
+    pthread_mutex_destroy(&self->health_lock);
+    pthread_mutex_destroy(&self->throttle_lock);
+    free(self);
+    *self_p = NULL;
+}
+
+void bm_web_api_tick(bm_web_api_t *self)
+{
+    bm_web_sessions_expire(self->sessions);
+}
+
+void bm_web_api_report(bm_web_api_t *self)
+{
+    bm_info("api", "requests %llu, 4xx %llu, 5xx %llu, logins %llu, failed logins %llu, "
+                   "sessions %zu", (unsigned long long)self->requests,
+            (unsigned long long)self->errors_4xx, (unsigned long long)self->errors_5xx,
+            (unsigned long long)self->logins, (unsigned long long)self->logins_failed,
+            bm_web_sessions_count(self->sessions));
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+/* Sends v (consumed) as the JSON body. */
+static void s_json(bm_web_resp_t *resp, int status, json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(v);
+    resp->status = status;
+    resp->content_type = "application/json";
+    if (!text) {
+        resp->status = 500;
+        resp->body = strdup("{\"error\": \"out of memory\"}\n");
+        resp->body_len = resp->body ? strlen(resp->body) : 0;
+        return;
+    }
+    size_t n = strlen(text);
+    resp->body = malloc(n + 2);
+    if (resp->body) {
+        memcpy(resp->body, text, n);
+        resp->body[n] = '\n';
+        resp->body[n + 1] = '\0';
+        resp->body_len = n + 1;
+    }
+    free(text);
+}
+
+static void s_error(bm_web_resp_t *resp, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void s_error(bm_web_resp_t *resp, int status, const char *fmt, ...)
+{
+    char msg[BM_ERR_MSG_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *v = json_object();
+    json_object_set_new(v, "error", json_string(msg));
+    s_json(resp, status, v);
+}
+
+/* ---- authentication ------------------------------------------------------- */
+
+/* The token of the request: the bm_session cookie, else "Bearer <token>". */
+static const char *s_token(const bm_web_req_t *req)
+{
+    if (req->session_cookie && *req->session_cookie)
+        return req->session_cookie;
+    const char *a = req->authorization;
+    if (a && !strncasecmp(a, "Bearer ", 7))
+        return a + 7;
+    return NULL;
+}
+
+/* The request's session, locked; or NULL after a 401 was set in resp. */
+static bm_web_session_t *s_auth(bm_web_api_t *self, const bm_web_req_t *req,
+                                bm_web_resp_t *resp)
+{
+    bm_web_session_t *s = bm_web_sessions_acquire(self->sessions, s_token(req));
+    if (!s) {
+        s_error(resp, 401, s_token(req) ? "session expired or unknown; log in again"
+                                        : "not logged in (POST /api/login)");
+        return NULL;
+    }
+    snprintf(resp->user, sizeof resp->user, "%s", bm_web_session_user(s));
+    return s;
+}
+
+/* Decodes application/x-www-form-urlencoded field `key` of body into out.
+ * Returns 0, or -1 if absent or longer than size - 1. */
+static int s_form_value(const char *body, const char *key, char *out, size_t size)
+{
+    size_t klen = strlen(key);
+    for (const char *p = body; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, key, klen) || p[klen] != '=')
+            continue;
+        size_t n = 0;
+        for (const char *q = p + klen + 1; *q && *q != '&'; q++) {
+            int c = (unsigned char)*q;
+            if (c == '+') {
+                c = ' ';
+            } else if (c == '%' && q[1] && q[2]) {
+                char hex[3] = {q[1], q[2], 0};
+                char *end;
+                long v = strtol(hex, &end, 16);
+                if (*end || v <= 0)
+                    return -1;
+                c = (int)v;
+                q += 2;
+            }
+            if (n + 1 >= size)
+                return -1;
+            out[n++] = (char)c;
+        }
+        out[n] = '\0';
+        return 0;
+    }
+    return -1;
+}
+
+/* The slot of peer (throttle_lock held): its own, else a free or expired
+ * one, else the oldest (a flood of addresses forgets the oldest first). */
+static s_throttle_t *s_throttle_slot(bm_web_api_t *self, const char *peer, int64_t now)
+{
+    s_throttle_t *unused = NULL, *oldest = NULL;
+    for (int i = 0; i < S_THROTTLE_SLOTS; i++) {
+        s_throttle_t *t = &self->throttle[i];
+        bool expired = !t->window_ms || now - t->window_ms >= S_THROTTLE_WINDOW_MS;
+        if (t->window_ms && !strcmp(t->peer, peer)) {
+            if (expired) {
+                t->window_ms = now;
+                t->failures = 0;
+            }
+            return t;
+        }
+        if (expired) {
+            if (!unused)
+                unused = t;
+        } else if (!oldest || t->window_ms < oldest->window_ms) {
+            oldest = t;
+        }
+    }
+    s_throttle_t *pick = unused ? unused : oldest;
+    snprintf(pick->peer, sizeof pick->peer, "%s", peer);
+    pick->window_ms = now;
+    pick->failures = 0;
+    return pick;
+}
+
+/* Seconds until peer may try again (0: now).  failed: count one more
+ * failure; succeeded: forget the failures. */
+static int64_t s_throttle(bm_web_api_t *self, const char *peer, bool failed, bool succeeded)
+{
+    int64_t now = bm_mono_ms(), wait = 0;
+    pthread_mutex_lock(&self->throttle_lock);
+    s_throttle_t *t = s_throttle_slot(self, peer, now);
+    if (failed)
+        t->failures++;
+    if (succeeded)
+        t->failures = 0;
+    if (t->failures >= self->cfg->max_failed_logins)
+        wait = (t->window_ms + S_THROTTLE_WINDOW_MS - now + 999) / 1000;
+    pthread_mutex_unlock(&self->throttle_lock);
+    return wait;
+}
+
+static void s_login(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    char user[BM_WEB_USER_MAX + 2] = "", password[BM_WEB_PASSWORD_MAX + 2] = "";
+    if (req->body_too_large) {
+        s_error(resp, 413, "login: request body larger than %lld bytes",
+                (long long)self->cfg->max_body);
+        return;
+    }
+    const char *ct = req->content_type ? req->content_type : "";
+    int ok = 0;
+    if (!strncasecmp(ct, "application/json", 16)) {
+        json_error_t jerr;
+        json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        const char *u = json_string_value(json_object_get(v, "user"));
+        const char *pw = json_string_value(json_object_get(v, "password"));
+        if (u && pw && strlen(u) < sizeof user && strlen(pw) < sizeof password) {
+            snprintf(user, sizeof user, "%s", u);
+            snprintf(password, sizeof password, "%s", pw);
+            ok = 1;
+        }
+        if (pw)     /* jansson's copy of the password */
+            explicit_bzero((char *)pw, strlen(pw));
+        json_decref(v);
+    } else if (!strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
+        ok = s_form_value(req->body, "user", user, sizeof user) == 0 &&
+             s_form_value(req->body, "password", password, sizeof password) == 0;
+    } else {
+        s_error(resp, 415, "login: send JSON {\"user\": ..., \"password\": ...} or a form "
+                           "(application/x-www-form-urlencoded)");
+        return;
+    }
+    if (!ok || !user[0] || !password[0]) {
+        explicit_bzero(password, sizeof password);
+        s_error(resp, 400, "login: \"user\" and \"password\" are required (strings)");
+        return;
+    }
+    int64_t wait = s_throttle(self, req->peer, false, false);
+    if (wait > 0) {
+        explicit_bzero(password, sizeof password);
+        self->logins_failed++;
+        bm_warn("api", "login of \"%s\" from %s refused: %lld failed logins in a minute", user,
+                req->peer, (long long)self->cfg->max_failed_logins);
+        s_error(resp, 429, "too many failed logins from %s; try again in %lld s", req->peer,
+                (long long)wait);
+        return;
+    }
+    char token[BM_WEB_TOKEN_HEX + 1];
+    bm_err_t err;
+    bm_web_login_t rc = bm_web_sessions_login(self->sessions, user, password, token, &err);
+    explicit_bzero(password, sizeof password);
+    s_throttle(self, req->peer, rc == BM_WEB_LOGIN_DENIED, rc == BM_WEB_LOGIN_OK);
+    if (rc != BM_WEB_LOGIN_OK) {
+        self->logins_failed++;
+        if (rc == BM_WEB_LOGIN_DENIED) {
+            bm_warn("api", "login of \"%s\" from %s refused: %s", user, req->peer, err.msg);
+            s_error(resp, 401, "login failed: wrong user or password, or not allowed here");
+        } else {
+            bm_error("api", "login of \"%s\" from %s failed: %s", user, req->peer, err.msg);
+            s_error(resp, 503, "login not possible now: %s", err.msg);
+        }
+        return;
+    }
+    self->logins++;
+    bm_info("api", "login of \"%s\" from %s", user, req->peer);
+    snprintf(resp->user, sizeof resp->user, "%s", user);
+    snprintf(resp->set_cookie, sizeof resp->set_cookie,
+             "bm_session=%s; HttpOnly; SameSite=Strict; Path=/%s", token,
+             self->cfg->cookie_secure ? "; Secure" : "");
+    json_t *v = json_object();
+    json_object_set_new(v, "user", json_string(user));
+    json_object_set_new(v, "token", json_string(token));
+    json_object_set_new(v, "expires_in", json_integer(self->cfg->session_idle_ms / 1000));
+    s_json(resp, 200, v);
+    explicit_bzero(token, sizeof token);
+}
+
+static void s_logout(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    bm_web_sessions_logout(self->sessions, s_token(req));
+    resp->status = 204;
+    snprintf(resp->set_cookie, sizeof resp->set_cookie,
+             "bm_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+}
+
+/* ---- health --------------------------------------------------------------- */
+
+static bool s_db_reachable(bm_web_api_t *self)
+{
+    pthread_mutex_lock(&self->health_lock);
+    int64_t now = bm_mono_ms();
+    if (self->health_checked_ms == 0 || now - self->health_checked_ms >= S_HEALTH_CACHE_MS) {
+        const char *keys[] = {"dbname", "connect_timeout", NULL};
+        const char *vals[] = {self->cfg->database, "3", NULL};
+        self->health_db_ok = PQpingParams(keys, vals, 1) == PQPING_OK;
+        self->health_checked_ms = bm_mono_ms();
+    }
+    bool ok = self->health_db_ok;
+    pthread_mutex_unlock(&self->health_lock);
+    return ok;
+}
+
+static void s_health(bm_web_api_t *self, bm_web_resp_t *resp)
+{
+    bool db = s_db_reachable(self);
+    json_t *v = json_object();
+    json_object_set_new(v, "status", json_string(db ? "ok" : "degraded"));
+    json_object_set_new(v, "uptime_s", json_integer((bm_mono_ms() - self->started_ms) / 1000));
+    json_object_set_new(v, "requests", json_integer((json_int_t)self->requests));
+    json_object_set_new(v, "errors_4xx", json_integer((json_int_t)self->errors_4xx));
+    json_object_set_new(v, "errors_5xx", json_integer((json_int_t)self->errors_5xx));
+    json_object_set_new(v, "sessions",
+                        json_integer((json_int_t)bm_web_sessions_count(self->sessions)));
+    json_object_set_new(v, "db", json_string(db ? "ok" : "unreachable"));
+    s_json(resp, 200, v);
+}
+
+/* ---- pickers and /api/me --------------------------------------------------- */
+
+/* Runs sql on the session's connection; 500/503 in resp on failure. */
+static PGresult *s_select(bm_web_session_t *s, const char *what, const char *sql, int n,
+                          const char *const *params, bm_web_resp_t *resp)
+{
+    bm_err_t err;
+    PGconn *conn = bm_web_session_conn(s, &err);
+    if (!conn) {
+        s_error(resp, 503, "%s", err.msg);
+        return NULL;
+    }
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        bm_db_result_err(res, conn, what, &err);
+        PQclear(res);
+        bm_error("api", "%s", err.msg);
+        s_error(resp, PQstatus(conn) == CONNECTION_OK ? 500 : 503, "%s", err.msg);
+        return NULL;
+    }
+    return res;
+}
+
+/* Regions with at least one branch the role can see (row-level security);
+ * the column names are the JSON keys of /api/regions. */
+static const char s_regions_sql[] =
+    "SELECT r.code, r.name FROM regions r"
+    " WHERE EXISTS (SELECT 1 FROM branches b WHERE b.region_id = r.id AND b.active)"
+    " ORDER BY r.code";
+
+/* Fails (400) on any parameter not named in `allowed` (" a b "). */
+static int s_only_params(const bm_web_req_t *req, const char *allowed, bm_web_resp_t *resp)
+{
+    if (req->too_many_params) {
+        s_error(resp, 400, "more than %d parameters", BM_WEB_MAX_PARAMS);
+        return -1;
+    }
+    for (int i = 0; i < req->nparams; i++) {
+        char key[S_VALUE_MAX + 3];
+        snprintf(key, sizeof key, " %s ", req->params[i].name);
+        if (!strstr(allowed, key)) {
+            char list[64];
+            size_t al = strlen(allowed);
+            snprintf(list, sizeof list, "%.*s", al > 2 ? (int)(al - 2) : 0, allowed + 1);
+            s_error(resp, 400, "unknown parameter \"%s\" (this endpoint takes %s)",
+                    req->params[i].name, list[0] ? list : "none");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The rows of res (consumed) as an array of objects keyed by column name. */
+static json_t *s_rows_json(PGresult *res)
+{
+    json_t *v = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *row = json_object();
+        for (int k = 0; k < PQnfields(res); k++)
+            json_object_set_new(row, PQfname(res, k), json_string(PQgetvalue(res, i, k)));
+        json_array_append_new(v, row);
+    }
+    PQclear(res);
+    return v;
+}
+
+static void s_me(bm_web_session_t *s, const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    if (s_only_params(req, " ", resp) < 0)
+        return;
+    PGresult *res = s_select(s, "reading regions", s_regions_sql, 0, NULL, resp);
+    if (!res)
+        return;
+    json_t *v = json_object(), *regions = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(regions, json_string(PQgetvalue(res, i, 0)));
+    PQclear(res);
+    json_object_set_new(v, "user", json_string(bm_web_session_user(s)));
+    json_object_set_new(v, "regions", regions);
+    s_json(resp, 200, v);
+}
+
+static void s_regions(bm_web_session_t *s, const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    if (s_only_params(req, " ", resp) < 0)
+        return;
+    PGresult *res = s_select(s, "reading regions", s_regions_sql, 0, NULL, resp);
+    if (!res)
+        return;
+    s_json(resp, 200, s_rows_json(res));
+}
+
+static void s_branches(bm_web_session_t *s, const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    if (s_only_params(req, " region ", resp) < 0)
+        return;
+    const char *region = req->nparams ? req->params[0].value : NULL;
+    if (req->nparams > 1) {
+        s_error(resp, 400, "parameter \"region\" given more than once");
+        return;
+    }
+    if (req->nparams && (!region || !*region || strlen(region) > S_VALUE_MAX)) {
+        s_error(resp, 400, "parameter \"region\": a region code is required");
+        return;
+    }
+    if (region) {
+        const char *p[] = {region};
+        PGresult *res = s_select(s, "reading regions", "SELECT 1 FROM regions WHERE code = $1",
+                                 1, p, resp);
+        if (!res)
+            return;
+        int known = PQntuples(res) > 0;
+        PQclear(res);
+        if (!known) {
+            s_error(resp, 400, "unknown region \"%s\"", region);
+            return;
+        }
+    }
+    const char *p[] = {region};
+    PGresult *res = s_select(s, "reading branches",
+                             "SELECT b.code, b.name, r.code AS region FROM branches b"
+                             " JOIN regions r ON r.id = b.region_id"
+                             " WHERE b.active AND ($1::text IS NULL OR r.code = $1)"
+                             " ORDER BY b.code", 1, p, resp);
+    if (!res)
+        return;
+    s_json(resp, 200, s_rows_json(res));
+}
+
+/* ---- the query commands ------------------------------------------------------ */
+
+/* "metric, region, ..." of cmd's remote options, for messages. */
+static void s_option_list(const char *cmd, char *buf, size_t size)
+{
+    const char *opts = bm_query_options(cmd);
+    size_t n = 0;
+    buf[0] = '\0';
+    for (const char *p = opts; p && *p;) {
+        p += strspn(p, " ");
+        size_t len = strcspn(p, " ");
+        if (!len)
+            break;
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        if (bm_query_option_allowed(cmd, name))
+            n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? ", " : "",
+                                  name);
+        p += len;
+    }
+}
+
+static void s_query(bm_web_api_t *self, bm_web_session_t *s, const char *cmd,
+                    const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    char args[BM_WEB_MAX_PARAMS + 1][S_VALUE_MAX + 40];
+    char *argv[BM_WEB_MAX_PARAMS + 3];     /* cmd, parameters, --format, NULL */
+    int argc = 0;
+    const char *format = "json";
+    bool has_format = false;
+    argv[argc++] = (char *)cmd;
+    if (req->too_many_params) {
+        s_error(resp, 400, "more than %d parameters", BM_WEB_MAX_PARAMS);
+        return;
+    }
+    for (int i = 0; i < req->nparams; i++) {
+        const char *name = req->params[i].name, *value = req->params[i].value;
+        if (!bm_query_option_allowed(cmd, name)) {
+            char list[512];
+            s_option_list(cmd, list, sizeof list);
+            s_error(resp, 400, "unknown parameter \"%s\" (%s takes: %s)", name, cmd,
+                    list[0] ? list : "none");
+            return;
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(req->params[j].name, name)) {
+                s_error(resp, 400, "parameter \"%s\" given more than once", name);
+                return;
+            }
+        if (value && strlen(value) > S_VALUE_MAX) {
+            s_error(resp, 400, "parameter \"%s\": longer than %d characters", name,
+                    S_VALUE_MAX);
+            return;
+        }
+        if (bm_query_option_is_flag(name)) {
+            if (!value || !*value || !strcmp(value, "1") || !strcmp(value, "true")) {
+                snprintf(args[i], sizeof args[i], "--%s", name);
+                argv[argc++] = args[i];
+            } else if (strcmp(value, "0") && strcmp(value, "false")) {
+                s_error(resp, 400, "parameter \"%s\": \"%s\" is not true or false", name,
+                        value);
+                return;
+            }
+            continue;
+        }
+        if (!value) {
+            s_error(resp, 400, "parameter \"%s\" needs a value", name);
+            return;
+        }
+        if (!strcmp(name, "format")) {
+            format = value;
+            has_format = true;
+        }
+        /* --name=value: a value starting with "-" stays a value. */
+        snprintf(args[i], sizeof args[i], "--%s=%s", name, value);
+        argv[argc++] = args[i];
+    }
+    char fmtarg[S_VALUE_MAX + 16];
+    if (!has_format) {
+        snprintf(fmtarg, sizeof fmtarg, "--format=json");
+        argv[argc++] = fmtarg;
+    }
+    argv[argc] = NULL;
+
+    bm_err_t err;
+    bm_err_clear(&err);
+    PGconn *conn = bm_web_session_conn(s, &err);
+    if (!conn) {
+        s_error(resp, 503, "%s", err.msg);
+        return;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    if (!out) {
+        s_error(resp, 500, "out of memory");
+        return;
+    }
+    int rc = bm_query_run(conn, argc, argv, out, &err);
+    if (fclose(out) != 0 && rc == BM_QUERY_OK) {
+        rc = BM_QUERY_FAILED;
+        bm_err_set(&err, "could not write the output");
+    }
+    if (rc == BM_QUERY_OK && len > (size_t)self->cfg->max_response) {
+        rc = BM_QUERY_FAILED;
+        bm_err_set(&err, "%s: the report is larger than max_response (%lld bytes)", cmd,
+                   (long long)self->cfg->max_response);
+    }
+    if (rc != BM_QUERY_OK) {
+        free(buf);
+        if (rc == BM_QUERY_BAD_ARG || rc == BM_QUERY_USAGE) {
+            s_error(resp, 400, "%s", err.msg);
+        } else {
+            bm_error("api", "%s as \"%s\": %s", cmd, bm_web_session_user(s), err.msg);
+            s_error(resp, PQstatus(conn) == CONNECTION_OK ? 500 : 503, "%s", err.msg);
+        }
+        return;
+    }
+    resp->status = 200;
+    resp->body = buf;
+    resp->body_len = len;
+    if (!strcmp(format, "csv")) {
+        resp->content_type = "text/csv; charset=utf-8";
+        snprintf(resp->disposition, sizeof resp->disposition,
+                 "attachment; filename=\"%s.csv\"", cmd);
+    } else if (!strcmp(format, "table")) {
+        resp->content_type = "text/plain; charset=utf-8";
+    } else {
+        resp->content_type = "application/json";
+    }
+}
+
+/* ---- static files ------------------------------------------------------------ */
+
+static const struct {
+    const char *ext;
+    const char *type;
+} s_types[] = {
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".mjs", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json"},
+    {".map", "application/json"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".ico", "image/x-icon"},
+    {".woff2", "font/woff2"},
+    {".txt", "text/plain; charset=utf-8"},
+    {NULL, NULL},
+};
+
+static const char *s_content_type(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    for (int i = 0; dot && s_types[i].ext; i++)
+        if (!strcmp(dot, s_types[i].ext))
+            return s_types[i].type;
+    return "application/octet-stream";
+}
+
+/* Only segments of [A-Za-z0-9._-] that do not start with a dot: no "..",
+ * no hidden files, no encoded separators (the path is already decoded). */
+static bool s_safe_path(const char *rel)
+{
+    if (!*rel || strlen(rel) > S_PATH_MAX)
+        return false;
+    for (const char *seg = rel; *seg;) {
+        size_t len = strcspn(seg, "/");
+        if (len == 0 || seg[0] == '.')
+            return false;
+        if (strspn(seg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") <
+            len)
+            return false;
+        seg += len;
+        if (*seg == '/')
+            seg++;
+    }
+    return rel[strlen(rel) - 1] != '/';
+}
+
+static void s_static(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    const char *rel = !strcmp(req->path, "/") ? "index.html" : req->path + 1;
+    if (!s_safe_path(rel)) {
+        s_error(resp, 404, "not found");
+        return;
+    }
+    char full[S_PATH_MAX + 4096];
+    int n = snprintf(full, sizeof full, "%s/%s", self->cfg->static_dir, rel);
+    if (n < 0 || (size_t)n >= sizeof full) {
+        s_error(resp, 404, "not found");
+        return;
+    }
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        else if (errno != ENOENT && errno != ENOTDIR)
+            bm_warn("api", "could not open \"%s\": %s", full, strerror(errno));
+        s_error(resp, 404, "not found");
+        return;
+    }
+    resp->status = 200;
+    resp->fd = fd;
+    resp->fd_size = (uint64_t)st.st_size;
+    resp->content_type = s_content_type(rel);
+    resp->cache_control = "no-cache";
+}
+
+/* ---- routing ------------------------------------------------------------------- */
+
+typedef enum { S_ANON, S_SESSION } s_auth_t;
+
+static const struct {
+    const char *path;
+    const char *method;     /* GET also answers HEAD */
+    s_auth_t auth;
+    const char *query;      /* a query command, or NULL */
+} s_routes[] = {
+    {"/api/health", "GET", S_ANON, NULL},
+    {"/api/login", "POST", S_ANON, NULL},
+    {"/api/logout", "POST", S_ANON, NULL},
+    {"/api/me", "GET", S_SESSION, NULL},
+    {"/api/regions", "GET", S_SESSION, NULL},
+    {"/api/branches", "GET", S_SESSION, NULL},
+    {"/api/metrics", "GET", S_SESSION, "metrics"},
+    {"/api/rank", "GET", S_SESSION, "rank"},
+    {"/api/scorecard", "GET", S_SESSION, "scorecard"},
+    {"/api/competitors", "GET", S_SESSION, "competitors"},
+    {"/api/alerts", "GET", S_SESSION, "alerts"},
+    {NULL, NULL, S_ANON, NULL},
+};
+
+/* logfmt value: quoted, with \ and " escaped and control characters dropped. */
+static void s_logfmt(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    if (size < 3)
+        return;
+    out[n++] = '"';
+    for (const char *p = in; *p && n + 3 < size; p++) {
+        if (*p == '"' || *p == '\\')
+            out[n++] = '\\';
+        if ((unsigned char)*p >= 0x20)
+            out[n++] = *p;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+static void s_route(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    bool get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
+    if (strncmp(req->path, "/api/", 5) != 0 && strcmp(req->path, "/api")) {
+        if (!get) {
+            resp->allow = "GET, HEAD";
+            s_error(resp, 405, "method %s not allowed here", req->method);
+            return;
+        }
+        s_static(self, req, resp);
+        return;
+    }
+    int r;
+    for (r = 0; s_routes[r].path; r++)
+        if (!strcmp(s_routes[r].path, req->path))
+            break;
+    if (!s_routes[r].path) {
+        s_error(resp, 404, "unknown endpoint \"%s\" (see docs/api.md)", req->path);
+        return;
+    }
+    bool want_get = !strcmp(s_routes[r].method, "GET");
+    if (want_get ? !get : strcmp(req->method, s_routes[r].method)) {
+        resp->allow = want_get ? "GET, HEAD" : s_routes[r].method;
+        s_error(resp, 405, "method %s not allowed on %s (use %s)", req->method, req->path,
+                s_routes[r].method);
+        return;
+    }
+    if (req->body_too_large) {
+        s_error(resp, 413, "request body larger than %lld bytes",
+                (long long)self->cfg->max_body);
+        return;
+    }
+    if (s_routes[r].auth == S_ANON) {
+        if (!strcmp(req->path, "/api/health"))
+            s_health(self, resp);
+        else if (!strcmp(req->path, "/api/login"))
+            s_login(self, req, resp);
+        else
+            s_logout(self, req, resp);
+        return;
+    }
+    bm_web_session_t *s = s_auth(self, req, resp);
+    if (!s)
+        return;
+    if (s_routes[r].query)
+        s_query(self, s, s_routes[r].query, req, resp);
+    else if (!strcmp(req->path, "/api/me"))
+        s_me(s, req, resp);
+    else if (!strcmp(req->path, "/api/regions"))
+        s_regions(s, req, resp);
+    else
+        s_branches(s, req, resp);
+    bm_web_sessions_release(self->sessions, &s);
+}
+
+void bm_web_api_handle(void *arg, const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    bm_web_api_t *self = arg;
+    int64_t t0 = bm_mono_ms();
+    s_route(self, req, resp);
+    self->requests++;
+    if (resp->status >= 500)
+        self->errors_5xx++;
+    else if (resp->status >= 400)
+        self->errors_4xx++;
+    if (bm_log_threshold <= BM_LOG_INFO) {
+        char path[300], fields[512];
+        s_logfmt(req->path, path, sizeof path);
+        snprintf(fields, sizeof fields, "method=%s path=%s status=%d user=%s ms=%lld bytes=%llu "
+                 "peer=%s", req->method, path, resp->status, resp->user[0] ? resp->user : "-",
+                 (long long)(bm_mono_ms() - t0),
+                 (unsigned long long)(resp->fd >= 0 ? resp->fd_size : resp->body_len),
+                 req->peer);
+        bm_log_write(BM_LOG_INFO, "http", fields, "request");
+    }
+}
