@@ -228,6 +228,10 @@ expect_error 400 'branch code is required' no-branch "${HQ[@]}" "$URL/api/scorec
 expect 200 index "$URL/"
 grep -q 'branchmark test page' "$T/index.body" || fail "index.html not served"
 grep -qi '^Content-Type: text/html' "$T/index.head" || fail "index content type"
+# The page may load only its own files and must not be framed elsewhere.
+grep -qi "^Content-Security-Policy: default-src 'self'.*frame-ancestors 'none'" "$T/index.head" ||
+    fail "no Content-Security-Policy on the page: $(cat "$T/index.head")"
+grep -qi '^X-Content-Type-Options: nosniff' "$T/index.head" || fail "no X-Content-Type-Options: nosniff"
 expect 200 js "$URL/assets/app.js"
 grep -qi '^Content-Type: text/javascript' "$T/js.head" || fail "js content type"
 expect 404 missing "$URL/assets/none.js"
