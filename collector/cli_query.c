@@ -224,9 +224,23 @@ static int s_check_args(s_ctx_t *c, const char *default_period)
     return -1;
 }
 
-/* Connects and loads reference data; checks --region and --branch.
- * Returns -1 when ready, else the exit code. */
-static int s_open(s_ctx_t *c)
+/* What every command does first: reads its options (only those in
+ * `allowed`, a positional argument when `positional`) and checks their
+ * values, the period defaulting to default_period.  Returns -1 to go on,
+ * else the exit code (0 after --help). */
+static int s_start(s_ctx_t *c, PGconn *conn, FILE *out, bm_err_t *err_out, int argc, char **argv,
+                   const char *allowed, int positional, const char *usage,
+                   const char *default_period)
+{
+    s_ctx_init(c, conn, out, err_out);
+    int rc = s_parse(c, argc, argv, allowed, positional, usage);
+    if (rc >= 0)
+        return rc;
+    return s_check_args(c, default_period);
+}
+
+/* s_open without the clean-up of a failure. */
+static int s_open_ref(s_ctx_t *c)
 {
     c->conn = c->given_conn ? c->given_conn : bm_db_connect(c->o.db, "branchmark", c->err);
     if (!c->conn)
@@ -253,6 +267,17 @@ static void s_close(s_ctx_t *c)
         c->conn = NULL;
     else
         bm_db_close(&c->conn);
+}
+
+/* Connects and loads reference data; checks --region and --branch.
+ * Returns -1 when ready (the caller then calls s_close), else the exit code
+ * with everything closed again. */
+static int s_open(s_ctx_t *c)
+{
+    int rc = s_open_ref(c);
+    if (rc >= 0)
+        s_close(c);
+    return rc;
 }
 
 static int s_print(s_ctx_t *c, bm_report_t **rep)
@@ -398,11 +423,9 @@ static void s_rank_scope_row(bm_table_t *t, const bm_metric_t *m, const char *sc
 static int s_rank(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    s_ctx_init(&c, conn, out, err_out);
-    int rc = s_parse(&c, argc, argv, s_rank_options, 0, s_rank_usage);
+    int rc = s_start(&c, conn, out, err_out, argc, argv, s_rank_options, 0, s_rank_usage,
+                     "month");
     if (rc >= 0)
-        return rc;
-    if ((rc = s_check_args(&c, "month")) >= 0)
         return rc;
     if (!c.o.metric)
         return s_bad(&c, "%s", "--metric is required (try: branchmark metrics)");
@@ -411,10 +434,8 @@ static int s_rank(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_
         return 2;
     if ((rc = s_check_filters(&c, m)) >= 0)
         return rc;
-    if ((rc = s_open(&c)) >= 0) {
-        s_close(&c);
+    if ((rc = s_open(&c)) >= 0)
         return rc;
-    }
     bm_err_t err;
     int64_t cur;
     bm_q_filter_t f = s_filter(&c, 0);
@@ -671,11 +692,9 @@ static int s_count_table(s_ctx_t *c, bm_report_t *rep, const char *name, const c
 static int s_scorecard(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    s_ctx_init(&c, conn, out, err_out);
-    int rc = s_parse(&c, argc, argv, s_scorecard_options, 1, s_scorecard_usage);
+    int rc = s_start(&c, conn, out, err_out, argc, argv, s_scorecard_options, 1, s_scorecard_usage,
+                     "month");
     if (rc >= 0)
-        return rc;
-    if ((rc = s_check_args(&c, "month")) >= 0)
         return rc;
     if (!c.o.positional && !c.o.branch) {
         bm_err_set(c.err, "a branch code is required");
@@ -683,10 +702,8 @@ static int s_scorecard(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t 
     }
     if (c.o.positional && c.o.branch && strcmp(c.o.positional, c.o.branch))
         return s_bad(&c, "%s", "two different branches given (BRANCH and --branch)");
-    if ((rc = s_open(&c)) >= 0) {
-        s_close(&c);
+    if ((rc = s_open(&c)) >= 0)
         return rc;
-    }
     bm_err_t err;
     int64_t cur;
     bm_report_t *rep = bm_report_new();
@@ -1046,16 +1063,12 @@ static int s_gap_table(s_ctx_t *c, bm_table_t *t, int64_t cur, int only_branch, 
 static int s_competitors(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    s_ctx_init(&c, conn, out, err_out);
-    int rc = s_parse(&c, argc, argv, s_competitors_options, 0, s_competitors_usage);
+    int rc = s_start(&c, conn, out, err_out, argc, argv, s_competitors_options, 0, s_competitors_usage,
+                     "quarter");
     if (rc >= 0)
         return rc;
-    if ((rc = s_check_args(&c, "quarter")) >= 0)
+    if ((rc = s_open(&c)) >= 0)
         return rc;
-    if ((rc = s_open(&c)) >= 0) {
-        s_close(&c);
-        return rc;
-    }
     bm_err_t err;
     int64_t cur;
     if (s_current_period(&c, bm_metric_find("ms_score"), &cur, &err) < 0) {
@@ -1143,16 +1156,12 @@ static void s_causes(const bm_q_bd_row_t *rows, int n, const bm_q_ref_t *ref, in
 static int s_alerts(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    s_ctx_init(&c, conn, out, err_out);
-    int rc = s_parse(&c, argc, argv, s_alerts_options, 0, s_alerts_usage);
+    int rc = s_start(&c, conn, out, err_out, argc, argv, s_alerts_options, 0, s_alerts_usage,
+                     "month");
     if (rc >= 0)
         return rc;
-    if ((rc = s_check_args(&c, "month")) >= 0)
+    if ((rc = s_open(&c)) >= 0)
         return rc;
-    if ((rc = s_open(&c)) >= 0) {
-        s_close(&c);
-        return rc;
-    }
     bm_err_t err;
     int64_t cur;
     bm_report_t *rep = bm_report_new();
@@ -1272,16 +1281,12 @@ static const char s_summary_sql[] =
 static int s_summary(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    s_ctx_init(&c, conn, out, err_out);
-    int rc = s_parse(&c, argc, argv, s_summary_options, 0, s_summary_usage);
+    int rc = s_start(&c, conn, out, err_out, argc, argv, s_summary_options, 0, s_summary_usage,
+                     "month");
     if (rc >= 0)
         return rc;
-    if ((rc = s_check_args(&c, "month")) >= 0)
+    if ((rc = s_open(&c)) >= 0)
         return rc;
-    if ((rc = s_open(&c)) >= 0) {
-        s_close(&c);
-        return rc;
-    }
     bm_err_t err;
     PGresult *res = PQexec(c.conn, s_summary_sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -1376,11 +1381,9 @@ static const char s_metrics_options[] = " format ";
 static int s_metrics(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_out)
 {
     s_ctx_t c;
-    s_ctx_init(&c, conn, out, err_out);
-    int rc = s_parse(&c, argc, argv, s_metrics_options, 0, s_metrics_usage);
+    int rc = s_start(&c, conn, out, err_out, argc, argv, s_metrics_options, 0, s_metrics_usage,
+                     "month");
     if (rc >= 0)
-        return rc;
-    if ((rc = s_check_args(&c, "month")) >= 0)
         return rc;
     static const char *const cols[] = {"metric", "unit", "better", "interval", "n_counts",
                                        "min_n", "definition"};
