@@ -255,8 +255,10 @@ run_agents() {
     # 2 descriptors per agent, beyond the usual hard limit of open files);
     # each connects 2,500 agents at a time (the collector listens with a
     # backlog of 4,096, listen_backlog; the kernel caps it at somaxconn);
-    # source ports 20000-29999, outside the ephemeral range (32768-60999) that
-    # holds the ports integration tests bind (55000-55999).
+    # source ports 20000-29999: outside the kernel's ephemeral range
+    # (32768-60999), which 20,000 connections would exhaust for everything
+    # else on the machine, and apart from the ports integration tests bind
+    # (31000-31999, tests/integration/lib.sh bm_pick_port).
     local half=$((MANY_AGENTS / 2)) recs=$((MANY_RECORDS / 2)) batch
     batch=$((recs / half / 2)); [ $batch -lt 1 ] && batch=1
     local p rc=0 lines=() pids=()
