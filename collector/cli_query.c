@@ -53,6 +53,7 @@ typedef struct {
     int64_t at;
     int region;             /* -1: all */
     int branch;             /* -1: none */
+    int scope_limited;      /* the role sees part of the chain only (RLS) */
     int periods;
     double radius_km;       /* 0: none */
     int target_s;
@@ -257,6 +258,14 @@ static int s_open_ref(s_ctx_t *c)
     const char *b = c->o.branch ? c->o.branch : c->o.positional;
     if (b && (c->branch = bm_q_ref_branch(c->ref, b)) < 0)
         return s_bad(c, "unknown branch \"%s\"", b);
+    PGresult *res = PQexec(c->conn, "SELECT bm_scope_limited(current_user)");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        bm_db_result_err(res, c->conn, "reading the access scope", c->err);
+        PQclear(res);
+        return 1;
+    }
+    c->scope_limited = !strcmp(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
     return -1;
 }
 
@@ -283,6 +292,10 @@ static int s_open(s_ctx_t *c)
 static int s_print(s_ctx_t *c, bm_report_t **rep)
 {
     int rc = 0;
+    /* Row-level security filters the rollups before any total is formed. */
+    if (c->scope_limited)
+        bm_report_note(*rep, "your access is limited to part of the chain: \"chain\" figures "
+                              "and rankings cover only the branches you may see");
     if (bm_report_print(*rep, c->fmt, c->out) < 0 || fflush(c->out) != 0) {
         bm_err_set(c->err, "could not write the output");
         rc = 1;

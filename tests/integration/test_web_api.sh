@@ -180,6 +180,11 @@ regions_of() { # regions_of NAME TABLE FIELD
 }
 assert_eq "HQ ranking spans both regions" "NORTH,SOUTH" "$(regions_of hq_web-rank ranking region)"
 assert_eq "regional ranking: own region only" "NORTH" "$(regions_of north_web-rank ranking region)"
+# RLS makes the regional manager's "chain" line their region: the report says so.
+limited_note() { json_of "$1" "(SELECT count(*) FROM json_array_elements_text(j->'notes') n WHERE n LIKE '%access is limited%')"; }
+assert_eq "regional ranking notes the limited scope" 1 "$(limited_note north_web-rank)"
+assert_eq "regional scorecard notes the limited scope" 1 "$(limited_note north_web-scorecard)"
+assert_eq "HQ ranking has no scope note" 0 "$(limited_note hq_web-rank)"
 expect 200 north-rank-south "${NORTH[@]}" "$URL/api/rank?metric=nps&region=SOUTH"
 assert_eq "regional ranking of the other region" 0 "$(json_of north-rank-south "json_array_length(j->'ranking')")"
 expect 200 br-hq "${HQ[@]}" "$URL/api/branches"
