@@ -12,14 +12,11 @@
 /* cli_admin.c */
 int bm_cmd_migrate(int argc, char **argv);     /* apply pending migrations */
 int bm_cmd_refdata(int argc, char **argv);     /* refdata load FILE | refdata show */
-int bm_cmd_summary(int argc, char **argv);     /* per-branch record counts, score, NPS */
 
-/* cli_query.c */
-int bm_cmd_rank(int argc, char **argv);
-int bm_cmd_scorecard(int argc, char **argv);
-int bm_cmd_competitors(int argc, char **argv);
-int bm_cmd_alerts(int argc, char **argv);
-int bm_cmd_metrics(int argc, char **argv);     /* list metric names and definitions */
+/* cli_query.c: summary, rank, scorecard, competitors, alerts and metrics,
+ * one entry point for all (argv[0] names the command; bm_query_run in
+ * query_cmd.h is the same code for branchmark-web). */
+int bm_cmd_query(int argc, char **argv);
 
 /* cli_security.c: agent keys and database users (issue: security) */
 int bm_cmd_keygen(int argc, char **argv);      /* keygen --out PREFIX: CURVE key pair files */

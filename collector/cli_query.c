@@ -1482,9 +1482,10 @@ const char *bm_query_options(const char *cmd)
     return k < 0 ? NULL : s_commands[k].options;
 }
 
-/* The CLI: stdout, errors on stderr as "branchmark CMD: message", the usage
- * after an argument of the wrong shape. */
-static int s_cli(int argc, char **argv)
+/* The CLI of every query command (argv[0] names it): stdout, errors on
+ * stderr as "branchmark CMD: message", the usage after an argument of the
+ * wrong shape. */
+int bm_cmd_query(int argc, char **argv)
 {
     bm_err_t err;
     bm_err_clear(&err);
@@ -1499,34 +1500,4 @@ static int s_cli(int argc, char **argv)
         }
     }
     return rc;
-}
-
-int bm_cmd_rank(int argc, char **argv)
-{
-    return s_cli(argc, argv);
-}
-
-int bm_cmd_scorecard(int argc, char **argv)
-{
-    return s_cli(argc, argv);
-}
-
-int bm_cmd_competitors(int argc, char **argv)
-{
-    return s_cli(argc, argv);
-}
-
-int bm_cmd_alerts(int argc, char **argv)
-{
-    return s_cli(argc, argv);
-}
-
-int bm_cmd_summary(int argc, char **argv)
-{
-    return s_cli(argc, argv);
-}
-
-int bm_cmd_metrics(int argc, char **argv)
-{
-    return s_cli(argc, argv);
 }
