@@ -91,12 +91,15 @@ SELECT b.id, p.period_kind, p.period_start, seg, v.n, v.n, v.pro, v.n - v.pro - 
                        (120 * p.f * (0.1 + random() * 0.1))::bigint AS det) v
  ORDER BY p.period_start, b.id;
 
-INSERT INTO rollup_hist
-SELECT b.id, p.period_kind, p.period_start, 'queue_wait', k,
-       greatest(1, (4000 * p.f / 25 * (1.5 - abs(k - 12 - (b.id % 7)) / 20.0)))::bigint
-  FROM branches b, p, generate_series(0, 24) k
- WHERE p.period_kind <> 'week'
- ORDER BY p.period_start, b.id;
+-- One row per histogram (008_hist.sql): 25 buckets of counts.
+INSERT INTO rollup_hist (branch_id, period_kind, period_start, measure, n, counts)
+SELECT h.id, h.period_kind, h.period_start, 'queue_wait', sum(h.c), array_agg(h.c ORDER BY h.k)
+  FROM (SELECT b.id, p.period_kind, p.period_start, k,
+               greatest(1, (4000 * p.f / 25 * (1.5 - abs(k - 12 - (b.id % 7)) / 20.0)))::bigint AS c
+          FROM branches b, p, generate_series(0, 24) k
+         WHERE p.period_kind <> 'week') h
+ GROUP BY h.period_start, h.id, h.period_kind
+ ORDER BY h.period_start, h.id;
 
 -- VACUUM sets the visibility map: the covering indexes of 006_scale.sql
 -- then answer without touching the heap (autovacuum does this in production).

@@ -146,7 +146,8 @@ char *bm_period_label(bm_period_kind_t kind, int64_t start, char *buf, size_t si
  * whole chain being shipped and filtered here).  Statements are planned
  * with their parameter values (unnamed statements), so "$9 IS NULL" folds
  * away.  Columns: id, period_start, n, x, y, sum, sumsq, currency
- * (histograms: id, period_start, bucket, n).  Grouping is by the date
+ * (histograms: id, period_start, counts: the bucket counts as an int8
+ * array, one row per histogram, see 008_hist.sql).  Grouping is by the date
  * (period_start, id), the order of the covering indexes of 006_scale.sql,
  * never by the text column: no sort. */
 #define S_IDS(col) " AND ($9::int[] IS NULL OR " col " = ANY ($9::int[]))"
@@ -196,20 +197,20 @@ const bm_metric_t bm_metrics[] = {
      "mean amount of a sales receipt (refunds excluded), one currency"},
     {"wait_p50", "s", 0, BM_FAM_QUANTILE, "called tickets", 30, 0, 0.5, "queue_wait", 5,
      S_LATEST("rollup_queue"),
-     "SELECT branch_id, period_start::text, bucket, n FROM rollup_hist"
+     "SELECT branch_id, period_start::text, counts FROM rollup_hist"
      " WHERE measure = 'queue_wait' AND " S_RANGE(""),
      "median queue wait, ticket issued -> called (5 s buckets)"},
     {"wait_p90", "s", 0, BM_FAM_QUANTILE, "called tickets", 30, 0, 0.9, "queue_wait", 5,
      S_LATEST("rollup_queue"),
-     "SELECT branch_id, period_start::text, bucket, n FROM rollup_hist"
+     "SELECT branch_id, period_start::text, counts FROM rollup_hist"
      " WHERE measure = 'queue_wait' AND " S_RANGE(""),
      "90th percentile of the queue wait, issued -> called (5 s buckets)"},
     {"calls_answered_share", "%", 1, BM_FAM_PROPORTION, "calls", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_calls"),
      "SELECT c.branch_id, c.period_start::text, c.calls, coalesce(h.x, 0), 0, 0, 0, ''"
-     " FROM rollup_calls c LEFT JOIN (SELECT branch_id, period_start, sum(n) AS x"
-     "   FROM rollup_hist WHERE measure = 'call_answer_wait' AND bucket <= $7 AND "
-     S_RANGE("") " GROUP BY 1, 2) h"
+     " FROM rollup_calls c LEFT JOIN (SELECT branch_id, period_start,"
+     "   (SELECT sum(k) FROM unnest(counts[1:$7 + 1]) k) AS x"
+     "   FROM rollup_hist WHERE measure = 'call_answer_wait' AND " S_RANGE("") ") h"
      " ON h.branch_id = c.branch_id AND h.period_start = c.period_start"
      " WHERE " S_RANGE("c."),
      "calls answered within the target (default 20 s) / all calls"},
@@ -227,7 +228,7 @@ const bm_metric_t bm_metrics[] = {
      "complaints received per 1,000 entrants"},
     {"complaint_resolve_median", "h", 0, BM_FAM_QUANTILE, "resolved complaints", 30, 1, 0.5,
      "complaint_resolve", 1, S_LATEST("rollup_complaints"),
-     "SELECT branch_id, period_start::text, bucket, n FROM rollup_hist"
+     "SELECT branch_id, period_start::text, counts FROM rollup_hist"
      " WHERE measure = 'complaint_resolve' AND " S_RANGE(""),
      "median hours from receipt to resolution of the complaints received (1 h buckets)"},
     {"complaints_open", "count", 0, BM_FAM_COUNT, "complaints", 30, 0, 0, NULL, 0,
@@ -483,6 +484,13 @@ int bm_q_ref_region(const bm_q_ref_t *ref, const char *code)
 #define S_MAX_GRID_BYTES (256u * 1024u * 1024u)
 #define S_HIST_BUCKETS 721      /* the widest histogram (queue, complaints) */
 
+/* The overflow bucket of a metric's histogram (bm_bucket's last argument
+ * in 002_rollups.sql). */
+static size_t s_hist_overflow(const bm_metric_t *m)
+{
+    return m->measure && !strcmp(m->measure, "call_answer_wait") ? 600 : S_HIST_BUCKETS - 1;
+}
+
 struct bm_q_grid {
     int nent, nper;
     size_t nb;                  /* histogram buckets per cell, 0 if none */
@@ -653,17 +661,48 @@ static double s_num(const char *s)
     return *s == '-' ? -(double)v : (double)v;
 }
 
+/* The number of elements of a counts array in text form, "{4,0,7}". */
+static size_t s_hist_len(const char *s)
+{
+    if (s[0] != '{' || s[1] == '}' || !s[1])
+        return 0;
+    size_t n = 1;
+    for (; *s; s++)
+        n += *s == ',';
+    return n;
+}
+
+/* hist[0..nb-1] += the counts array "{c0,c1,...}" (counts past nb go into
+ * the last bucket; counts saturate at UINT32_MAX).  Returns their sum.
+ * Parsing stops at anything but digits and commas: the server writes these
+ * arrays, never NULL elements. */
+static double s_hist_add_text(uint32_t *hist, size_t nb, const char *s)
+{
+    double total = 0;
+    size_t i = 0;
+    if (*s++ != '{')
+        return 0;
+    while (*s >= '0' && *s <= '9') {
+        uint64_t v = 0;
+        while (*s >= '0' && *s <= '9' && v < UINT64_MAX / 10 - 9)
+            v = v * 10 + (uint64_t)(*s++ - '0');
+        uint64_t sum = (uint64_t)hist[i < nb ? i : nb - 1] + v;
+        hist[i < nb ? i : nb - 1] = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+        total += (double)v;
+        i++;
+        if (*s != ',')
+            break;
+        s++;
+    }
+    return total;
+}
+
 /* One result row of a metric statement (columns from `col`) into a. */
 static void s_add_row(bm_q_agg_t *a, PGresult *res, int r, int col, size_t nb)
 {
     if (nb) {
-        long b = atol(PQgetvalue(res, r, col));
-        if (b >= 0 && (size_t)b < nb) {
-            double v = s_num(PQgetvalue(res, r, col + 1));
-            uint32_t k = v <= 0 ? 0 : v >= 4294967295.0 ? UINT32_MAX : (uint32_t)v;
-            a->hist[b] += k;
-            a->n += k;      /* lets bm_q_agg_add skip empty histograms */
-        }
+        /* n carries the count: lets bm_q_agg_add skip empty histograms. */
+        a->n += s_hist_add_text(a->hist, nb, PQgetvalue(res, r, col));
         return;
     }
     bm_q_agg_t row;
@@ -677,25 +716,29 @@ static void s_add_row(bm_q_agg_t *a, PGresult *res, int r, int col, size_t nb)
     bm_q_agg_add(a, &row, 0);
 }
 
-/* The chain totals per period, summed by the server over every active
- * outlet: what a region query needs for its "chain" line without reading
- * the other regions' rows.  Returns 0 or -1 with err. */
-static int s_fetch_totals(PGconn *conn, const bm_metric_t *m, bm_q_grid_t *g,
-                          const s_periods_t *ps, s_params_t *p, bm_err_t *err)
+/* The chain totals per period over every active outlet: what a region
+ * query needs for its "chain" line without reading the other regions' rows.
+ * Summed by the server, except histograms: one counts array per outlet and
+ * period, summed by s_totals_add (adding arrays element-wise in SQL costs
+ * more than shipping them).  Returns the result or NULL with err. */
+static PGresult *s_totals_exec(PGconn *conn, const bm_metric_t *m, s_params_t *p,
+                               bm_err_t *err)
 {
     static const char outlets[] =
         " WHERE q.id IN (SELECT id FROM branches WHERE active AND $8 = 'branch'"
         " UNION ALL SELECT id FROM competitor_outlets WHERE active AND $8 = 'competitor')";
     char sql[4096];
-    int len = g->nb ? snprintf(sql, sizeof sql,
-                               "SELECT q.ps, q.b, sum(q.n) FROM (%s) q(id, ps, b, n)%s"
-                               " GROUP BY 1, 2", m->sql, outlets)
-                    : snprintf(sql, sizeof sql,
-                               "SELECT q.ps, sum(q.n), sum(q.x), sum(q.y), sum(q.s), sum(q.ss),"
-                               " q.cur FROM (%s) q(id, ps, n, x, y, s, ss, cur)%s"
-                               " GROUP BY q.ps, q.cur", m->sql, outlets);
-    if (len < 0 || (size_t)len >= sizeof sql)
-        return bm_err_set(err, "%s: statement too long", m->name);
+    int len = m->family == BM_FAM_QUANTILE
+                  ? snprintf(sql, sizeof sql, "SELECT q.ps, q.counts FROM (%s) q(id, ps, counts)%s",
+                             m->sql, outlets)
+                  : snprintf(sql, sizeof sql,
+                             "SELECT q.ps, sum(q.n), sum(q.x), sum(q.y), sum(q.s), sum(q.ss),"
+                             " q.cur FROM (%s) q(id, ps, n, x, y, s, ss, cur)%s"
+                             " GROUP BY q.ps, q.cur", m->sql, outlets);
+    if (len < 0 || (size_t)len >= sizeof sql) {
+        bm_err_set(err, "%s: statement too long", m->name);
+        return NULL;
+    }
     p->values[8] = NULL;
     PGresult *res = PQexecParams(conn, sql, S_NPARAMS, s_param_types, p->values, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -703,15 +746,55 @@ static int s_fetch_totals(PGconn *conn, const bm_metric_t *m, bm_q_grid_t *g,
         snprintf(what, sizeof what, "reading chain totals of %s", m->name);
         bm_db_result_err(res, conn, what, err);
         PQclear(res);
-        return -1;
+        return NULL;
     }
+    return res;
+}
+
+static void s_totals_add(bm_q_grid_t *g, PGresult *res, const s_periods_t *ps)
+{
     for (int r = 0; r < PQntuples(res); r++) {
         int pi = s_periods_find(ps, PQgetvalue(res, r, 0));
         if (pi >= 0)
             s_add_row(&g->totals[pi], res, r, 1, g->nb);
     }
-    PQclear(res);
-    return 0;
+}
+
+/* The grid for nent x nper cells with nb histogram buckets each, or NULL
+ * (out of memory).  calloc'd, so a region's grid only touches the pages of
+ * its outlets. */
+static bm_q_grid_t *s_grid_new(int nent, int nper, size_t nb)
+{
+    size_t ncells = (size_t)(nent ? nent : 1) * (size_t)nper;
+    bm_q_grid_t *g = calloc(1, sizeof *g);
+    if (!g || !(g->cells = calloc(ncells, sizeof *g->cells)) ||
+        !(g->totals = calloc((size_t)nper, sizeof *g->totals)) ||
+        (nb && !(g->hist_pool = calloc(ncells * nb, sizeof(uint32_t)))) ||
+        (nb && !(g->totals_hist = calloc((size_t)nper * nb, sizeof(uint32_t))))) {
+        bm_q_grid_destroy(&g);
+        return NULL;
+    }
+    g->nent = nent;
+    g->nper = nper;
+    g->nb = nb;
+    for (size_t i = 0; nb && i < ncells; i++)
+        g->cells[i].hist = g->hist_pool + i * nb;
+    for (int i = 0; nb && i < nper; i++)
+        g->totals[i].hist = g->totals_hist + (size_t)i * nb;
+    return g;
+}
+
+/* Histogram buckets a grid needs for the counts arrays in column col of
+ * res: the longest array (arrays stop at their highest non-empty bucket,
+ * so a typical month needs 20-100 of the 721), at least 1. */
+static size_t s_hist_need(const PGresult *res, int col, size_t nb)
+{
+    for (int r = 0; res && r < PQntuples(res); r++) {
+        size_t len = s_hist_len(PQgetvalue(res, r, col));
+        if (len > nb)
+            nb = len;
+    }
+    return nb > S_HIST_BUCKETS ? S_HIST_BUCKETS : nb ? nb : 1;
 }
 
 bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *m,
@@ -731,56 +814,49 @@ bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *
         return NULL;
     }
     size_t ncells = (size_t)(nent ? nent : 1) * (size_t)nper;
-    size_t nb = m->family == BM_FAM_QUANTILE ? S_HIST_BUCKETS : 0;
-    if (ncells * (sizeof(bm_q_agg_t) + nb * sizeof(uint32_t)) > S_MAX_GRID_BYTES) {
+    int quantile = m->family == BM_FAM_QUANTILE;
+    if (ncells * (sizeof(bm_q_agg_t) + (quantile ? sizeof(uint32_t) : 0)) > S_MAX_GRID_BYTES) {
         bm_err_set(err, "%d outlets x %d periods is too large a query; ask for fewer periods",
                    nent, nper);
         return NULL;
     }
-    /* calloc'd, so a region's grid only touches the pages of its outlets. */
-    bm_q_grid_t *g = calloc(1, sizeof *g);
-    if (!g || !(g->cells = calloc(ncells, sizeof *g->cells)) ||
-        !(g->totals = calloc((size_t)nper, sizeof *g->totals)) ||
-        (nb && !(g->hist_pool = calloc(ncells * nb, sizeof(uint32_t)))) ||
-        (nb && !(g->totals_hist = calloc((size_t)nper * nb, sizeof(uint32_t))))) {
-        bm_q_grid_destroy(&g);
-        bm_err_set(err, "out of memory");
-        return NULL;
-    }
-    g->nent = nent;
-    g->nper = nper;
-    g->nb = nb;
-    for (size_t i = 0; nb && i < ncells; i++)
-        g->cells[i].hist = g->hist_pool + i * nb;
-    for (int i = 0; nb && i < nper; i++)
-        g->totals[i].hist = g->totals_hist + (size_t)i * nb;
 
     s_params_t p;
     s_params_init(&p, kind, first, bm_period_add(kind, first, nper - 1), filter);
     s_periods_t ps;
     char *ids = NULL;
     if (s_periods_init(&ps, kind, first, nper) < 0) {
-        bm_q_grid_destroy(&g);
         bm_err_set(err, "out of memory");
         return NULL;
     }
     if (region >= 0 && !(ids = s_region_ids(ref, competitors, region))) {
         free(ps.starts);
-        bm_q_grid_destroy(&g);
         bm_err_set(err, "out of memory");
         return NULL;
     }
     p.values[8] = ids;
     PGresult *res = PQexecParams(conn, m->sql, S_NPARAMS, s_param_types, p.values, NULL, NULL, 0);
     free(ids);
+    PGresult *tot = NULL;
+    bm_q_grid_t *g = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char what[96];
         snprintf(what, sizeof what, "reading rollups of %s", m->name);
         bm_db_result_err(res, conn, what, err);
-        PQclear(res);
-        free(ps.starts);
-        bm_q_grid_destroy(&g);
-        return NULL;
+        goto done;
+    }
+    if (region >= 0 && !(tot = s_totals_exec(conn, m, &p, err)))
+        goto done;
+    /* Histogram cells are sized by the data, hence allocated only now. */
+    size_t nb = quantile ? s_hist_need(tot, 1, s_hist_need(res, 2, 0)) : 0;
+    if (ncells * (sizeof(bm_q_agg_t) + nb * sizeof(uint32_t)) > S_MAX_GRID_BYTES) {
+        bm_err_set(err, "%d outlets x %d periods x %zu histogram buckets is too large a query; "
+                        "ask for fewer periods", nent, nper, nb);
+        goto done;
+    }
+    if (!(g = s_grid_new(nent, nper, nb))) {
+        bm_err_set(err, "out of memory");
+        goto done;
     }
     for (int r = 0; r < PQntuples(res); r++) {
         int e = s_entity_index(ref, competitors, atoi(PQgetvalue(res, r, 0)));
@@ -791,13 +867,12 @@ bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *
         if (region < 0)
             s_add_row(&g->totals[pi], res, r, 2, nb);
     }
+    if (tot)
+        s_totals_add(g, tot, &ps);
+done:
     PQclear(res);
-    int rc = region >= 0 ? s_fetch_totals(conn, m, g, &ps, &p, err) : 0;
+    PQclear(tot);
     free(ps.starts);
-    if (rc < 0) {
-        bm_q_grid_destroy(&g);
-        return NULL;
-    }
     return g;
 }
 
@@ -856,7 +931,8 @@ int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb, bm_estim
         break;
     case BM_FAM_QUANTILE:
         if (a->hist)
-            *out = bm_est_hist_quantile(a->hist, nb, m->bucket_width, m->quantile);
+            *out = bm_est_hist_quantile(a->hist, nb, s_hist_overflow(m), m->bucket_width,
+                                        m->quantile);
         break;
     case BM_FAM_COUNT:
         if (a->n > 0) {

@@ -117,8 +117,8 @@ void bm_est_clamp(bm_estimate_t *e, double lo, double hi)
 
 /* The value at continuous rank r (0..n) of the histogram; interpolates
  * linearly inside a bucket, the overflow bucket reports its lower bound. */
-static double s_hist_at_rank(const uint32_t *counts, size_t nb, double width,
-                             double r)
+static double s_hist_at_rank(const uint32_t *counts, size_t nb, size_t overflow,
+                             double width, double r)
 {
     double before = 0;
     size_t last_nonempty = 0;
@@ -128,7 +128,7 @@ static double s_hist_at_rank(const uint32_t *counts, size_t nb, double width,
         last_nonempty = i;
         double c = counts[i];
         if (r <= before + c) {
-            if (i == nb - 1)
+            if (i == overflow)
                 return (double)i * width;
             double frac = (r - before) / c;
             if (frac < 0)
@@ -137,12 +137,12 @@ static double s_hist_at_rank(const uint32_t *counts, size_t nb, double width,
         }
         before += c;
     }
-    if (last_nonempty == nb - 1)
+    if (last_nonempty == overflow)
         return (double)last_nonempty * width;
     return ((double)last_nonempty + 1.0) * width;
 }
 
-bm_estimate_t bm_est_hist_quantile(const uint32_t *counts, size_t nb,
+bm_estimate_t bm_est_hist_quantile(const uint32_t *counts, size_t nb, size_t overflow,
                                    double width, double q)
 {
     bm_estimate_t e;
@@ -156,7 +156,7 @@ bm_estimate_t bm_est_hist_quantile(const uint32_t *counts, size_t nb,
         return e;
     e.has_value = 1;
     e.n = n;
-    e.value = s_hist_at_rank(counts, nb, width, q * n);
+    e.value = s_hist_at_rank(counts, nb, overflow, width, q * n);
     if (n >= 10) {
         double half = BM_Z95 * sqrt(n * q * (1.0 - q));
         double rl = floor(q * n - half), rh = ceil(q * n + half);
@@ -165,8 +165,8 @@ bm_estimate_t bm_est_hist_quantile(const uint32_t *counts, size_t nb,
         if (rh > n)
             rh = n;
         e.has_ci = 1;
-        e.lo = s_hist_at_rank(counts, nb, width, rl);
-        e.hi = s_hist_at_rank(counts, nb, width, rh);
+        e.lo = s_hist_at_rank(counts, nb, overflow, width, rl);
+        e.hi = s_hist_at_rank(counts, nb, overflow, width, rh);
         if (e.lo > e.value)
             e.lo = e.value;
         if (e.hi < e.value)

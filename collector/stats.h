@@ -51,11 +51,13 @@ void bm_est_clamp(bm_estimate_t *e, double lo, double hi);
 bm_estimate_t bm_est_mean(double n, double sum, double sumsq);
 
 /* Quantile q (0..1) from a histogram of nb buckets of the given width,
- * bucket i covering [i*width, (i+1)*width); the last bucket is the
- * overflow [ (nb-1)*width, inf ) and is reported as its lower bound.
- * Linear interpolation inside a bucket.  The interval is distribution free
- * (order statistics): ranks n*q -+ 1.96*sqrt(n*q*(1-q)), needs n >= 10. */
-bm_estimate_t bm_est_hist_quantile(const uint32_t *counts, size_t nb,
+ * bucket i covering [i*width, (i+1)*width).  Bucket `overflow` is
+ * [overflow*width, inf) and is reported as its lower bound; counts may stop
+ * before it (nb <= overflow: histograms are stored up to their highest
+ * non-empty bucket), the buckets after nb being empty.  Linear
+ * interpolation inside a bucket.  The interval is distribution free (order
+ * statistics): ranks n*q -+ 1.96*sqrt(n*q*(1-q)), needs n >= 10. */
+bm_estimate_t bm_est_hist_quantile(const uint32_t *counts, size_t nb, size_t overflow,
                                    double width, double q);
 
 /* Significance of the change from a previous to a current estimate at 95%.

@@ -1,11 +1,16 @@
-/* test_stats: the statistics behind the benchmarks (collector/stats.c) and
+/* test_stats: the statistics behind the benchmarks (collector/stats.c),
  * the period calendar and metric estimates (collector/query.c) against
- * hand-computed values. */
+ * hand-computed values, and the CSV numbers of collector/output.c against
+ * printf. */
 #include "bm_test.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "output.h"
 #include "query.h"
@@ -68,20 +73,26 @@ static void test_mean(void)
 static void test_hist(void)
 {
     uint32_t h[5] = {10, 10, 0, 0, 0};  /* width 5, bucket 4 = overflow */
-    bm_estimate_t e = bm_est_hist_quantile(h, 5, 5, 0.5);
+    bm_estimate_t e = bm_est_hist_quantile(h, 5, 4, 5, 0.5);
     CHECK(e.has_value && NEAR(e.value, 5.0, 1e-9) && e.n == 20);
-    e = bm_est_hist_quantile(h, 5, 5, 0.9);
+    e = bm_est_hist_quantile(h, 5, 4, 5, 0.9);
     CHECK(NEAR(e.value, 9.0, 1e-9));
     CHECK(e.has_ci && e.lo <= e.value && e.hi >= e.value && e.hi <= 10.0);
     uint32_t o[3] = {1, 1, 8};          /* mostly overflow: reported as its floor */
-    e = bm_est_hist_quantile(o, 3, 60, 0.9);
+    e = bm_est_hist_quantile(o, 3, 2, 60, 0.9);
     CHECK(NEAR(e.value, 120, 1e-9));
     uint32_t few[3] = {2, 1, 0};
-    e = bm_est_hist_quantile(few, 3, 1, 0.5);
+    e = bm_est_hist_quantile(few, 3, 2, 1, 0.5);
     CHECK(e.has_value && !e.has_ci);    /* n < 10: no interval */
     uint32_t none[3] = {0, 0, 0};
-    e = bm_est_hist_quantile(none, 3, 1, 0.5);
+    e = bm_est_hist_quantile(none, 3, 2, 1, 0.5);
     CHECK(!e.has_value);
+    /* Stored up to the highest non-empty bucket: the last one given is an
+     * ordinary bucket unless it is the overflow. */
+    e = bm_est_hist_quantile(o, 3, 720, 60, 0.9);
+    CHECK(NEAR(e.value, 120 + 60 * (0.9 * 10 - 2) / 8, 1e-9));
+    e = bm_est_hist_quantile(o, 3, 720, 60, 1.0);
+    CHECK(NEAR(e.value, 180, 1e-9));
 }
 
 static bm_estimate_t s_est(double v, double lo, double hi)
@@ -244,6 +255,160 @@ static void test_metric_estimates(void)
     CHECK(bm_format_parse("xml", &f, &err) == -1 && strstr(err.msg, "unknown format \"xml\""));
 }
 
+/* CSV output: every number as printf's "%.*f" would write it (the fast
+ * formatter must agree, ties included), never "-0.0", fields quoted. */
+static void test_csv_output(void)
+{
+    static const char *const cols[] = {"v", "name"};
+    double values[4000];
+    int n = 0;
+    uint64_t x = 88172645463325252ull;      /* xorshift: reproducible values */
+    for (int i = 0; i < 3000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double mag = pow(10.0, (double)(x % 12) - 3.0);
+        values[n++] = ((double)(x >> 11) / 9007199254740992.0 - 0.5) * 2 * mag;
+    }
+    const double special[] = {0.125, 0.375, -0.125, 2.5, -2.5, 0.005, 1.005, -0.0004, -0.04,
+                              999999999.5, 1e9, 1e15, -1e15, 0, -0.0, 0.5, 1.5, 4.35, 17.125};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        values[n++] = special[i];
+    for (int d = 0; d <= 6; d += 1) {
+        bm_table_t *t = bm_table_new("t", 2, cols);
+        CHECK(t != NULL);
+        for (int i = 0; i < n; i++) {
+            bm_table_add_row(t);
+            bm_table_set_num(t, 0, values[i], d);
+            bm_table_set_text(t, 1, i == 0 ? "a,\"b\"" : "plain");
+        }
+        bm_report_t *r = bm_report_new();
+        CHECK(r && bm_report_add(r, &t) == 0);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+        CHECK(out && bm_report_print(r, BM_FMT_CSV, out) == 0);
+        fclose(out);
+        char *line = strtok(text, "\n");      /* header */
+        CHECK(line && !strcmp(line, "v,name\r"));
+        int bad = 0;
+        for (int i = 0; i < n; i++) {
+            line = strtok(NULL, "\n");
+            char want[96];
+            double v = values[i];
+            if (round(v * pow(10.0, d)) == 0)
+                v = 0;
+            snprintf(want, sizeof want, "%.*f,%s\r", d, v, i == 0 ? "\"a,\"\"b\"\"\"" : "plain");
+            if (!line || strcmp(line, want)) {
+                if (bad++ < 3)
+                    fprintf(stderr, "csv: %.17g with %d decimals: got \"%s\", want \"%s\"\n",
+                            values[i], d, line ? line : "(none)", want);
+            }
+        }
+        CHECK(bad == 0);
+        free(text);
+        bm_report_destroy(&r);
+    }
+}
+
+/* JSON output: byte for byte what jansson's json_dumpf gave for the same
+ * report (the writer replaced it; the API's format must not change). */
+static json_t *s_ref_table(const char *const *cols, int ncols, int rows, const double *v)
+{
+    json_t *arr = json_array();
+    for (int r = 0; r < rows; r++) {
+        json_t *o = json_object();
+        for (int c = 0; c < ncols; c++) {
+            json_t *x;
+            switch (c) {
+            case 0: x = json_string(r % 3 ? "B\"1\\\x01\t\u00e9/" : "plain"); break;
+            case 1: x = json_real(round(v[r] * 100) / 100); break;
+            case 2: x = json_integer((json_int_t)(v[r] * 1000)); break;
+            case 3: x = r % 4 ? json_string(v[r] > 0 ? "up" : "down") : json_null(); break;
+            case 4: x = json_boolean(r % 2); break;
+            default: x = json_null(); break;
+            }
+            json_object_set_new(o, cols[c], x);
+        }
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+static bm_table_t *s_out_table(const char *name, const char *const *cols, int ncols, int rows,
+                               const double *v)
+{
+    bm_table_t *t = bm_table_new(name, ncols, cols);
+    for (int r = 0; t && r < rows; r++) {
+        bm_table_add_row(t);
+        bm_table_set_text(t, 0, r % 3 ? "B\"1\\\x01\t\u00e9/" : "plain");
+        bm_table_set_num(t, 1, v[r], 2);
+        bm_table_set_int(t, 2, (long long)(v[r] * 1000));
+        if (r % 4)
+            bm_table_set_arrow(t, 3, v[r] > 0 ? 1 : -1);
+        bm_table_set_bool(t, 4, r % 2);
+    }
+    return t;
+}
+
+static char *s_render(const bm_report_t *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    CHECK(out && bm_report_print(r, BM_FMT_JSON, out) == 0);
+    fclose(out);
+    return text;
+}
+
+static void test_json_output(void)
+{
+    static const char *const cols[] = {"name", "value", "n", "arrow", "low_n", "empty"};
+    double v[300];
+    uint64_t x = 2463534242ull;
+    for (int i = 0; i < 300; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        v[i] = ((double)(x >> 11) / 9007199254740992.0 - 0.5) * pow(10.0, (double)(x % 30) - 12);
+    }
+    v[0] = 1e20, v[1] = -3e-7, v[2] = 0, v[3] = 887, v[4] = 1e15 + 0.25, v[5] = 123456789012.5;
+    const int sizes[] = {0, 1, 300};
+    for (int k = 0; k < 3; k++) {
+        int rows = sizes[k];
+        /* one table, no notes: a bare array */
+        bm_report_t *r = bm_report_new();
+        bm_table_t *t = s_out_table("ranking", cols, 6, rows, v);
+        CHECK(r && t && bm_report_add(r, &t) == 0);
+        char *got = s_render(r);
+        json_t *ref = s_ref_table(cols, 6, rows, v);
+        char *want = json_dumps(ref, JSON_INDENT(2) | JSON_REAL_PRECISION(12) | JSON_PRESERVE_ORDER);
+        CHECK(got && want && !strncmp(got, want, strlen(want)) && !strcmp(got + strlen(want), "\n"));
+        if (got && want && strncmp(got, want, strlen(want)))
+            fprintf(stderr, "json, %d rows: got\n%.300s\nwant\n%.300s\n", rows, got, want);
+        free(got);
+        free(want);
+        json_decref(ref);
+        /* two tables and notes: an object */
+        t = s_out_table("second", cols, 6, rows, v + 1);
+        CHECK(t && bm_report_add(r, &t) == 0);
+        bm_report_note(r, "note \"one\"\n");
+        bm_report_note(r, "two");
+        got = s_render(r);
+        ref = json_object();
+        json_object_set_new(ref, "ranking", s_ref_table(cols, 6, rows, v));
+        json_object_set_new(ref, "second", s_ref_table(cols, 6, rows, v + 1));
+        json_t *notes = json_array();
+        json_array_append_new(notes, json_string("note \"one\"\n"));
+        json_array_append_new(notes, json_string("two"));
+        json_object_set_new(ref, "notes", notes);
+        want = json_dumps(ref, JSON_INDENT(2) | JSON_REAL_PRECISION(12) | JSON_PRESERVE_ORDER);
+        CHECK(got && want && !strncmp(got, want, strlen(want)) && !strcmp(got + strlen(want), "\n"));
+        if (got && want && strncmp(got, want, strlen(want)))
+            fprintf(stderr, "json report, %d rows: got\n%.400s\nwant\n%.400s\n", rows, got, want);
+        free(got);
+        free(want);
+        json_decref(ref);
+        bm_report_destroy(&r);
+    }
+}
+
 int main(void)
 {
     test_wilson();
@@ -255,6 +420,8 @@ int main(void)
     test_low_sample_and_alerts();
     test_geo_and_periods();
     test_metric_estimates();
+    test_csv_output();
+    test_json_output();
     if (bm_test_failures) {
         fprintf(stderr, "test_stats: %d check(s) failed\n", bm_test_failures);
         return 1;
