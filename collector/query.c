@@ -672,11 +672,17 @@ static size_t s_hist_len(const char *s)
     return n;
 }
 
-/* hist[0..nb-1] += the counts array "{c0,c1,...}" (counts past nb go into
- * the last bucket; counts saturate at UINT32_MAX).  Returns their sum.
- * Parsing stops at anything but digits and commas: the server writes these
- * arrays, never NULL elements. */
-static double s_hist_add_text(uint32_t *hist, size_t nb, const char *s)
+static void s_hist_bump(uint32_t *hist, size_t b, uint64_t v)
+{
+    uint64_t sum = (uint64_t)hist[b] + v;
+    hist[b] = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+}
+
+/* hist[0..nb-1] (and also[], unless NULL) += the counts array
+ * "{c0,c1,...}" (counts past nb go into the last bucket; counts saturate at
+ * UINT32_MAX).  Returns their sum.  Parsing stops at anything but digits
+ * and commas: the server writes these arrays, never NULL elements. */
+static double s_hist_add_text(uint32_t *hist, uint32_t *also, size_t nb, const char *s)
 {
     double total = 0;
     size_t i = 0;
@@ -686,8 +692,9 @@ static double s_hist_add_text(uint32_t *hist, size_t nb, const char *s)
         uint64_t v = 0;
         while (*s >= '0' && *s <= '9' && v < UINT64_MAX / 10 - 9)
             v = v * 10 + (uint64_t)(*s++ - '0');
-        uint64_t sum = (uint64_t)hist[i < nb ? i : nb - 1] + v;
-        hist[i < nb ? i : nb - 1] = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+        s_hist_bump(hist, i < nb ? i : nb - 1, v);
+        if (also)
+            s_hist_bump(also, i < nb ? i : nb - 1, v);
         total += (double)v;
         i++;
         if (*s != ',')
@@ -697,12 +704,16 @@ static double s_hist_add_text(uint32_t *hist, size_t nb, const char *s)
     return total;
 }
 
-/* One result row of a metric statement (columns from `col`) into a. */
-static void s_add_row(bm_q_agg_t *a, PGresult *res, int r, int col, size_t nb)
+/* One result row of a metric statement (columns from `col`) into a and,
+ * unless NULL, into also (a chain total): parsed once for both. */
+static void s_add_row(bm_q_agg_t *a, bm_q_agg_t *also, PGresult *res, int r, int col, size_t nb)
 {
     if (nb) {
         /* n carries the count: lets bm_q_agg_add skip empty histograms. */
-        a->n += s_hist_add_text(a->hist, nb, PQgetvalue(res, r, col));
+        double n = s_hist_add_text(a->hist, also ? also->hist : NULL, nb, PQgetvalue(res, r, col));
+        a->n += n;
+        if (also)
+            also->n += n;
         return;
     }
     bm_q_agg_t row;
@@ -714,6 +725,8 @@ static void s_add_row(bm_q_agg_t *a, PGresult *res, int r, int col, size_t nb)
     row.sumsq = s_num(PQgetvalue(res, r, col + 4));
     s_copy(row.currency, sizeof row.currency, PQgetvalue(res, r, col + 5));
     bm_q_agg_add(a, &row, 0);
+    if (also)
+        bm_q_agg_add(also, &row, 0);
 }
 
 /* The chain totals per period over every active outlet: what a region
@@ -759,7 +772,7 @@ static void s_totals_add(bm_q_grid_t *g, PGresult *res, const s_periods_t *ps)
     for (int r = 0; r < PQntuples(res); r++) {
         int pi = s_periods_find(ps, PQgetvalue(res, r, 0));
         if (pi >= 0)
-            s_add_row(&g->totals[pi], res, r, 1, g->nb);
+            s_add_row(&g->totals[pi], NULL, res, r, 1, g->nb);
     }
 }
 
@@ -866,9 +879,8 @@ bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *
         int pi = s_periods_find(&ps, PQgetvalue(res, r, 1));
         if (e < 0 || pi < 0)
             continue;       /* an inactive branch, or outside the range */
-        s_add_row(&g->cells[(size_t)e * (size_t)nper + (size_t)pi], res, r, 2, nb);
-        if (region < 0)
-            s_add_row(&g->totals[pi], res, r, 2, nb);
+        s_add_row(&g->cells[(size_t)e * (size_t)nper + (size_t)pi],
+                  region < 0 ? &g->totals[pi] : NULL, res, r, 2, nb);
     }
     if (tot)
         s_totals_add(g, tot, &ps);
