@@ -8,6 +8,7 @@
  * SIGTERM/SIGINT: finish the message in hand, close, exit 0.  SIGHUP:
  * reload the reference data and the log level. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,18 @@ int main(int argc, char **argv)
 {
     bm_daemon_args_t args;
     bm_log_init("branchmark-collector", BM_LOG_INFO);
+    /* Memory per connected agent.  libzmq gives every TCP connection two
+     * pipe chunks of 16 KiB and a receive buffer of 18 KiB, of which an
+     * agent sending a few small messages writes the first page.  Below
+     * glibc's default threshold (128 KiB) they come from the heap, partly
+     * from pages that other, already freed allocations had touched, so
+     * their unused parts count as resident too; mapped on their own, only
+     * the pages libzmq writes are.  10,000 agents: VmHWM 266 -> 251 MiB
+     * (docs/performance.md, "10,000 agents").  A fixed threshold also
+     * turns glibc's dynamic one off: every allocation of 16 KiB or more
+     * (a large batch message, its decoded record array) is an mmap and a
+     * munmap, a few per batch. */
+    mallopt(M_MMAP_THRESHOLD, 16 * 1024);
     int arc = bm_daemon_args("branchmark-collector", BM_VERSION, argc, argv, "status", s_usage,
                              &args);
     if (arc >= 0)
