@@ -305,7 +305,7 @@ typedef struct {
     size_t len, cap;
 } s_line_t;
 
-static int s_line_put(s_line_t *l, const char *s, size_t n)
+static inline int s_line_put(s_line_t *l, const char *s, size_t n)
 {
     if (l->len + n + 1 > l->cap) {
         size_t cap = l->cap ? l->cap : 256;
@@ -367,8 +367,12 @@ static int s_json_str(s_line_t *l, const char *s)
 {
     int rc = s_line_put(l, "\"", 1);
     while (*s && rc == 0) {
-        size_t run = strcspn(s, "\"\\\b\f\n\r\t\x01\x02\x03\x04\x05\x06\x07\x0b\x0e\x0f"
-                                "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f");
+        /* The run up to the next character that needs escaping: '"', '\\'
+         * and the control characters (a loop, not strcspn: glibc's generic
+         * strcspn for a 33-character set was 8 % of a chain-wide ranking). */
+        size_t run = 0;
+        while (s[run] && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+            run++;
         rc = s_line_put(l, s, run);
         s += run;
         if (!*s || rc)
@@ -414,6 +418,37 @@ static int s_json_real(s_line_t *l, double v)
     return s_line_put(l, buf, strlen(buf));
 }
 
+/* A number cell as jansson writes json_real(round(v * 10^d) / 10^d): the
+ * rounded value has at most d decimals, so when it has at most 12
+ * significant digits and %g would not use an exponent (1e-4 <= |r| <
+ * 1e9), "%.12g" is its fixed form with trailing zeros dropped; that is
+ * written without printf.  Everything else goes through s_json_real. */
+static int s_json_num(s_line_t *l, double v, int d)
+{
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    if (d < 0 || d > 6)
+        return s_json_real(l, round(v * pow(10.0, d)) / pow(10.0, d));
+    double r = round(v * p10[d]) / p10[d];
+    if (r == 0 && isfinite(v))
+        return signbit(r) ? s_line_put(l, "-0.0", 4) : s_line_put(l, "0.0", 3);
+    double a = fabs(r);
+    if (!(a >= 1e-4 && a < 1e9 && a * p10[d] < 1e12))
+        return s_json_real(l, r);
+    char buf[48];
+    s_format_fixed(r, d, buf, sizeof buf);
+    size_t n = strlen(buf);
+    if (d > 0) {
+        while (buf[n - 1] == '0')
+            n--;
+        if (buf[n - 1] == '.')
+            buf[n++] = '0';
+    } else {
+        memcpy(buf + n, ".0", 2);
+        n += 2;
+    }
+    return s_line_put(l, buf, n);
+}
+
 static int s_json_indent(s_line_t *l, int depth)
 {
     static const char spaces[] = "\n                ";
@@ -440,11 +475,9 @@ static int s_json_table(const bm_table_t *t, int depth, s_line_t *l, FILE *out)
             case S_TEXT:
                 rc |= s_json_str(l, cell->text);
                 break;
-            case S_NUM: {
-                double scale = pow(10.0, cell->decimals);
-                rc |= s_json_real(l, round(cell->num * scale) / scale);
+            case S_NUM:
+                rc |= s_json_num(l, cell->num, cell->decimals);
                 break;
-            }
             case S_INT:
                 snprintf(buf, sizeof buf, "%lld", cell->i);
                 rc |= s_line_put(l, buf, strlen(buf));

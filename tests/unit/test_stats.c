@@ -320,7 +320,11 @@ static json_t *s_ref_table(const char *const *cols, int ncols, int rows, const d
             json_t *x;
             switch (c) {
             case 0: x = json_string(r % 3 ? "B\"1\\\x01\t\u00e9/" : "plain"); break;
-            case 1: x = json_real(round(v[r] * 100) / 100); break;
+            case 1: {
+                double k = pow(10.0, r % 7);       /* 0..6 decimals */
+                x = json_real(round(v[r] * k) / k);
+                break;
+            }
             case 2: x = json_integer((json_int_t)(v[r] * 1000)); break;
             case 3: x = r % 4 ? json_string(v[r] > 0 ? "up" : "down") : json_null(); break;
             case 4: x = json_boolean(r % 2); break;
@@ -340,7 +344,7 @@ static bm_table_t *s_out_table(const char *name, const char *const *cols, int nc
     for (int r = 0; t && r < rows; r++) {
         bm_table_add_row(t);
         bm_table_set_text(t, 0, r % 3 ? "B\"1\\\x01\t\u00e9/" : "plain");
-        bm_table_set_num(t, 1, v[r], 2);
+        bm_table_set_num(t, 1, v[r], r % 7);
         bm_table_set_int(t, 2, (long long)(v[r] * 1000));
         if (r % 4)
             bm_table_set_arrow(t, 3, v[r] > 0 ? 1 : -1);
@@ -369,6 +373,8 @@ static void test_json_output(void)
         v[i] = ((double)(x >> 11) / 9007199254740992.0 - 0.5) * pow(10.0, (double)(x % 30) - 12);
     }
     v[0] = 1e20, v[1] = -3e-7, v[2] = 0, v[3] = 887, v[4] = 1e15 + 0.25, v[5] = 123456789012.5;
+    v[6] = -0.004, v[7] = 0.0001, v[8] = 99999.99999, v[9] = 999999999.6, v[10] = -12.5;
+    v[11] = 0.00049, v[12] = 123456.123456, v[13] = 45.25, v[14] = 100, v[15] = -1e-4;
     const int sizes[] = {0, 1, 300};
     for (int k = 0; k < 3; k++) {
         int rows = sizes[k];
