@@ -488,7 +488,7 @@ static int s_rank(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_
             free(changes);
             goto db_fail;
         }
-        changes[b] = bm_q_change(m, bm_q_cell(g, b, 1), bm_q_cell(g, b, 0), nb);
+        changes[b] = bm_q_change_est(m, bm_q_cell(g, b, 1), bm_q_cell(g, b, 0), &e, &prev_est[b]);
         bm_rank_entry_t *slot = (e.has_value && !bm_low_sample(e.n, min_n))
                                     ? &entries[ranked++]
                                     : &entries[nb_branches - 1 - unranked++];

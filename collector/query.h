@@ -166,6 +166,10 @@ int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb,
 /* +1/-1 when the change from prev to cur is significant at 95%, else 0. */
 int bm_q_change(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
                 size_t nb);
+/* The same with the two estimates already computed by bm_q_estimate (a
+ * ranking has them; a quantile estimate walks the whole histogram). */
+int bm_q_change_est(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
+                    const bm_estimate_t *cur_est, const bm_estimate_t *prev_est);
 /* Divides minor units of the aggregate's currency for display (2 digits by
  * default; 0 JPY, KRW; 3 BHD, KWD, OMR, TND). */
 int bm_currency_digits(const char *currency);
