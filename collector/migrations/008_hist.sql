@@ -9,7 +9,7 @@
 -- (PostgreSQL arrays start at 1), dense up to the highest non-empty bucket;
 -- `n` is the sum of the counts.  Rows shrink 25-721 times on both sides.
 --
--- Owns: bm_hist_dense(), bm_hist_add(), the new shape of rollup_hist and of
+-- Owns: bm_hist_dense(), bm_hist_add(), bm_hist_upsert(), the new shape of rollup_hist and of
 -- bm_full_rollup_hist, and the histogram part of the three rollup triggers.
 -- Row-level security policies and grants stay on the table (it is altered
 -- in place, not recreated).
@@ -59,9 +59,26 @@ SELECT branch_id, period_kind, period_start, measure, sum(n)::bigint,
   FROM bm_full_rollup_hist_buckets
  GROUP BY 1, 2, 3, 4;
 
+-- Adds one measure's (branch, period kind, period start, bucket, count)
+-- rows, given as parallel arrays, to the stored histograms: summed per
+-- histogram into one array each and upserted.  The three rollup triggers
+-- below call it with their transition table's rows.
+CREATE FUNCTION bm_hist_upsert(m text, branch_ids int[], kinds text[], starts date[],
+                               buckets int[], counts bigint[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO rollup_hist AS r (branch_id, period_kind, period_start, measure, n, counts)
+    SELECT u.branch_id, u.period_kind, u.period_start, m, sum(u.c)::bigint,
+           bm_hist_dense(array_agg(u.b), array_agg(u.c))
+      FROM unnest(branch_ids, kinds, starts, buckets, counts)
+           u(branch_id, period_kind, period_start, b, c)
+     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (branch_id, period_kind, period_start, measure) DO UPDATE
+       SET n = r.n + EXCLUDED.n, counts = bm_hist_add(r.counts, EXCLUDED.counts)
+$$;
+REVOKE ALL ON FUNCTION bm_hist_upsert(text, int[], text[], date[], int[], bigint[]) FROM PUBLIC;
+
 -- The triggers: the other rollups as in 002; the histogram part now counts
--- per bucket, folds the buckets of each (branch, period) into one array and
--- adds it to the stored one.
+-- per bucket and hands the rows to bm_hist_upsert.
 CREATE OR REPLACE FUNCTION bm_rollup_queue_tickets() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -80,18 +97,14 @@ BEGIN
            served = r.served + EXCLUDED.served,
            wait_sum = r.wait_sum + EXCLUDED.wait_sum,
            wait_sumsq = r.wait_sumsq + EXCLUDED.wait_sumsq;
-    INSERT INTO rollup_hist AS r (branch_id, period_kind, period_start, measure, n, counts)
-    SELECT s.branch_id, s.period_kind, s.period_start, 'queue_wait', sum(s.c)::bigint,
-           bm_hist_dense(array_agg(s.b), array_agg(s.c))
+    PERFORM bm_hist_upsert('queue_wait', array_agg(s.branch_id), array_agg(s.period_kind),
+                           array_agg(s.period_start), array_agg(s.b), array_agg(s.c))
       FROM (SELECT n.branch_id, p.period_kind, p.period_start,
                    bm_bucket(extract(epoch FROM n.called_at - n.issued_at), 5, 720) AS b,
                    count(*) AS c
               FROM new_rows n, bm_periods(n.issued_at, tz) p
              WHERE n.called_at IS NOT NULL
-             GROUP BY 1, 2, 3, 4) s
-     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (branch_id, period_kind, period_start, measure) DO UPDATE
-       SET n = r.n + EXCLUDED.n, counts = bm_hist_add(r.counts, EXCLUDED.counts);
+             GROUP BY 1, 2, 3, 4) s;
     RETURN NULL;
 END $$;
 
@@ -111,17 +124,13 @@ BEGIN
            answered = r.answered + EXCLUDED.answered,
            abandoned = r.abandoned + EXCLUDED.abandoned,
            answer_wait_sum = r.answer_wait_sum + EXCLUDED.answer_wait_sum;
-    INSERT INTO rollup_hist AS r (branch_id, period_kind, period_start, measure, n, counts)
-    SELECT s.branch_id, s.period_kind, s.period_start, 'call_answer_wait', sum(s.c)::bigint,
-           bm_hist_dense(array_agg(s.b), array_agg(s.c))
+    PERFORM bm_hist_upsert('call_answer_wait', array_agg(s.branch_id), array_agg(s.period_kind),
+                           array_agg(s.period_start), array_agg(s.b), array_agg(s.c))
       FROM (SELECT n.branch_id, p.period_kind, p.period_start,
                    bm_bucket(n.wait_seconds, 1, 600) AS b, count(*) AS c
               FROM new_rows n, bm_periods(n.ring_start, tz) p
              WHERE n.answered
-             GROUP BY 1, 2, 3, 4) s
-     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (branch_id, period_kind, period_start, measure) DO UPDATE
-       SET n = r.n + EXCLUDED.n, counts = bm_hist_add(r.counts, EXCLUDED.counts);
+             GROUP BY 1, 2, 3, 4) s;
     RETURN NULL;
 END $$;
 
@@ -151,18 +160,14 @@ BEGIN
         ON CONFLICT (branch_id, period_kind, period_start, category, contact_point) DO UPDATE
        SET complaints = r.complaints + EXCLUDED.complaints,
            open = r.open + EXCLUDED.open;
-    INSERT INTO rollup_hist AS r (branch_id, period_kind, period_start, measure, n, counts)
-    SELECT s.branch_id, s.period_kind, s.period_start, 'complaint_resolve', sum(s.c)::bigint,
-           bm_hist_dense(array_agg(s.b), array_agg(s.c))
+    PERFORM bm_hist_upsert('complaint_resolve', array_agg(s.branch_id), array_agg(s.period_kind),
+                           array_agg(s.period_start), array_agg(s.b), array_agg(s.c))
       FROM (SELECT n.branch_id, p.period_kind, p.period_start,
                    bm_bucket(extract(epoch FROM n.resolved_at - n.received_at_src), 3600, 720)
                        AS b,
                    count(*) AS c
               FROM new_rows n, bm_periods(n.received_at_src, tz) p
              WHERE n.resolved_at IS NOT NULL
-             GROUP BY 1, 2, 3, 4) s
-     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (branch_id, period_kind, period_start, measure) DO UPDATE
-       SET n = r.n + EXCLUDED.n, counts = bm_hist_add(r.counts, EXCLUDED.counts);
+             GROUP BY 1, 2, 3, 4) s;
     RETURN NULL;
 END $$;
