@@ -366,9 +366,9 @@ static char *s_render(const bm_report_t *r)
 static void test_json_output(void)
 {
     static const char *const cols[] = {"name", "value", "n", "arrow", "low_n", "empty"};
-    double v[300];
+    double v[301];                          /* 300 rows, and 300 from v + 1 */
     uint64_t x = 2463534242ull;
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < 301; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         v[i] = ((double)(x >> 11) / 9007199254740992.0 - 0.5) * pow(10.0, (double)(x % 30) - 12);
     }
