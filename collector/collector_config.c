@@ -59,6 +59,11 @@ const bm_cfg_entry_t bm_collector_config_map[] = {
      offsetof(bm_collector_config_t, listen_backlog), 1, 65535,
      "TCP listen backlog of the ROUTER sockets (ZMQ_BACKLOG; the kernel caps it at "
      "net.core.somaxconn): a whole chain reconnecting at once must not overflow it"},
+    {"max_queued_per_agent", BM_CFG_INT, "32", false,
+     offsetof(bm_collector_config_t, max_queued_per_agent), 1, 1000,
+     "batches one agent may have waiting inside the collector (ZMQ_RCVHWM); beyond it the "
+     "collector stops reading that agent's connection until it catches up (TCP backpressure, "
+     "nothing is dropped).  Bounds memory when agents send with large windows"},
     {NULL, 0, NULL, false, 0, 0, 0, NULL},
 };
 

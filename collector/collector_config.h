@@ -4,7 +4,8 @@
  * listen, max_frame_bytes, clock_max_age, clock_max_future,
  * heartbeat_interval, stats_interval, status_file, migrate_on_start,
  * log_level, curve_secret_key_file, allow_plaintext (docs/security.md),
- * group_max_batches, group_max_records, max_agents, listen_backlog
+ * group_max_batches, group_max_records, max_agents, listen_backlog,
+ * max_queued_per_agent
  * (docs/performance.md).
  * Owns the strings and lists in bm_collector_config_t;
  * bm_collector_config_free releases them. */
@@ -34,6 +35,7 @@ typedef struct {
     int64_t group_max_records;  /* records of one group, at most (plus one batch) */
     int64_t max_agents;         /* agents expected at once: binding cache, file limit */
     int64_t listen_backlog;     /* ZMQ_BACKLOG of the ROUTER sockets */
+    int64_t max_queued_per_agent; /* ZMQ_RCVHWM of the ROUTER sockets (per peer) */
 } bm_collector_config_t;
 
 extern const bm_cfg_entry_t bm_collector_config_map[];

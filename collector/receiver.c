@@ -300,6 +300,9 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
     }
     int one = 1;
     int backlog = (int)cfg->listen_backlog;
+    /* Per peer: an agent sending with a window of 128 large batches would
+     * otherwise queue them all here (libzmq's default is 1,000 messages). */
+    int rcvhwm = (int)cfg->max_queued_per_agent;
     s_check_somaxconn(backlog);
     for (size_t i = 0; i < r->n_socks; i++) {
         const char *ep = cfg->listen.items[i];
@@ -311,6 +314,7 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
             zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) < 0 ||
             zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) < 0 ||
             zmq_setsockopt(s, ZMQ_BACKLOG, &backlog, sizeof backlog) < 0 ||
+            zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) < 0 ||
             (r->curve &&
              (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
               zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, BM_Z85_KEY_LEN) < 0 ||
