@@ -155,6 +155,11 @@ char *bm_period_label(bm_period_kind_t kind, int64_t start, char *buf, size_t si
 #define S_RANGE_OUTLET(t) \
     t "period_kind = $1 AND " t "period_start BETWEEN $2 AND $3" S_IDS(t "outlet_id")
 
+/* The rows of every active branch in the range (totals_sql). */
+#define S_TOTALS_RANGE \
+    "period_kind = $1 AND period_start BETWEEN $2 AND $3" \
+    " AND branch_id IN (SELECT id FROM branches WHERE active)"
+
 #define S_LATEST(table) "SELECT max(period_start)::text FROM " table " WHERE period_kind = $1"
 
 const bm_metric_t bm_metrics[] = {
@@ -164,24 +169,30 @@ const bm_metric_t bm_metrics[] = {
      " FROM rollup_scores WHERE outlet_kind = $8 AND " S_RANGE_OUTLET("")
      " AND ($4 = '' OR channel = $4) AND ($5 = '' OR segment = $5) AND section = $6"
      " GROUP BY period_start, outlet_id",
-     "mystery-shopping score: mean of the evaluations' overall (or --section) scores"},
+     "mystery-shopping score: mean of the evaluations' overall (or --section) scores", NULL},
     {"nps", "points", 1, BM_FAM_NPS, "survey answers", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_surveys"),
      "SELECT branch_id, period_start::text, sum(nps_n), sum(promoters), sum(detractors), 0, 0, ''"
      " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5)"
      " GROUP BY period_start, branch_id",
-     "net promoter score: % promoters (9-10) minus % detractors (0-6)"},
+     "net promoter score: % promoters (9-10) minus % detractors (0-6)",
+     "SELECT period_start::text, sum(nps_n), sum(promoters), sum(detractors), 0, 0, ''"
+     " FROM rollup_surveys WHERE " S_TOTALS_RANGE " AND ($5 = '' OR segment = $5)"
+     " GROUP BY period_start"},
     {"csi", "index", 1, BM_FAM_MEAN, "survey answers", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_surveys"),
      "SELECT branch_id, period_start::text, sum(csi_n), 0, 0, sum(csi_sum), sum(csi_sumsq), ''"
      " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5)"
      " GROUP BY period_start, branch_id",
-     "customer satisfaction index 0-100: mean of the responses' CSI"},
+     "customer satisfaction index 0-100: mean of the responses' CSI",
+     "SELECT period_start::text, sum(csi_n), 0, 0, sum(csi_sum), sum(csi_sumsq), ''"
+     " FROM rollup_surveys WHERE " S_TOTALS_RANGE " AND ($5 = '' OR segment = $5)"
+     " GROUP BY period_start"},
     {"capture_rate", "%", 1, BM_FAM_PROPORTION, "passers-by", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_traffic"),
      "SELECT branch_id, period_start::text, passers_by, entrants, 0, 0, 0, ''"
      " FROM rollup_traffic WHERE " S_RANGE(""),
-     "entrants / passers-by (passers-by count everyone passing, incl. those who entered)"},
+     "entrants / passers-by (passers-by count everyone passing, incl. those who entered)", NULL},
     {"conversion", "%", 1, BM_FAM_PROPORTION, "entrants", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_traffic"),
      "SELECT t.branch_id, t.period_start::text, t.entrants, coalesce(s.sales, 0), 0, 0, 0, ''"
@@ -189,22 +200,22 @@ const bm_metric_t bm_metrics[] = {
      "   FROM rollup_sales WHERE " S_RANGE("") " GROUP BY 1, 2) s"
      " ON s.branch_id = t.branch_id AND s.period_start = t.period_start"
      " WHERE " S_RANGE("t."),
-     "sales receipts / entrants"},
+     "sales receipts / entrants", NULL},
     {"avg_check", "currency", 1, BM_FAM_MEAN, "sales", 30, 2, 0, NULL, 0,
      S_LATEST("rollup_sales"),
      "SELECT branch_id, period_start::text, sales, 0, 0, sales_minor, sales_minor_sq, currency"
      " FROM rollup_sales WHERE " S_RANGE("") " AND sales > 0",
-     "mean amount of a sales receipt (refunds excluded), one currency"},
+     "mean amount of a sales receipt (refunds excluded), one currency", NULL},
     {"wait_p50", "s", 0, BM_FAM_QUANTILE, "called tickets", 30, 0, 0.5, "queue_wait", 5,
      S_LATEST("rollup_queue"),
      "SELECT branch_id, period_start::text, counts FROM rollup_hist"
      " WHERE measure = 'queue_wait' AND " S_RANGE(""),
-     "median queue wait, ticket issued -> called (5 s buckets)"},
+     "median queue wait, ticket issued -> called (5 s buckets)", NULL},
     {"wait_p90", "s", 0, BM_FAM_QUANTILE, "called tickets", 30, 0, 0.9, "queue_wait", 5,
      S_LATEST("rollup_queue"),
      "SELECT branch_id, period_start::text, counts FROM rollup_hist"
      " WHERE measure = 'queue_wait' AND " S_RANGE(""),
-     "90th percentile of the queue wait, issued -> called (5 s buckets)"},
+     "90th percentile of the queue wait, issued -> called (5 s buckets)", NULL},
     {"calls_answered_share", "%", 1, BM_FAM_PROPORTION, "calls", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_calls"),
      "SELECT c.branch_id, c.period_start::text, c.calls, coalesce(h.x, 0), 0, 0, 0, ''"
@@ -213,35 +224,35 @@ const bm_metric_t bm_metrics[] = {
      "   FROM rollup_hist WHERE measure = 'call_answer_wait' AND " S_RANGE("") ") h"
      " ON h.branch_id = c.branch_id AND h.period_start = c.period_start"
      " WHERE " S_RANGE("c."),
-     "calls answered within the target (default 20 s) / all calls"},
+     "calls answered within the target (default 20 s) / all calls", NULL},
     {"calls_abandoned_share", "%", 0, BM_FAM_PROPORTION, "calls", 30, 1, 0, NULL, 0,
      S_LATEST("rollup_calls"),
      "SELECT branch_id, period_start::text, calls, abandoned, 0, 0, 0, ''"
      " FROM rollup_calls WHERE " S_RANGE(""),
-     "calls never answered / all calls"},
+     "calls never answered / all calls", NULL},
     {"complaints_per_1000", "per 1000", 0, BM_FAM_RATE1000, "entrants", 30, 2, 0, NULL, 0,
      S_LATEST("rollup_complaints"),
      "SELECT t.branch_id, t.period_start::text, t.entrants, coalesce(c.complaints, 0), 0, 0, 0, ''"
      " FROM rollup_traffic t LEFT JOIN rollup_complaints c ON c.branch_id = t.branch_id"
      " AND c.period_kind = t.period_kind AND c.period_start = t.period_start"
      " WHERE " S_RANGE("t."),
-     "complaints received per 1,000 entrants"},
+     "complaints received per 1,000 entrants", NULL},
     {"complaint_resolve_median", "h", 0, BM_FAM_QUANTILE, "resolved complaints", 30, 1, 0.5,
      "complaint_resolve", 1, S_LATEST("rollup_complaints"),
      "SELECT branch_id, period_start::text, counts FROM rollup_hist"
      " WHERE measure = 'complaint_resolve' AND " S_RANGE(""),
-     "median hours from receipt to resolution of the complaints received (1 h buckets)"},
+     "median hours from receipt to resolution of the complaints received (1 h buckets)", NULL},
     {"complaints_open", "count", 0, BM_FAM_COUNT, "complaints", 30, 0, 0, NULL, 0,
      S_LATEST("rollup_complaints"),
      "SELECT branch_id, period_start::text, complaints, open, 0, 0, 0, ''"
      " FROM rollup_complaints WHERE " S_RANGE(""),
-     "complaints received in the period and still open"},
+     "complaints received in the period and still open", NULL},
     {"customer_balance", "count", 1, BM_FAM_COUNT, "customer changes", 30, 0, 0, NULL, 0,
      S_LATEST("rollup_customers"),
      "SELECT branch_id, period_start::text, gained + lost, gained - lost, 0, 0, 0, ''"
      " FROM rollup_customers WHERE " S_RANGE(""),
-     "customers gained minus customers lost"},
-    {NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL, NULL, NULL},
+     "customers gained minus customers lost", NULL},
+    {NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL},
 };
 
 const bm_metric_t *bm_metric_find(const char *name)
@@ -744,7 +755,9 @@ static PGresult *s_totals_exec(PGconn *conn, const bm_metric_t *m, int competito
                               ? " WHERE q.id IN (SELECT id FROM competitor_outlets WHERE active)"
                               : " WHERE q.id IN (SELECT id FROM branches WHERE active)";
     char sql[4096];
-    int len = m->family == BM_FAM_QUANTILE
+    int len = m->totals_sql && !competitors
+                  ? snprintf(sql, sizeof sql, "%s", m->totals_sql)
+              : m->family == BM_FAM_QUANTILE
                   ? snprintf(sql, sizeof sql, "SELECT q.ps, q.counts FROM (%s) q(id, ps, counts)%s",
                              m->sql, outlets)
                   : snprintf(sql, sizeof sql,

@@ -111,6 +111,11 @@ typedef struct {
     const char *latest_sql;     /* max(period_start) with data, $1 = kind */
     const char *sql;            /* per (id, period_start) aggregates */
     const char *description;
+    /* The chain totals per period of the active branches (id, ps, n, x, y,
+     * sum, sumsq, currency without the id), for metrics whose `sql` groups
+     * rows per branch: summing them directly skips a per-branch grouping
+     * of the whole chain.  NULL: the totals are summed over `sql`. */
+    const char *totals_sql;
 } bm_metric_t;
 
 /* The catalogue, terminated by name == NULL. */
