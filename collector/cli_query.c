@@ -570,7 +570,7 @@ static int s_rank(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t *err_
         if (ok)
             s_rank_scope_row(agg, m, r < 0 ? "chain" : "region",
                              r < 0 ? c.ref->chain_code : c.ref->regions[r].code, &ec, &ep,
-                             bm_q_change(m, &a[1], &a[0], nb), min_n);
+                             bm_q_change_est(m, &a[1], &a[0], &ec, &ep), min_n);
         free(h);
         if (!ok) {
             bm_table_destroy(&t);
@@ -764,8 +764,8 @@ static int s_scorecard(PGconn *conn, int argc, char **argv, FILE *out, bm_err_t 
         s_put_estimate(t, 2, m, &e, min_n);
         if (ep.has_value)
             bm_table_set_num(t, 7, ep.value, m->decimals);
-        bm_table_set_arrow(t, 8, bm_q_change(m, bm_q_cell(g, b, np - 1),
-                                             bm_q_cell(g, b, np - 2), nb));
+        bm_table_set_arrow(t, 8, bm_q_change_est(m, bm_q_cell(g, b, np - 1),
+                                                 bm_q_cell(g, b, np - 2), &e, &ep));
         bm_q_agg_t chain;
         uint32_t *h = nb ? calloc(nb, sizeof *h) : NULL;
         memset(&chain, 0, sizeof chain);

@@ -973,14 +973,6 @@ int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb, bm_estim
     return 0;
 }
 
-int bm_q_change(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev, size_t nb)
-{
-    bm_estimate_t c, p;
-    if (bm_q_estimate(m, cur, nb, &c, NULL) < 0 || bm_q_estimate(m, prev, nb, &p, NULL) < 0)
-        return 0;
-    return bm_q_change_est(m, cur, prev, &c, &p);
-}
-
 int bm_q_change_est(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
                     const bm_estimate_t *ce, const bm_estimate_t *pe)
 {

@@ -168,11 +168,9 @@ void bm_q_agg_add(bm_q_agg_t *acc, const bm_q_agg_t *a, size_t nb);
  * avg_check over several currencies. */
 int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb,
                   bm_estimate_t *out, bm_err_t *err);
-/* +1/-1 when the change from prev to cur is significant at 95%, else 0. */
-int bm_q_change(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
-                size_t nb);
-/* The same with the two estimates already computed by bm_q_estimate (a
- * ranking has them; a quantile estimate walks the whole histogram). */
+/* +1/-1 when the change from prev to cur is significant at 95%, else 0,
+ * given the two estimates bm_q_estimate made of them (every caller has
+ * them already; a quantile estimate walks the whole histogram). */
 int bm_q_change_est(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
                     const bm_estimate_t *cur_est, const bm_estimate_t *prev_est);
 /* Divides minor units of the aggregate's currency for display (2 digits by
