@@ -1,6 +1,6 @@
 /* bm_record: validation of one record, shared by agent and collector; see
  * bm_record.h.  The limits mirror the CHECK constraints of
- * collector/migrations/001_core.sql, so that a record this module accepts
+ * collector/schema/migrations/001_core.sql, so that a record this module accepts
  * never fails a constraint in the database.  Owns nothing. */
 #include "bm_record.h"
 

@@ -1,8 +1,8 @@
 /* test_readiness: the readiness self-test's parsing, scoring and bands
- * (collector/workflow.c), including every band boundary. */
+ * (collector/report/readiness.c), including every band boundary. */
 #include "bm_test.h"
 
-#include "workflow.h"
+#include "readiness.h"
 
 static void test_parse(void)
 {

@@ -1,5 +1,5 @@
 /* test_refdata: parsing and validation of the reference data file
- * (collector/refdata.c), without a database: a good file, the canonical
+ * (collector/schema/refdata.c), without a database: a good file, the canonical
  * questionnaire hash, and each validation error with its JSON path.
  * Loading into PostgreSQL (time zone check, versioning) is covered by the
  * integration tests. */

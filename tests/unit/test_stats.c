@@ -1,6 +1,6 @@
-/* test_stats: the statistics behind the benchmarks (collector/stats.c),
- * the period calendar and metric estimates (collector/query.c) against
- * hand-computed values, and the CSV numbers of collector/output.c against
+/* test_stats: the statistics behind the benchmarks (collector/report/stats.c),
+ * the period calendar and metric estimates (collector/report/query.c) against
+ * hand-computed values, and the CSV numbers of collector/render/output.c against
  * printf. */
 #include "bm_test.h"
 

@@ -1,4 +1,4 @@
-/* workflow: the pure parts of the evaluation workflow, kept apart from the
+/* readiness: the pure parts of the evaluation workflow, kept apart from the
  * database so that they can be unit-tested: the 13-question mystery-shopping
  * readiness self-test (questions, answer parsing, score and band).
  *
@@ -7,8 +7,8 @@
  * 000 under /work/shared/domain): a "yes" scores 1 point, a "no" 0;
  * 10-13 points: ready now; 5-9: set standards and training first;
  * under 5: not yet. */
-#ifndef BM_WORKFLOW_H
-#define BM_WORKFLOW_H
+#ifndef BM_READINESS_H
+#define BM_READINESS_H
 
 #include <stdbool.h>
 

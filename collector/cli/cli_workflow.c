@@ -18,7 +18,7 @@
 #include "cli.h"
 #include "db.h"
 #include "output.h"
-#include "workflow.h"
+#include "readiness.h"
 
 #define S_MAX_IDS 1000
 #define S_MAX_LIST 100000

@@ -1,6 +1,6 @@
-/* workflow: the readiness self-test (see workflow.h).  Owns only constant
+/* readiness: the readiness self-test (see readiness.h).  Owns only constant
  * tables; no state, no allocation. */
-#include "workflow.h"
+#include "readiness.h"
 
 #include <ctype.h>
 #include <string.h>
