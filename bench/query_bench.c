@@ -3,8 +3,9 @@
  *   bm-querybench --db CONNINFO [--runs N] -- rank --metric nps [...]
  *
  * Runs the command (argv after "--", as `branchmark` takes it) N + 1 times
- * through bm_query_run (query_cmd.h, the code the CLI and branchmark-web
- * share) on ONE connection, output thrown away, and prints
+ * through bm_cli_report_run (cli_report.h: the CLI's argv -> request ->
+ * report -> renderer, the report and renderer branchmark-web runs too) on
+ * ONE connection, output thrown away, and prints
  *   first_ms=F p50_ms=X p95_ms=Y max_ms=Z runs=N
  * where first is the first run (a fresh backend) and p50/p95/max are over
  * the N runs after it (nearest rank).  This is what a caller with a
@@ -20,7 +21,7 @@
 
 #include "bm_err.h"
 #include "db.h"
-#include "query_cmd.h"
+#include "cli_report.h"
 
 #define S_MAX_RUNS 10000
 
@@ -92,9 +93,9 @@ int main(int argc, char **argv)
     int rc = 0;
     for (long r = 0; r <= runs; r++) {
         double a = s_now_ms();
-        int st = bm_query_run(conn, argc - cmd, argv + cmd, null, &err);
+        int st = bm_cli_report_run(conn, argc - cmd, argv + cmd, null, &err);
         t[r] = s_now_ms() - a;
-        if (st != BM_QUERY_OK) {
+        if (st != 0) {
             fprintf(stderr, "bm-querybench: %s: %s\n", argv[cmd], err.msg);
             rc = 1;
             break;

@@ -13,9 +13,9 @@
 int bm_cmd_migrate(int argc, char **argv);     /* apply pending migrations */
 int bm_cmd_refdata(int argc, char **argv);     /* refdata load FILE | refdata show */
 
-/* cli_query.c: summary, rank, scorecard, competitors, alerts and metrics,
- * one entry point for all (argv[0] names the command; bm_query_run in
- * query_cmd.h is the same code for branchmark-web). */
+/* cli_report.c: summary, rank, scorecard, competitors, alerts and metrics,
+ * one entry point for all (argv[0] names the command): argv -> request ->
+ * report -> renderer, the path branchmark-web takes from its parameters. */
 int bm_cmd_query(int argc, char **argv);
 
 /* cli_security.c: agent keys and database users (issue: security) */

@@ -1,6 +1,6 @@
 /* cli_admin: the admin commands of `branchmark`: `migrate` (create or
  * upgrade the schema) and `refdata load|show` (reference data).  See cli.h
- * for the exit codes.  summary is a query command (cli_query.c). */
+ * for the exit codes.  summary is a report command (cli_report.c). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -17,7 +17,9 @@
 #include "bm_log.h"
 #include "bm_time.h"
 #include "db.h"
-#include "query_cmd.h"
+#include "output.h"
+#include "render.h"
+#include "reports.h"
 #include "web_session.h"
 
 #define S_VALUE_MAX 256         /* longest query parameter value */
@@ -491,88 +493,118 @@ static void s_branches(bm_web_session_t *s, const bm_web_req_t *req, bm_web_resp
 
 /* ---- the query commands ------------------------------------------------------ */
 
-/* "metric, region, ..." of cmd's remote options, for messages. */
-static void s_option_list(const char *cmd, char *buf, size_t size)
+/* "format, metric, region, ..." of the parameters report `kind` takes,
+ * for messages. */
+static void s_option_list(bm_report_kind_t kind, char *buf, size_t size)
 {
-    const char *opts = bm_query_options(cmd);
-    size_t n = 0;
-    buf[0] = '\0';
-    for (const char *p = opts; p && *p;) {
+    const char *opts = bm_request_option_names(kind);
+    size_t n = (size_t)snprintf(buf, size, "format");
+    for (const char *p = opts; *p;) {
         p += strspn(p, " ");
         size_t len = strcspn(p, " ");
         if (!len)
             break;
-        char name[32];
-        snprintf(name, sizeof name, "%.*s", (int)len, p);
-        if (bm_query_option_allowed(cmd, name))
-            n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? ", " : "",
-                                  name);
+        n += (size_t)snprintf(buf + n, n < size ? size - n : 0, ", %.*s", (int)len, p);
         p += len;
     }
+}
+
+/* One parameter into the request's text (or the format).  0, or -1 after
+ * answering 400. */
+static int s_param(bm_report_kind_t kind, const bm_web_req_t *req, int i,
+                   bm_request_text_t *text, const char **format, bm_web_resp_t *resp)
+{
+    const char *name = req->params[i].name, *value = req->params[i].value;
+    int is_format = !strcmp(name, "format");
+    bm_err_t err;
+    if (!is_format && !bm_request_takes(kind, name)) {
+        char list[512];
+        s_option_list(kind, list, sizeof list);
+        s_error(resp, 400, "unknown parameter \"%s\" (%s takes: %s)", name,
+                bm_report_kind_name(kind), list);
+        return -1;
+    }
+    for (int j = 0; j < i; j++)
+        if (!strcmp(req->params[j].name, name)) {
+            s_error(resp, 400, "parameter \"%s\" given more than once", name);
+            return -1;
+        }
+    if (value && strlen(value) > S_VALUE_MAX) {
+        s_error(resp, 400, "parameter \"%s\": longer than %d characters", name, S_VALUE_MAX);
+        return -1;
+    }
+    if (bm_request_is_flag(name)) {
+        if (!value || !*value || !strcmp(value, "1") || !strcmp(value, "true"))
+            return bm_request_text_set(text, kind, name, NULL, &err) == BM_REPORT_OK ? 0 : -1;
+        if (strcmp(value, "0") && strcmp(value, "false")) {
+            s_error(resp, 400, "parameter \"%s\": \"%s\" is not true or false", name, value);
+            return -1;
+        }
+        return 0;
+    }
+    if (!value) {
+        s_error(resp, 400, "parameter \"%s\" needs a value", name);
+        return -1;
+    }
+    if (is_format)
+        *format = value;
+    else
+        bm_request_text_set(text, kind, name, value, &err);
+    return 0;
+}
+
+/* The query parameters as a typed request (the CLI's argv take the same
+ * path through report/request.h).  0, or -1 after answering 400. */
+static int s_request(bm_report_kind_t kind, const bm_web_req_t *req, bm_request_t *rq,
+                     bm_format_t *fmt, const char **format, bm_web_resp_t *resp)
+{
+    bm_request_text_t text;
+    memset(&text, 0, sizeof text);
+    *format = "json";
+    if (req->too_many_params) {
+        s_error(resp, 400, "more than %d parameters", BM_WEB_MAX_PARAMS);
+        return -1;
+    }
+    for (int i = 0; i < req->nparams; i++)
+        if (s_param(kind, req, i, &text, format, resp) < 0)
+            return -1;
+    bm_err_t err;
+    bm_err_clear(&err);
+    if (bm_format_parse(*format, fmt, &err) < 0 ||
+        bm_request_parse(kind, &text, rq, &err) != BM_REPORT_OK) {
+        s_error(resp, 400, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The report written in fmt into a buffer (*buf, malloc'd).  A BM_REPORT_*
+ * class with err. */
+static int s_report_body(PGconn *conn, const bm_request_t *rq, bm_format_t fmt, char **buf,
+                         size_t *len, bm_err_t *err)
+{
+    FILE *out = open_memstream(buf, len);
+    if (!out) {
+        bm_err_set(err, "out of memory");
+        return BM_REPORT_FAILED;
+    }
+    int rc = bm_render_report(conn, rq, fmt, out, err);
+    if (fclose(out) != 0 && rc == BM_REPORT_OK) {
+        rc = BM_REPORT_FAILED;
+        bm_err_set(err, "could not write the output");
+    }
+    return rc;
 }
 
 static void s_query(bm_web_api_t *self, bm_web_session_t *s, const char *cmd,
                     const bm_web_req_t *req, bm_web_resp_t *resp)
 {
-    char args[BM_WEB_MAX_PARAMS + 1][S_VALUE_MAX + 40];
-    char *argv[BM_WEB_MAX_PARAMS + 3];     /* cmd, parameters, --format, NULL */
-    int argc = 0;
-    const char *format = "json";
-    bool has_format = false;
-    argv[argc++] = (char *)cmd;
-    if (req->too_many_params) {
-        s_error(resp, 400, "more than %d parameters", BM_WEB_MAX_PARAMS);
+    bm_report_kind_t kind = (bm_report_kind_t)bm_report_kind_find(cmd);
+    bm_request_t rq;
+    bm_format_t fmt;
+    const char *format;
+    if (s_request(kind, req, &rq, &fmt, &format, resp) < 0)
         return;
-    }
-    for (int i = 0; i < req->nparams; i++) {
-        const char *name = req->params[i].name, *value = req->params[i].value;
-        if (!bm_query_option_allowed(cmd, name)) {
-            char list[512];
-            s_option_list(cmd, list, sizeof list);
-            s_error(resp, 400, "unknown parameter \"%s\" (%s takes: %s)", name, cmd,
-                    list[0] ? list : "none");
-            return;
-        }
-        for (int j = 0; j < i; j++)
-            if (!strcmp(req->params[j].name, name)) {
-                s_error(resp, 400, "parameter \"%s\" given more than once", name);
-                return;
-            }
-        if (value && strlen(value) > S_VALUE_MAX) {
-            s_error(resp, 400, "parameter \"%s\": longer than %d characters", name,
-                    S_VALUE_MAX);
-            return;
-        }
-        if (bm_query_option_is_flag(name)) {
-            if (!value || !*value || !strcmp(value, "1") || !strcmp(value, "true")) {
-                snprintf(args[i], sizeof args[i], "--%s", name);
-                argv[argc++] = args[i];
-            } else if (strcmp(value, "0") && strcmp(value, "false")) {
-                s_error(resp, 400, "parameter \"%s\": \"%s\" is not true or false", name,
-                        value);
-                return;
-            }
-            continue;
-        }
-        if (!value) {
-            s_error(resp, 400, "parameter \"%s\" needs a value", name);
-            return;
-        }
-        if (!strcmp(name, "format")) {
-            format = value;
-            has_format = true;
-        }
-        /* --name=value: a value starting with "-" stays a value. */
-        snprintf(args[i], sizeof args[i], "--%s=%s", name, value);
-        argv[argc++] = args[i];
-    }
-    char fmtarg[S_VALUE_MAX + 16];
-    if (!has_format) {
-        snprintf(fmtarg, sizeof fmtarg, "--format=json");
-        argv[argc++] = fmtarg;
-    }
-    argv[argc] = NULL;
-
     bm_err_t err;
     bm_err_clear(&err);
     PGconn *conn = bm_web_session_conn(s, &err);
@@ -582,24 +614,15 @@ static void s_query(bm_web_api_t *self, bm_web_session_t *s, const char *cmd,
     }
     char *buf = NULL;
     size_t len = 0;
-    FILE *out = open_memstream(&buf, &len);
-    if (!out) {
-        s_error(resp, 500, "out of memory");
-        return;
-    }
-    int rc = bm_query_run(conn, argc, argv, out, &err);
-    if (fclose(out) != 0 && rc == BM_QUERY_OK) {
-        rc = BM_QUERY_FAILED;
-        bm_err_set(&err, "could not write the output");
-    }
-    if (rc == BM_QUERY_OK && len > (size_t)self->cfg->max_response) {
-        rc = BM_QUERY_FAILED;
+    int rc = s_report_body(conn, &rq, fmt, &buf, &len, &err);
+    if (rc == BM_REPORT_OK && len > (size_t)self->cfg->max_response) {
+        rc = BM_REPORT_FAILED;
         bm_err_set(&err, "%s: the report is larger than max_response (%lld bytes)", cmd,
                    (long long)self->cfg->max_response);
     }
-    if (rc != BM_QUERY_OK) {
+    if (rc != BM_REPORT_OK) {
         free(buf);
-        if (rc == BM_QUERY_BAD_ARG || rc == BM_QUERY_USAGE) {
+        if (rc == BM_REPORT_BAD_ARG || rc == BM_REPORT_USAGE) {
             s_error(resp, 400, "%s", err.msg);
         } else {
             bm_error("api", "%s as \"%s\": %s", cmd, bm_web_session_user(s), err.msg);
@@ -610,11 +633,11 @@ static void s_query(bm_web_api_t *self, bm_web_session_t *s, const char *cmd,
     resp->status = 200;
     resp->body = buf;
     resp->body_len = len;
-    if (!strcmp(format, "csv")) {
+    if (fmt == BM_FMT_CSV) {
         resp->content_type = "text/csv; charset=utf-8";
         snprintf(resp->disposition, sizeof resp->disposition,
                  "attachment; filename=\"%s.csv\"", cmd);
-    } else if (!strcmp(format, "table")) {
+    } else if (fmt == BM_FMT_TABLE) {
         resp->content_type = "text/plain; charset=utf-8";
     } else {
         resp->content_type = "application/json";

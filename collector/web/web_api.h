@@ -1,9 +1,11 @@
 /* web_api: the JSON API and the static files of branchmark-web: routing,
  * authentication, parameter checks, errors as {"error": "..."}, health
  * counters and the access log.  The endpoints are documented in
- * docs/api.md; the data endpoints run the CLI's own query commands
- * (query_cmd.h) on the session's connection, so their bodies are byte for
- * byte what `branchmark CMD --format json` prints for the same role.
+ * docs/api.md; the data endpoints turn their parameters into the typed
+ * request of report/request.h and run it through the same report and
+ * renderer as the CLI (render.h: bm_render_report) on the session's
+ * connection, so their bodies are byte for byte what `branchmark CMD
+ * --format json` prints for the same role.
  * Owns: the session table and the counters. */
 #ifndef BM_WEB_API_H
 #define BM_WEB_API_H

@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "output.h"
-#include "query.h"
+#include "rollup.h"
 #include "stats.h"
 
 #define NEAR(a, b, eps) (fabs((a) - (b)) <= (eps))

@@ -1,41 +1,18 @@
-/* query: the metrics catalogue and reading rollups into per-branch,
- * per-period aggregates (never raw history), plus the period calendar.
- *
- * A metric's aggregate is additive (counts, sums, sums of squares,
- * histogram buckets), so a region or the chain is the sum of its branches.
- * bm_q_estimate turns an aggregate into a value with n and a 95% interval
- * in the metric's display unit (percent for shares).  Definitions:
- * docs/metrics.md.  All SQL is parameterised. */
-#ifndef BM_QUERY_H
-#define BM_QUERY_H
+/* rollup: reading rollups into per-entity, per-period aggregates (never
+ * raw history), the reference data a report needs to name what it reads,
+ * and keyed breakdowns (sections, complaint causes, lost reasons).  All SQL
+ * is parameterised; row-level security of the caller's role decides what
+ * is visible. */
+#ifndef BM_ROLLUP_H
+#define BM_ROLLUP_H
 
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "bm_err.h"
-#include "stats.h"
-
-/* ---- periods ------------------------------------------------------------ */
-
-typedef enum { BM_PERIOD_DAY = 0, BM_PERIOD_WEEK, BM_PERIOD_MONTH, BM_PERIOD_QUARTER } bm_period_kind_t;
-
-/* "day", "week", "month", "quarter".  -1 with err for anything else. */
-int bm_period_parse(const char *name, bm_period_kind_t *out, bm_err_t *err);
-const char *bm_period_name(bm_period_kind_t kind);
-
-/* Dates are days since 1970-01-01.  "YYYY-MM-DD" (a real calendar date);
- * -1 with err otherwise. */
-int bm_date_parse(const char *s, int64_t *days, bm_err_t *err);
-/* Formats as YYYY-MM-DD into buf (>= 11 bytes); returns buf. */
-char *bm_date_format(int64_t days, char *buf, size_t size);
-/* The first day of the period of `kind` that contains `days` (weeks start
- * on Monday). */
-int64_t bm_period_start(bm_period_kind_t kind, int64_t days);
-/* The start of the period k periods after (k < 0: before) `start`. */
-int64_t bm_period_add(bm_period_kind_t kind, int64_t start, int k);
-/* "2026-11", "2026-Q4", "2026-W45" or the date for days. */
-char *bm_period_label(bm_period_kind_t kind, int64_t start, char *buf, size_t size);
+#include "metric.h"
+#include "period.h"
 
 /* ---- reference data ----------------------------------------------------- */
 
@@ -86,49 +63,7 @@ int bm_q_ref_branch(const bm_q_ref_t *ref, const char *code);
 int bm_q_ref_region(const bm_q_ref_t *ref, const char *code);
 int bm_q_ref_competitor(const bm_q_ref_t *ref, const char *code);
 
-/* ---- metrics ------------------------------------------------------------ */
-
-typedef enum {
-    BM_FAM_PROPORTION,   /* x / n, Wilson */
-    BM_FAM_NPS,          /* x promoters, y detractors, n answers */
-    BM_FAM_MEAN,         /* n, sum, sumsq, t-interval */
-    BM_FAM_QUANTILE,     /* histogram */
-    BM_FAM_COUNT,        /* x, no interval */
-    BM_FAM_RATE1000,     /* 1000 * x / n, Wilson on x / n */
-} bm_family_t;
-
-typedef struct {
-    const char *name;
-    const char *unit;
-    int higher_better;
-    bm_family_t family;
-    const char *sample;         /* what n counts */
-    double default_min_n;
-    int decimals;
-    double quantile;            /* BM_FAM_QUANTILE */
-    const char *measure;        /* histogram measure */
-    double bucket_width;        /* in the display unit */
-    const char *latest_sql;     /* max(period_start) with data, $1 = kind */
-    const char *sql;            /* per (id, period_start) aggregates */
-    const char *description;
-    /* The chain totals per period of the active branches (id, ps, n, x, y,
-     * sum, sumsq, currency without the id), for metrics whose `sql` groups
-     * rows per branch: summing them directly skips a per-branch grouping
-     * of the whole chain.  NULL: the totals are summed over `sql`. */
-    const char *totals_sql;
-} bm_metric_t;
-
-/* The catalogue, terminated by name == NULL. */
-extern const bm_metric_t bm_metrics[];
-const bm_metric_t *bm_metric_find(const char *name);
-
-/* The figures of one entity in one period. */
-typedef struct {
-    double n, x, y, sum, sumsq;
-    uint32_t *hist;             /* nb buckets, BM_FAM_QUANTILE only */
-    char currency[4];           /* avg_check: "" none yet */
-    int mixed_currency;
-} bm_q_agg_t;
+/* ---- grids of aggregates ------------------------------------------------ */
 
 /* Filters applied when reading rollups. */
 typedef struct {
@@ -164,19 +99,6 @@ size_t bm_q_hist_buckets(const bm_q_grid_t *g);
  * have the same bucket count (or be NULL when a has none). */
 void bm_q_agg_add(bm_q_agg_t *acc, const bm_q_agg_t *a, size_t nb);
 
-/* Value, n and interval in the display unit.  -1 with err only for
- * avg_check over several currencies. */
-int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb,
-                  bm_estimate_t *out, bm_err_t *err);
-/* +1/-1 when the change from prev to cur is significant at 95%, else 0,
- * given the two estimates bm_q_estimate made of them (every caller has
- * them already; a quantile estimate walks the whole histogram). */
-int bm_q_change_est(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
-                    const bm_estimate_t *cur_est, const bm_estimate_t *prev_est);
-/* Divides minor units of the aggregate's currency for display (2 digits by
- * default; 0 JPY, KRW; 3 BHD, KWD, OMR, TND). */
-int bm_currency_digits(const char *currency);
-
 /* The latest period_start with data for the metric, in *start.  Returns 1
  * if found, 0 if there is no data at all, -1 with err. */
 int bm_q_latest(PGconn *conn, const bm_metric_t *m, bm_period_kind_t kind,
@@ -205,5 +127,16 @@ typedef struct {
 int bm_q_breakdown(PGconn *conn, const bm_q_ref_t *ref, bm_breakdown_t what,
                    bm_period_kind_t kind, int64_t first, int nper,
                    const bm_q_filter_t *filter, bm_q_bd_row_t **rows, bm_err_t *err);
+
+/* The sum of a breakdown's rows for entity e (or, e < 0, every entity of
+ * region r; r < 0: all), period p (-1: all) and key `key`. */
+void bm_q_bd_sum(const bm_q_bd_row_t *rows, int nrows, const bm_q_ref_t *ref, int e, int r,
+                 int competitors, int p, const char *key, bm_q_agg_t *out);
+/* The distinct keys of the rows (at most cap), in first-seen order; the
+ * pointers point into rows. */
+int bm_q_bd_keys(const bm_q_bd_row_t *rows, int nrows, const char **keys, int cap);
+/* Sorts keys by strcmp. */
+void bm_q_keys_sort(const char **keys, int n);
+#define BM_Q_MAX_KEYS 256
 
 #endif

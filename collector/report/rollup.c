@@ -1,8 +1,9 @@
-/* query: the metrics catalogue, the period calendar, reference data for
- * queries and reading rollups into grids of additive aggregates.  Owns the
- * grids and reference arrays it returns.  Reads rollup tables only (see
- * collector/migrations/002_rollups.sql); every statement is parameterised. */
-#include "query.h"
+/* rollup: reference data for reports and reading rollups into grids of
+ * additive aggregates and keyed breakdowns.  Owns the grids and reference
+ * arrays it returns.  Reads rollup tables only (see
+ * collector/schema/migrations/002_rollups.sql); every statement is
+ * parameterised. */
+#include "rollup.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,266 +12,7 @@
 
 #include "bm_time.h"
 #include "db.h"
-
-/* ---- periods ------------------------------------------------------------ */
-
-static const char *const s_period_names[] = {"day", "week", "month", "quarter"};
-
-int bm_period_parse(const char *name, bm_period_kind_t *out, bm_err_t *err)
-{
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(name, s_period_names[i])) {
-            *out = (bm_period_kind_t)i;
-            return 0;
-        }
-    return bm_err_set(err, "unknown period \"%s\" (try: day, week, month, quarter)", name);
-}
-
-const char *bm_period_name(bm_period_kind_t kind)
-{
-    return s_period_names[kind];
-}
-
-/* Howard Hinnant's civil_from_days. */
-static void s_civil(int64_t z, int *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t yy = yoe + era * 400;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = (int)(yy + (*m <= 2));
-}
-
-int bm_date_parse(const char *s, int64_t *days, bm_err_t *err)
-{
-    int y, m, d, len = 0;
-    if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &len) != 3 || len != 10 ||
-        s[4] != '-' || s[7] != '-' || y < 1900 || y > 9999 || m < 1 || m > 12 || d < 1)
-        return bm_err_set(err, "invalid date \"%s\" (expected YYYY-MM-DD)", s);
-    int64_t z = bm_days_from_civil(y, (unsigned)m, (unsigned)d);
-    int yy, mm, dd;
-    s_civil(z, &yy, &mm, &dd);
-    if (yy != y || mm != m || dd != d)
-        return bm_err_set(err, "invalid date \"%s\": no such day", s);
-    *days = z;
-    return 0;
-}
-
-char *bm_date_format(int64_t days, char *buf, size_t size)
-{
-    int y, m, d;
-    s_civil(days, &y, &m, &d);
-    snprintf(buf, size, "%04d-%02d-%02d", y, m, d);
-    return buf;
-}
-
-int64_t bm_period_start(bm_period_kind_t kind, int64_t days)
-{
-    int y, m, d;
-    switch (kind) {
-    case BM_PERIOD_DAY:
-        return days;
-    case BM_PERIOD_WEEK: {
-        /* 1970-01-01 was a Thursday: Monday-based weekday = (days + 3) mod 7. */
-        int64_t wd = ((days + 3) % 7 + 7) % 7;
-        return days - wd;
-    }
-    case BM_PERIOD_MONTH:
-        s_civil(days, &y, &m, &d);
-        return bm_days_from_civil(y, (unsigned)m, 1);
-    case BM_PERIOD_QUARTER:
-    default:
-        s_civil(days, &y, &m, &d);
-        return bm_days_from_civil(y, (unsigned)(((m - 1) / 3) * 3 + 1), 1);
-    }
-}
-
-int64_t bm_period_add(bm_period_kind_t kind, int64_t start, int k)
-{
-    int y, m, d;
-    switch (kind) {
-    case BM_PERIOD_DAY:
-        return start + k;
-    case BM_PERIOD_WEEK:
-        return start + 7 * (int64_t)k;
-    default: {
-        int months = kind == BM_PERIOD_MONTH ? k : 3 * k;
-        s_civil(start, &y, &m, &d);
-        int64_t total = (int64_t)y * 12 + (m - 1) + months;
-        int64_t ny = total >= 0 ? total / 12 : (total - 11) / 12;
-        int nm = (int)(total - ny * 12) + 1;
-        return bm_days_from_civil(ny, (unsigned)nm, 1);
-    }
-    }
-}
-
-char *bm_period_label(bm_period_kind_t kind, int64_t start, char *buf, size_t size)
-{
-    int y, m, d;
-    s_civil(start, &y, &m, &d);
-    switch (kind) {
-    case BM_PERIOD_MONTH:
-        snprintf(buf, size, "%04d-%02d", y, m);
-        break;
-    case BM_PERIOD_QUARTER:
-        snprintf(buf, size, "%04d-Q%d", y, (m - 1) / 3 + 1);
-        break;
-    case BM_PERIOD_WEEK: {
-        /* ISO week: the week's Thursday decides the year. */
-        int64_t thu = start + 3;
-        int ty, tm, td;
-        s_civil(thu, &ty, &tm, &td);
-        int64_t jan1 = bm_days_from_civil(ty, 1, 1);
-        snprintf(buf, size, "%04d-W%02d", ty, (int)((thu - jan1) / 7 + 1));
-        break;
-    }
-    default:
-        bm_date_format(start, buf, size);
-        break;
-    }
-    return buf;
-}
-
-/* ---- metrics catalogue -------------------------------------------------- */
-
-/* Parameters of every metric statement (typed, so unused ones are fine):
- * $1 period kind, $2 first period start, $3 last period start, $4 channel,
- * $5 segment, $6 section, $7 answer target seconds, $8 outlet kind,
- * $9 the outlet ids to read (int[]; NULL = all: a region's rows are then
- * picked by the server, through the rollup's primary key, instead of the
- * whole chain being shipped and filtered here).  Statements are planned
- * with their parameter values (unnamed statements), so "$9 IS NULL" folds
- * away.  Columns: id, period_start, n, x, y, sum, sumsq, currency
- * (histograms: id, period_start, counts: the bucket counts as an int8
- * array, one row per histogram, see 008_hist.sql).  Grouping is by the date
- * (period_start, id), the order of the covering indexes of 006_scale.sql,
- * never by the text column: no sort. */
-#define S_IDS(col) " AND ($9::int[] IS NULL OR " col " = ANY ($9::int[]))"
-#define S_RANGE(t) t "period_kind = $1 AND " t "period_start BETWEEN $2 AND $3" S_IDS(t "branch_id")
-#define S_RANGE_OUTLET(t) \
-    t "period_kind = $1 AND " t "period_start BETWEEN $2 AND $3" S_IDS(t "outlet_id")
-
-/* The rows of every active branch in the range (totals_sql). */
-#define S_TOTALS_RANGE \
-    "period_kind = $1 AND period_start BETWEEN $2 AND $3" \
-    " AND branch_id IN (SELECT id FROM branches WHERE active)"
-
-#define S_LATEST(table) "SELECT max(period_start)::text FROM " table " WHERE period_kind = $1"
-
-const bm_metric_t bm_metrics[] = {
-    {"ms_score", "%", 1, BM_FAM_MEAN, "evaluations", 3, 1, 0, NULL, 0,
-     S_LATEST("rollup_scores") " AND outlet_kind = 'branch'",
-     "SELECT outlet_id, period_start::text, sum(n), 0, 0, sum(score_sum), sum(score_sumsq), ''"
-     " FROM rollup_scores WHERE outlet_kind = $8 AND " S_RANGE_OUTLET("")
-     " AND ($4 = '' OR channel = $4) AND ($5 = '' OR segment = $5) AND section = $6"
-     " GROUP BY period_start, outlet_id",
-     "mystery-shopping score: mean of the evaluations' overall (or --section) scores", NULL},
-    {"nps", "points", 1, BM_FAM_NPS, "survey answers", 30, 1, 0, NULL, 0,
-     S_LATEST("rollup_surveys"),
-     "SELECT branch_id, period_start::text, sum(nps_n), sum(promoters), sum(detractors), 0, 0, ''"
-     " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5)"
-     " GROUP BY period_start, branch_id",
-     "net promoter score: % promoters (9-10) minus % detractors (0-6)",
-     "SELECT period_start::text, sum(nps_n), sum(promoters), sum(detractors), 0, 0, ''"
-     " FROM rollup_surveys WHERE " S_TOTALS_RANGE " AND ($5 = '' OR segment = $5)"
-     " GROUP BY period_start"},
-    {"csi", "index", 1, BM_FAM_MEAN, "survey answers", 30, 1, 0, NULL, 0,
-     S_LATEST("rollup_surveys"),
-     "SELECT branch_id, period_start::text, sum(csi_n), 0, 0, sum(csi_sum), sum(csi_sumsq), ''"
-     " FROM rollup_surveys WHERE " S_RANGE("") " AND ($5 = '' OR segment = $5)"
-     " GROUP BY period_start, branch_id",
-     "customer satisfaction index 0-100: mean of the responses' CSI",
-     "SELECT period_start::text, sum(csi_n), 0, 0, sum(csi_sum), sum(csi_sumsq), ''"
-     " FROM rollup_surveys WHERE " S_TOTALS_RANGE " AND ($5 = '' OR segment = $5)"
-     " GROUP BY period_start"},
-    {"capture_rate", "%", 1, BM_FAM_PROPORTION, "passers-by", 30, 1, 0, NULL, 0,
-     S_LATEST("rollup_traffic"),
-     "SELECT branch_id, period_start::text, passers_by, entrants, 0, 0, 0, ''"
-     " FROM rollup_traffic WHERE " S_RANGE(""),
-     "entrants / passers-by (passers-by count everyone passing, incl. those who entered)", NULL},
-    {"conversion", "%", 1, BM_FAM_PROPORTION, "entrants", 30, 1, 0, NULL, 0,
-     S_LATEST("rollup_traffic"),
-     "SELECT t.branch_id, t.period_start::text, t.entrants, coalesce(s.sales, 0), 0, 0, 0, ''"
-     " FROM rollup_traffic t LEFT JOIN (SELECT branch_id, period_start, sum(sales) AS sales"
-     "   FROM rollup_sales WHERE " S_RANGE("") " GROUP BY 1, 2) s"
-     " ON s.branch_id = t.branch_id AND s.period_start = t.period_start"
-     " WHERE " S_RANGE("t."),
-     "sales receipts / entrants", NULL},
-    {"avg_check", "currency", 1, BM_FAM_MEAN, "sales", 30, 2, 0, NULL, 0,
-     S_LATEST("rollup_sales"),
-     "SELECT branch_id, period_start::text, sales, 0, 0, sales_minor, sales_minor_sq, currency"
-     " FROM rollup_sales WHERE " S_RANGE("") " AND sales > 0",
-     "mean amount of a sales receipt (refunds excluded), one currency", NULL},
-    {"wait_p50", "s", 0, BM_FAM_QUANTILE, "called tickets", 30, 0, 0.5, "queue_wait", 5,
-     S_LATEST("rollup_queue"),
-     "SELECT branch_id, period_start::text, counts FROM rollup_hist"
-     " WHERE measure = 'queue_wait' AND " S_RANGE(""),
-     "median queue wait, ticket issued -> called (5 s buckets)", NULL},
-    {"wait_p90", "s", 0, BM_FAM_QUANTILE, "called tickets", 30, 0, 0.9, "queue_wait", 5,
-     S_LATEST("rollup_queue"),
-     "SELECT branch_id, period_start::text, counts FROM rollup_hist"
-     " WHERE measure = 'queue_wait' AND " S_RANGE(""),
-     "90th percentile of the queue wait, issued -> called (5 s buckets)", NULL},
-    {"calls_answered_share", "%", 1, BM_FAM_PROPORTION, "calls", 30, 1, 0, NULL, 0,
-     S_LATEST("rollup_calls"),
-     "SELECT c.branch_id, c.period_start::text, c.calls, coalesce(h.x, 0), 0, 0, 0, ''"
-     " FROM rollup_calls c LEFT JOIN (SELECT branch_id, period_start,"
-     "   (SELECT sum(k) FROM unnest(counts[1:$7 + 1]) k) AS x"
-     "   FROM rollup_hist WHERE measure = 'call_answer_wait' AND " S_RANGE("") ") h"
-     " ON h.branch_id = c.branch_id AND h.period_start = c.period_start"
-     " WHERE " S_RANGE("c."),
-     "calls answered within the target (default 20 s) / all calls", NULL},
-    {"calls_abandoned_share", "%", 0, BM_FAM_PROPORTION, "calls", 30, 1, 0, NULL, 0,
-     S_LATEST("rollup_calls"),
-     "SELECT branch_id, period_start::text, calls, abandoned, 0, 0, 0, ''"
-     " FROM rollup_calls WHERE " S_RANGE(""),
-     "calls never answered / all calls", NULL},
-    {"complaints_per_1000", "per 1000", 0, BM_FAM_RATE1000, "entrants", 30, 2, 0, NULL, 0,
-     S_LATEST("rollup_complaints"),
-     "SELECT t.branch_id, t.period_start::text, t.entrants, coalesce(c.complaints, 0), 0, 0, 0, ''"
-     " FROM rollup_traffic t LEFT JOIN rollup_complaints c ON c.branch_id = t.branch_id"
-     " AND c.period_kind = t.period_kind AND c.period_start = t.period_start"
-     " WHERE " S_RANGE("t."),
-     "complaints received per 1,000 entrants", NULL},
-    {"complaint_resolve_median", "h", 0, BM_FAM_QUANTILE, "resolved complaints", 30, 1, 0.5,
-     "complaint_resolve", 1, S_LATEST("rollup_complaints"),
-     "SELECT branch_id, period_start::text, counts FROM rollup_hist"
-     " WHERE measure = 'complaint_resolve' AND " S_RANGE(""),
-     "median hours from receipt to resolution of the complaints received (1 h buckets)", NULL},
-    {"complaints_open", "count", 0, BM_FAM_COUNT, "complaints", 30, 0, 0, NULL, 0,
-     S_LATEST("rollup_complaints"),
-     "SELECT branch_id, period_start::text, complaints, open, 0, 0, 0, ''"
-     " FROM rollup_complaints WHERE " S_RANGE(""),
-     "complaints received in the period and still open", NULL},
-    {"customer_balance", "count", 1, BM_FAM_COUNT, "customer changes", 30, 0, 0, NULL, 0,
-     S_LATEST("rollup_customers"),
-     "SELECT branch_id, period_start::text, gained + lost, gained - lost, 0, 0, 0, ''"
-     " FROM rollup_customers WHERE " S_RANGE(""),
-     "customers gained minus customers lost", NULL},
-    {NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL},
-};
-
-const bm_metric_t *bm_metric_find(const char *name)
-{
-    for (const bm_metric_t *m = bm_metrics; m->name; m++)
-        if (!strcmp(m->name, name))
-            return m;
-    return NULL;
-}
-
-int bm_currency_digits(const char *c)
-{
-    if (!strcmp(c, "JPY") || !strcmp(c, "KRW"))
-        return 0;
-    if (!strcmp(c, "BHD") || !strcmp(c, "KWD") || !strcmp(c, "OMR") || !strcmp(c, "TND"))
-        return 3;
-    return 2;
-}
+#include "rollup_sql.h"
 
 /* ---- reference data ----------------------------------------------------- */
 
@@ -493,14 +235,6 @@ int bm_q_ref_region(const bm_q_ref_t *ref, const char *code)
 /* ---- grids -------------------------------------------------------------- */
 
 #define S_MAX_GRID_BYTES (256u * 1024u * 1024u)
-#define S_HIST_BUCKETS 721      /* the widest histogram (queue, complaints) */
-
-/* The overflow bucket of a metric's histogram (bm_bucket's last argument
- * in 002_rollups.sql). */
-static size_t s_hist_overflow(const bm_metric_t *m)
-{
-    return m->measure && !strcmp(m->measure, "call_answer_wait") ? 600 : S_HIST_BUCKETS - 1;
-}
 
 struct bm_q_grid {
     int nent, nper;
@@ -823,7 +557,7 @@ static size_t s_hist_need(const PGresult *res, int col, size_t nb)
         if (len > nb)
             nb = len;
     }
-    return nb > S_HIST_BUCKETS ? S_HIST_BUCKETS : nb ? nb : 1;
+    return nb > BM_HIST_BUCKETS ? BM_HIST_BUCKETS : nb ? nb : 1;
 }
 
 bm_q_grid_t *bm_q_fetch(PGconn *conn, const bm_q_ref_t *ref, const bm_metric_t *m,
@@ -920,81 +654,6 @@ int bm_q_latest(PGconn *conn, const bm_metric_t *m, bm_period_kind_t kind, int64
     return found;
 }
 
-/* ---- estimates ---------------------------------------------------------- */
-
-static void s_scale(bm_estimate_t *e, double k)
-{
-    e->value *= k;
-    e->lo *= k;
-    e->hi *= k;
-    e->se *= k;
-    e->sd *= k;
-}
-
-int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb, bm_estimate_t *out,
-                  bm_err_t *err)
-{
-    memset(out, 0, sizeof *out);
-    switch (m->family) {
-    case BM_FAM_PROPORTION:
-        *out = bm_est_proportion(a->x, a->n);
-        s_scale(out, 100.0);
-        break;
-    case BM_FAM_RATE1000:
-        *out = bm_est_proportion(a->x, a->n);
-        s_scale(out, 1000.0);
-        break;
-    case BM_FAM_NPS:
-        *out = bm_est_nps(a->x, a->y, a->n);
-        break;
-    case BM_FAM_MEAN:
-        if (a->mixed_currency)
-            return bm_err_set(err, "%s: receipts are in more than one currency; "
-                                   "the chain must use one currency", m->name);
-        *out = bm_est_mean(a->n, a->sum, a->sumsq);
-        if (!strcmp(m->unit, "%") || !strcmp(m->unit, "index"))
-            bm_est_clamp(out, 0, 100);     /* scores live on 0..100 */
-        if (a->currency[0])
-            s_scale(out, pow(10.0, -bm_currency_digits(a->currency)));
-        break;
-    case BM_FAM_QUANTILE:
-        if (a->hist)
-            *out = bm_est_hist_quantile(a->hist, nb, s_hist_overflow(m), m->bucket_width,
-                                        m->quantile);
-        break;
-    case BM_FAM_COUNT:
-        if (a->n > 0) {
-            out->has_value = 1;
-            out->value = a->x;
-            out->n = a->n;
-        }
-        break;
-    }
-    return 0;
-}
-
-int bm_q_change_est(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
-                    const bm_estimate_t *ce, const bm_estimate_t *pe)
-{
-    bm_estimate_t c = *ce, p = *pe;
-    if (!c.has_value || !p.has_value)
-        return 0;
-    switch (m->family) {
-    case BM_FAM_PROPORTION:
-    case BM_FAM_RATE1000:
-        return bm_change_proportion(cur->x, cur->n, prev->x, prev->n);
-    case BM_FAM_NPS:
-        return bm_change_nps(&c, &p);
-    case BM_FAM_MEAN:
-        return bm_change_welch(&c, &p);
-    case BM_FAM_QUANTILE:
-        return bm_change_disjoint(&c, &p);
-    case BM_FAM_COUNT:
-    default:
-        return 0;
-    }
-}
-
 /* ---- breakdowns --------------------------------------------------------- */
 
 static const char *const s_bd_sql[] = {
@@ -1058,4 +717,50 @@ int bm_q_breakdown(PGconn *conn, const bm_q_ref_t *ref, bm_breakdown_t what,
     PQclear(res);
     *rows = out;
     return k;
+}
+
+void bm_q_bd_sum(const bm_q_bd_row_t *rows, int nrows, const bm_q_ref_t *ref, int e, int r,
+                 int competitors, int p, const char *key, bm_q_agg_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < nrows; i++) {
+        const bm_q_bd_row_t *row = &rows[i];
+        if (strcmp(row->key, key) || (p >= 0 && row->period != p))
+            continue;
+        if (e >= 0 && row->entity != e)
+            continue;
+        if (e < 0 && r >= 0) {
+            int reg = competitors ? ref->competitors[row->entity].region
+                                  : ref->branches[row->entity].region;
+            if (reg != r)
+                continue;
+        }
+        out->n += row->n;
+        out->x += row->x;
+        out->sum += row->sum;
+        out->sumsq += row->sumsq;
+    }
+}
+
+int bm_q_bd_keys(const bm_q_bd_row_t *rows, int nrows, const char **keys, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < nrows; i++) {
+        int seen = 0;
+        for (int k = 0; k < n && !seen; k++)
+            seen = !strcmp(keys[k], rows[i].key);
+        if (!seen && n < cap)
+            keys[n++] = rows[i].key;
+    }
+    return n;
+}
+
+static int s_key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void bm_q_keys_sort(const char **keys, int n)
+{
+    qsort(keys, (size_t)n, sizeof *keys, s_key_cmp);
 }

@@ -1,0 +1,84 @@
+/* render_rank: the ranking's layout: the table "ranking" (one row per
+ * branch, ranked ones first) and "aggregates" (the chain and regions). */
+#include <stdio.h>
+
+#include "render_int.h"
+
+static void s_branch_row(bm_table_t *t, const bm_rank_result_t *r, const bm_rank_row_t *row)
+{
+    const bm_metric_t *m = r->metric;
+    const bm_q_outlet_t *br = &r->ref->branches[row->branch];
+    bm_table_add_row(t);
+    if (row->ranked) {
+        char rk[32];
+        if (row->rank_lo == row->rank_hi)
+            snprintf(rk, sizeof rk, "%d", row->rank_lo);
+        else
+            snprintf(rk, sizeof rk, "%d-%d", row->rank_lo, row->rank_hi);
+        bm_table_set_text(t, 0, rk);
+        bm_table_set_int(t, 1, row->group);
+    }
+    bm_table_set_text(t, 2, br->code);
+    bm_table_set_text(t, 3, br->name);
+    bm_table_set_text(t, 4, bm_report_region_code(r->ref, br->region));
+    bm_render_figure(t, 5, m->decimals, &row->cur);
+    if (row->prev.has_value)
+        bm_table_set_num(t, 10, row->prev.value, m->decimals);
+    if (row->cur.est.has_value && row->prev.has_value)
+        bm_table_set_num(t, 11, row->cur.est.value - row->prev.value, m->decimals);
+    bm_table_set_arrow(t, 12, row->change);
+}
+
+static void s_scope_row(bm_table_t *t, const bm_metric_t *m, const bm_rank_scope_t *s)
+{
+    bm_table_add_row(t);
+    bm_table_set_text(t, 0, s->is_chain ? "chain" : "region");
+    bm_table_set_text(t, 1, s->code);
+    bm_render_figure(t, 2, m->decimals, &s->cur);
+    if (s->prev.has_value)
+        bm_table_set_num(t, 7, s->prev.value, m->decimals);
+    if (s->cur.est.has_value && s->prev.has_value)
+        bm_table_set_num(t, 8, s->cur.est.value - s->prev.value, m->decimals);
+    bm_table_set_arrow(t, 9, s->change);
+}
+
+static void s_notes(const bm_rank_result_t *r, bm_report_t *rep)
+{
+    const bm_metric_t *m = r->metric;
+    char label[32], plabel[32];
+    bm_report_note(rep, "metric %s (%s, %s is better): %s", m->name, m->unit,
+                   m->higher_better ? "higher" : "lower", m->description);
+    bm_report_note(rep, "period %s %s, previous %s; region %s%s%s%s%s", bm_period_name(r->kind),
+                   bm_period_label(r->kind, r->cur, label, sizeof label),
+                   bm_period_label(r->kind, r->prev, plabel, sizeof plabel),
+                   r->region >= 0 ? r->ref->regions[r->region].code : "all",
+                   r->has_channel ? "; channel " : "", r->has_channel ? r->channel : "",
+                   r->has_segment ? "; segment " : "", r->has_segment ? r->segment : "");
+    bm_report_note(rep, "ranks: branches whose 95%% intervals overlap their group's leader share "
+                        "a rank range; low_n = n below %g %s (listed, not ranked); arrows only "
+                        "for changes significant at 95%%", r->min_n, m->sample);
+}
+
+int bm_render_rank(const bm_rank_result_t *r, bm_report_t *rep)
+{
+    static const char *const cols[] = {"rank", "group", "branch", "name", "region", "value", "n",
+                                       "ci_low", "ci_high", "low_n", "previous", "change",
+                                       "arrow"};
+    static const char *const acols[] = {"scope", "code", "value", "n", "ci_low", "ci_high",
+                                        "low_n", "previous", "change", "arrow"};
+    bm_table_t *t = bm_table_new("ranking", 13, cols);
+    bm_table_t *agg = bm_table_new("aggregates", 10, acols);
+    if (!t || !agg) {
+        bm_table_destroy(&t);
+        bm_table_destroy(&agg);
+        return -1;
+    }
+    for (size_t i = 0; i < r->nrows; i++)
+        s_branch_row(t, r, &r->rows[i]);
+    for (size_t i = 0; i < r->nscopes; i++)
+        s_scope_row(agg, r->metric, &r->scopes[i]);
+    bm_report_add(rep, &t);
+    bm_report_add(rep, &agg);
+    s_notes(r, rep);
+    return 0;
+}

@@ -1,0 +1,56 @@
+/* rank: one metric for one period, every branch in scope ranked with its
+ * rank range and tie group, plus the region(s) and the chain, each with the
+ * change since the previous period (branchmark rank, /api/rank).
+ *
+ * The tie rule lives in stats.c (bm_rank_entries); which branches are
+ * ranked (value and n at or above the minimum) and what is compared with
+ * what is decided here.  Branches below the minimum are listed after the
+ * ranked ones, not ranked. */
+#ifndef BM_RANK_H
+#define BM_RANK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "report_ctx.h"
+
+typedef struct {
+    int branch;                 /* index into the result's ref->branches */
+    int ranked;                 /* 0: listed only (no value, or low n) */
+    int rank_lo, rank_hi;       /* ranked only: rank range, 1-based */
+    int group;                  /* ranked only: tie group, 1-based */
+    bm_figure_t cur;
+    bm_estimate_t prev;
+    int change;                 /* +1 / -1 significant change, 0 none */
+} bm_rank_row_t;
+
+/* The aggregate lines: a region or the chain. */
+typedef struct {
+    int is_chain;
+    const char *code;           /* region or chain code (in the result's ref) */
+    bm_figure_t cur;
+    bm_estimate_t prev;
+    int change;
+} bm_rank_scope_t;
+
+typedef struct {
+    bm_q_ref_t *ref;            /* owned: names of the rows */
+    const bm_metric_t *metric;
+    bm_period_kind_t kind;
+    int64_t cur, prev;          /* period starts */
+    int region;                 /* index into ref->regions, -1: the chain */
+    int has_channel, has_segment;
+    char channel[16], segment[65];      /* the request's filters */
+    double min_n;
+    bm_rank_row_t *rows;        /* ranked first (best first), then the others */
+    size_t nrows;
+    bm_rank_scope_t *scopes;    /* the chain first, then regions */
+    size_t nscopes;
+} bm_rank_result_t;
+
+/* Computes the ranking of ctx's request.  Returns BM_REPORT_OK with *out
+ * (the caller destroys it), or BM_REPORT_FAILED with err. */
+int bm_rank_compute(bm_report_ctx_t *ctx, bm_rank_result_t **out, bm_err_t *err);
+void bm_rank_result_destroy(bm_rank_result_t **res_p);
+
+#endif
