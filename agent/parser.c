@@ -97,15 +97,26 @@ static bool s_blank(const char *line, size_t len)
     return true;
 }
 
+/* The header a format expects, "source_id,at,amount,currency". */
+static void s_header_text(const bm_parser_t *p, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < p->ncolumns && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "",
+                                 p->columns[i].name);
+}
+
 /* Compares a header line with the format's column list, field by field (so
  * quoted column names are accepted too). */
 static bool s_header_ok(const bm_parser_t *p, char *line, size_t len)
 {
-    char *fields[16];
+    char *fields[16], header[BM_ERR_MSG_MAX / 2];
     int n = bm_csv_split(line, len, fields, 16, NULL);
     if (n < 0 || (size_t)n != p->ncolumns)
         return false;
-    const char *h = p->header;
+    s_header_text(p, header, sizeof header);
+    const char *h = header;
     for (int i = 0; i < n; i++) {
         size_t fl = strlen(fields[i]);
         if (strncmp(h, fields[i], fl) != 0 || (h[fl] != ',' && h[fl] != '\0'))
@@ -144,7 +155,7 @@ int bm_parse_file(const bm_parser_t *p, const char *path, const bm_time_window_t
     if (!rd)
         return -1;
 
-    bool is_csv = p->header != NULL, header_seen = !is_csv, header_bad = false;
+    bool is_csv = p->columns != NULL, header_seen = !is_csv, header_bad = false;
     int rc = 0;
     for (;;) {
         char *line;
@@ -166,8 +177,9 @@ int bm_parse_file(const bm_parser_t *p, const char *path, const bm_time_window_t
             header_seen = true;
             if (status != BM_LINE_OK || !s_header_ok(p, line, len)) {
                 header_bad = true;
-                char msg[BM_ERR_MSG_MAX];
-                snprintf(msg, sizeof msg, "header: expected \"%s\"", p->header);
+                char expected[BM_ERR_MSG_MAX / 2], msg[BM_ERR_MSG_MAX];
+                s_header_text(p, expected, sizeof expected);
+                snprintf(msg, sizeof msg, "header: expected \"%s\"", expected);
                 s_emit(on_error, ctx, lineno, msg);
             }
             continue;
@@ -194,7 +206,7 @@ int bm_parse_file(const bm_parser_t *p, const char *path, const bm_time_window_t
             continue;
         }
         bm_record_t *rec = NULL;
-        if (p->parse_line(line, len, &rec, &why) < 0) {
+        if (p->parse_line(p, line, len, &rec, &why) < 0) {
             s_report(on_error, ctx, st, lineno, why.msg);
             continue;
         }

@@ -13,6 +13,7 @@
 #include "bm_time.h"
 #include "parse_csv.h"
 #include "parser.h"
+#include "parser_int.h"
 
 /* 2026-11-15T00:00:00Z, 400 days back, 1 day ahead: the samples are of
  * early November 2026. */
@@ -615,6 +616,16 @@ static void test_csv_split(void)
     CHECK(bm_csv_split(e, 2, f, 8, &err) == 1 && f[0][0] == '\0');
 }
 
+/* Every column table fits the protobuf messages it fills. */
+static void test_tables(void)
+{
+    bm_err_t err = {{0}};
+    int rc = bm_parser_table_check(&err);
+    if (rc < 0)
+        fprintf(stderr, "parser table: %s\n", err.msg);
+    CHECK(rc == 0);
+}
+
 static void test_file_names(void)
 {
     static const struct { const char *name, *format; } cases[] = {
@@ -665,6 +676,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
+    test_tables();
     test_file_names();
     test_csv_split();
     test_people_count();
