@@ -107,23 +107,19 @@ static void s_header_text(const bm_parser_t *p, char *buf, size_t size)
                                  p->columns[i].name);
 }
 
-/* Compares a header line with the format's column list, field by field (so
- * quoted column names are accepted too). */
+/* Compares a header line with the format's column names, field by field (so
+ * quoted column names are accepted too, but a quoted "source_id,at" is one
+ * field and not two columns). */
 static bool s_header_ok(const bm_parser_t *p, char *line, size_t len)
 {
-    char *fields[16], header[BM_ERR_MSG_MAX / 2];
+    char *fields[16];
     int n = bm_csv_split(line, len, fields, 16, NULL);
     if (n < 0 || (size_t)n != p->ncolumns)
         return false;
-    s_header_text(p, header, sizeof header);
-    const char *h = header;
-    for (int i = 0; i < n; i++) {
-        size_t fl = strlen(fields[i]);
-        if (strncmp(h, fields[i], fl) != 0 || (h[fl] != ',' && h[fl] != '\0'))
+    for (size_t i = 0; i < p->ncolumns; i++)
+        if (strcmp(fields[i], p->columns[i].name) != 0)
             return false;
-        h += fl + (h[fl] == ',');
-    }
-    return *h == '\0';
+    return true;
 }
 
 static void s_emit(bm_line_error_fn on_error, void *ctx, uint64_t lineno, const char *why)

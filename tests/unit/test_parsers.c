@@ -556,6 +556,26 @@ static void test_long_lines_and_edges(void)
     CHECK(r.nerrs == 1 && r.stats.bad == 1 && r.stats.good == 0);
     s_release(&r);
 
+    /* A quoted field holding a comma is one column, not two: this header
+     * has "source_id,at" and an empty fourth column, so it is wrong. */
+    memset(&r, 0, sizeof r);
+    static const char quoted_hdr[] = "\"source_id,at\",amount,currency,\n"
+                                     "R-1,2026-11-02T10:00:00Z,1.00,EUR\n";
+    s_write("receipts_qhdr.csv", quoted_hdr, strlen(quoted_hdr), path, sizeof path);
+    CHECK(bm_parse_file(bm_parser_for_file("receipts_qhdr.csv"), path, &WINDOW, s_sink,
+                        s_on_error, &r, &r.stats, &err) == 0);
+    EXPECT_ERRORS(&r, "line 1: header: expected \"source_id,at,amount,currency\"");
+    CHECK(r.nrecs == 0 && r.stats.bad == 1);
+    s_release(&r);
+    static const char quoted_ok[] = "\"source_id\",at,\"amount\",currency\n"
+                                    "R-1,2026-11-02T10:00:00Z,1.00,EUR\n";
+    memset(&r, 0, sizeof r);
+    s_write("receipts_qhdr.csv", quoted_ok, strlen(quoted_ok), path, sizeof path);
+    CHECK(bm_parse_file(bm_parser_for_file("receipts_qhdr.csv"), path, &WINDOW, s_sink,
+                        s_on_error, &r, &r.stats, &err) == 0);
+    CHECK(r.nerrs == 0 && r.nrecs == 1);
+    s_release(&r);
+
     /* The sink stopping parsing stops it, with the sink's message. */
     memset(&r, 0, sizeof r);
     r.stop_after = 2;
@@ -691,7 +711,8 @@ int main(void)
     test_long_lines_and_edges();
 
     static const char *const tmp_files[] = {"receipts_long.csv", "surveys_edge.jsonl",
-        "calls_empty.csv", "calls_header.csv", "calls_wrong.csv", "people_count_big.csv"};
+        "calls_empty.csv", "calls_header.csv", "calls_wrong.csv", "people_count_big.csv",
+        "receipts_qhdr.csv"};
     char path[512];
     for (size_t i = 0; i < sizeof tmp_files / sizeof tmp_files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", s_tmpdir, tmp_files[i]);
