@@ -122,9 +122,11 @@ static int s_currency_decimals(const char *cur)
 }
 
 /* Parses "-12.34" exactly into minor units: optional '-', digits, optional
- * '.' and at most `decimals` digits.  No exponent, no grouping, no floating
- * point on the way: 0.1 + 0.2 must be 30 cents. */
-static int s_amount(const char *k, const char *text, const char *cur, int64_t *out,
+ * decimal mark (dec: '.', or ',' in a ';'-separated file) and at most
+ * `decimals` digits.  No exponent, no grouping, no floating point on the
+ * way: 0.1 + 0.2 must be 30 cents.  The other mark is refused, not guessed:
+ * in a ';' file "1.500" may be a German 1500. */
+static int s_amount(const char *k, char dec, const char *text, const char *cur, int64_t *out,
                     bm_err_t *err)
 {
     int decimals = s_currency_decimals(cur);
@@ -145,7 +147,7 @@ static int s_amount(const char *k, const char *text, const char *cur, int64_t *o
             return bm_err_set(err, "%s: amount: %.40s is out of range", k, text);
         v = v * 10 + (*p++ - '0');
     }
-    if (*p == '.') {
+    if (*p == dec) {
         p++;
         if (!isdigit((unsigned char)*p))
             goto not_decimal;
@@ -160,6 +162,9 @@ static int s_amount(const char *k, const char *text, const char *cur, int64_t *o
             v = v * 10 + (*p++ - '0');
         }
     }
+    if (*p == '.' && dec == ',')
+        return bm_err_set(err, "%s: amount: \"%.40s\" has a decimal point; in a file separated "
+                          "by \";\" decimals are written with a comma, like -12,34", k, text);
     if (*p)
         goto not_decimal;
     for (int i = frac; i < decimals; i++)
@@ -167,7 +172,8 @@ static int s_amount(const char *k, const char *text, const char *cur, int64_t *o
     *out = neg ? -v : v;
     return 0;
 not_decimal:
-    return bm_err_set(err, "%s: amount: \"%.40s\" is not a decimal number like -12.34", k, text);
+    return bm_err_set(err, "%s: amount: \"%.40s\" is not a decimal number like -12%c34", k, text,
+                      dec);
 }
 
 static int s_bool(const char *kind, const char *field, const char *text, bool *out,
@@ -277,9 +283,9 @@ static int s_choice(const char *kind, const bm_csv_column_t *c, const char *text
  * type md).  f holds every field of the line, for an amount's currency.
  * Returns 0, or -1 with err naming the kind and the column; msg may then hold
  * strings set so far, which the record's deep free releases. */
-static int s_col_set(const bm_parser_t *p, const ProtobufCMessageDescriptor *md,
-                     const bm_csv_column_t *c, char **f, const char *text, void *msg,
-                     bm_err_t *err)
+static int s_col_set(const bm_parser_t *p, const bm_csv_dialect_t *d,
+                     const ProtobufCMessageDescriptor *md, const bm_csv_column_t *c, char **f,
+                     const char *text, void *msg, bm_err_t *err)
 {
     const char *k = p->name;
     const ProtobufCFieldDescriptor *fd = s_col_field(md, c);
@@ -310,7 +316,7 @@ static int s_col_set(const bm_parser_t *p, const ProtobufCMessageDescriptor *md,
             return -1;
         break;
     case BM_COL_AMOUNT:
-        if (s_amount(k, text, f[s_col_index(p, c->currency)], member, err) < 0)
+        if (s_amount(k, d->decimal, text, f[s_col_index(p, c->currency)], member, err) < 0)
             return -1;
         break;
     case BM_COL_TEXT:
@@ -350,11 +356,11 @@ static bm_record_t *s_csv_record_new(const ProtobufCFieldDescriptor *kf, const c
     return r;
 }
 
-int bm_csv_record(const bm_parser_t *p, char *line, size_t len, bm_record_t **out,
-                  bm_err_t *err)
+int bm_csv_record(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line, size_t len,
+                  bm_record_t **out, bm_err_t *err)
 {
     char *f[BM_CSV_MAX_FIELDS];
-    int got = bm_csv_split(line, len, f, BM_CSV_MAX_FIELDS, err);
+    int got = bm_csv_split(line, len, d->sep, f, BM_CSV_MAX_FIELDS, err);
     if (got < 0)
         return bm_err_prefix(err, "%s", p->name);
     if ((size_t)got != p->ncolumns)
@@ -372,7 +378,7 @@ int bm_csv_record(const bm_parser_t *p, char *line, size_t len, bm_record_t **ou
             const bm_csv_column_t *c = &p->columns[i];
             if ((c->type == BM_COL_AMOUNT) != (pass == 1) || c->type == BM_COL_SOURCE_ID)
                 continue;
-            if (s_col_set(p, s_kind_msg(kf), c, f, f[i], msg, err) < 0)
+            if (s_col_set(p, d, s_kind_msg(kf), c, f, f[i], msg, err) < 0)
                 return s_fail(&r);
         }
     }
@@ -511,10 +517,10 @@ static int s_json_time(const char *kind, json_t *obj, const char *key, bool requ
     return 0;
 }
 
-static int s_survey(const bm_parser_t *p, char *line, size_t len, bm_record_t **out,
-                    bm_err_t *err)
+static int s_survey(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line, size_t len,
+                    bm_record_t **out, bm_err_t *err)
 {
-    (void)p;
+    (void)p, (void)d;
     static const char *const keys[] = {"source_id", "responded_at", "nps", "csi", "csi_scale",
                                        "why", "segment", "channel", NULL};
     const char *k = "survey";
@@ -637,10 +643,10 @@ static int s_answer(const char *k, json_t *a, size_t idx, Branchmark__V1__Answer
     return 0;
 }
 
-static int s_evaluation(const bm_parser_t *p, char *line, size_t len, bm_record_t **out,
-                        bm_err_t *err)
+static int s_evaluation(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line, size_t len,
+                        bm_record_t **out, bm_err_t *err)
 {
-    (void)p;
+    (void)p, (void)d;
     static const char *const keys[] = {"source_id", "questionnaire", "version", "channel",
                                        "scenario", "shopper_segment", "outlet", "visited_at",
                                        "submitted_at", "shopper", "answers", NULL};

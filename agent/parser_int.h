@@ -54,13 +54,21 @@ typedef struct {
     const char *currency;             /* BM_COL_AMOUNT: the currency column */
 } bm_csv_column_t;
 
+/* A CSV file's dialect, read from its header: ',' with decimal points, or
+ * ';' with decimal commas (what Excel writes in locales whose decimal
+ * separator is a comma). */
+typedef struct {
+    char sep;       /* between fields */
+    char decimal;   /* in decimal numbers */
+} bm_csv_dialect_t;
+
 /* Turns one data line (len bytes, NUL-terminated, writable, valid UTF-8
- * without NUL bytes) of format p into a newly allocated record.  The record
- * need not be valid yet: bm_parse_file runs bm_record_validate on it.
- * Returns 0, or -1 with err saying what is wrong (without the line number)
- * and *out untouched. */
-typedef int (*bm_line_fn)(const struct bm_parser *p, char *line, size_t len,
-                          bm_record_t **out, bm_err_t *err);
+ * without NUL bytes) of format p, in dialect d (CSV only), into a newly
+ * allocated record.  The record need not be valid yet: bm_parse_file runs
+ * bm_record_validate on it.  Returns 0, or -1 with err saying what is wrong
+ * (without the line number) and *out untouched. */
+typedef int (*bm_line_fn)(const struct bm_parser *p, const bm_csv_dialect_t *d, char *line,
+                          size_t len, bm_record_t **out, bm_err_t *err);
 
 struct bm_parser {
     const char *name;      /* "people_count", ...: the record kind's name, and
@@ -79,8 +87,8 @@ extern const size_t bm_parser_table_count;
 
 /* The generic CSV line reader: splits the line, checks the field count and
  * fills a record of p's kind column by column from p->columns. */
-int bm_csv_record(const struct bm_parser *p, char *line, size_t len, bm_record_t **out,
-                  bm_err_t *err);
+int bm_csv_record(const struct bm_parser *p, const bm_csv_dialect_t *d, char *line, size_t len,
+                  bm_record_t **out, bm_err_t *err);
 
 /* Checks every table against the protobuf descriptors (each field exists in
  * the format's submessage with a type that fits its column, the currency
