@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bm_wire.h"
+#include "parser.h"
 
 #define BM_ENDPOINT_MAX 255
 #define BM_PATH_MAX 3000
@@ -66,6 +67,11 @@ const bm_cfg_entry_t bm_agent_config_map[] = {
     {"collector_public_key", BM_CFG_STR, "", false, OFF(collector_public_key), 0, 0,
      "the collectors' CURVE public key: a Z85 string or a .pub file (required with "
      "curve_secret_key_file)"},
+    {"encoding", BM_CFG_STRLIST, NULL, false, OFF(encoding), 0, 0,
+     "SOURCE:ENCODING: files whose name starts with SOURCE (receipts, complaints_old, ...) "
+     "are in ENCODING (windows-1251, windows-1256, ISO-8859-1, UTF-16LE, ...: iconv names) "
+     "instead of UTF-8; without SOURCE: every source that has no entry of its own; repeat "
+     "the key per source (docs/formats.md)"},
     {NULL, BM_CFG_STR, NULL, false, 0, 0, 0, NULL},
 };
 
@@ -99,6 +105,59 @@ static int s_check_endpoint(const char *ep, bm_err_t *err)
             return bm_err_set(err, "collector: endpoint \"%s\" has a bad port", ep);
     }
     return 0;
+}
+
+/* Splits an encoding entry "SOURCE:ENCODING" (or "ENCODING") without
+ * changing it: *src_len is 0 without a source. */
+static const char *s_encoding_split(const char *entry, size_t *src_len)
+{
+    const char *colon = strchr(entry, ':');
+    *src_len = colon ? (size_t)(colon - entry) : 0;
+    return colon ? colon + 1 : entry;
+}
+
+static int s_check_encodings(const bm_strlist_t *list, bm_err_t *err)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        const char *e = list->items[i];
+        size_t sl;
+        const char *enc = s_encoding_split(e, &sl);
+        char src[128];
+        if (sl >= sizeof src)
+            return bm_err_set(err, "encoding: \"%.60s...\": the source is too long", e);
+        snprintf(src, sizeof src, "%.*s", (int)sl, e);
+        if (strchr(e, ':') && (sl == 0 || !bm_parser_for_source(src)))
+            return bm_err_set(err, "encoding: \"%s\": \"%s\" does not start like an inbox file "
+                              "name (people_count, receipts, queue, calls, complaints, customers, "
+                              "surveys, evaluations)", e, src);
+        if (!*enc)
+            return bm_err_set(err, "encoding: \"%s\": no encoding after the source", e);
+        if (bm_parser_encoding_check(enc, err) < 0)
+            return bm_err_prefix(err, "encoding: \"%s\"", e);
+        for (size_t j = 0; j < i; j++) {
+            size_t ol;
+            s_encoding_split(list->items[j], &ol);
+            if (ol == sl && strncmp(list->items[j], e, sl) == 0)
+                return bm_err_set(err, "encoding: source \"%s\" is given twice", src);
+        }
+    }
+    return 0;
+}
+
+const char *bm_agent_config_encoding(const bm_agent_config_t *cfg, const char *file_name)
+{
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < cfg->encoding.count; i++) {
+        size_t sl;
+        const char *enc = s_encoding_split(cfg->encoding.items[i], &sl);
+        bool match = sl == 0 || strncmp(file_name, cfg->encoding.items[i], sl) == 0;
+        if (match && (!best || sl > best_len)) {
+            best = enc;
+            best_len = sl;
+        }
+    }
+    return best;
 }
 
 int bm_agent_config_check(bm_agent_config_t *cfg, bm_err_t *err)
@@ -146,6 +205,8 @@ int bm_agent_config_check(bm_agent_config_t *cfg, bm_err_t *err)
     if (has_secret != has_server)
         return bm_err_set(err, "curve_secret_key_file and collector_public_key go together: "
                           "set both (CURVE) or neither (plaintext)");
+    if (s_check_encodings(&cfg->encoding, err) < 0)
+        return -1;
     if (!cfg->log_level || bm_log_level_parse(cfg->log_level, &cfg->log_level_value) < 0)
         return bm_err_set(err, "log_level: \"%s\" is not one of debug, info, warn, error",
                           cfg->log_level ? cfg->log_level : "");

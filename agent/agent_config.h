@@ -2,7 +2,8 @@
  *
  * Declares the config map of branchmark-agent (bm_config.h) and the rules a
  * map cannot express: identifier syntax, endpoint syntax, the log level name,
- * backoff_min <= backoff_max, and the derived default of inbox_dir.
+ * backoff_min <= backoff_max, the derived default of inbox_dir, and that each
+ * declared source encoding names a known format and an encoding iconv reads.
  * Owns: the strings and lists inside bm_agent_config_t (released with
  * bm_agent_config_free). */
 #ifndef BM_AGENT_CONFIG_H
@@ -38,6 +39,7 @@ typedef struct {
     bm_log_level_t log_level_value;   /* parsed log_level */
     char *curve_secret_key_file;  /* "" = plaintext (collector must allow it) */
     char *collector_public_key;   /* Z85 key or a file holding it */
+    bm_strlist_t encoding;        /* "[SOURCE:]ENCODING" of sources not in UTF-8 */
 } bm_agent_config_t;
 
 /* The config map (terminated by a NULL key), for --help. */
@@ -52,6 +54,12 @@ int bm_agent_config_load(const char *path, bm_agent_config_t *cfg, bm_err_t *err
  * log_level_value).  Used by load; public for tests and overrides.
  * Returns 0 or -1 with err. */
 int bm_agent_config_check(bm_agent_config_t *cfg, bm_err_t *err);
+
+/* The encoding declared for an inbox file (its base name): the `encoding`
+ * entry whose SOURCE is the longest prefix of the name, else the entry
+ * without a SOURCE, else NULL (UTF-8, or UTF-16 with a byte order mark).
+ * Borrowed from cfg ("windows-1251"); pass it to bm_parse_file_encoded. */
+const char *bm_agent_config_encoding(const bm_agent_config_t *cfg, const char *file_name);
 
 /* Frees the strings and lists.  Safe to call twice. */
 void bm_agent_config_free(bm_agent_config_t *cfg);

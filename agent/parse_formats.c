@@ -1,9 +1,10 @@
 /* parse_formats: the eight inbox export formats (docs/formats.md) and their
- * registration table.  Each line function builds one record the way
- * protobuf-c's unpacker would (generated __INIT values, strdup'ed strings,
- * malloc'ed submessages and arrays), so bm_record_free and
- * protobuf_c_message_free_unpacked both free it completely, also when a line
- * fails half way.  Range and consistency rules are bm_record_validate's job;
+ * registration table.  The six CSV formats are column tables (parser_int.h)
+ * run by one generic line reader, bm_csv_record; the two JSON lines formats
+ * are a function each.  Every record is built the way protobuf-c's unpacker
+ * would (generated __INIT values, strdup'ed strings, malloc'ed submessages
+ * and arrays), so bm_record_free and protobuf_c_message_free_unpacked both
+ * free it completely, also when a line fails half way.  Range and consistency rules are bm_record_validate's job;
  * this file only turns text into typed values, refusing what it cannot
  * represent.  Owns nothing between calls. */
 #include <ctype.h>
@@ -121,11 +122,13 @@ static int s_currency_decimals(const char *cur)
 }
 
 /* Parses "-12.34" exactly into minor units: optional '-', digits, optional
- * '.' and at most `decimals` digits.  No exponent, no grouping, no floating
- * point on the way: 0.1 + 0.2 must be 30 cents. */
-static int s_amount(const char *text, const char *cur, int64_t *out, bm_err_t *err)
+ * decimal mark (dec: '.', or ',' in a ';'-separated file) and at most
+ * `decimals` digits.  No exponent, no grouping, no floating point on the
+ * way: 0.1 + 0.2 must be 30 cents.  The other mark is refused, not guessed:
+ * in a ';' file "1.500" may be a German 1500. */
+static int s_amount(const char *k, char dec, const char *text, const char *cur, int64_t *out,
+                    bm_err_t *err)
 {
-    const char *k = "receipt";
     int decimals = s_currency_decimals(cur);
     const char *p = text;
     bool neg = false;
@@ -144,7 +147,7 @@ static int s_amount(const char *text, const char *cur, int64_t *out, bm_err_t *e
             return bm_err_set(err, "%s: amount: %.40s is out of range", k, text);
         v = v * 10 + (*p++ - '0');
     }
-    if (*p == '.') {
+    if (*p == dec) {
         p++;
         if (!isdigit((unsigned char)*p))
             goto not_decimal;
@@ -159,6 +162,9 @@ static int s_amount(const char *text, const char *cur, int64_t *out, bm_err_t *e
             v = v * 10 + (*p++ - '0');
         }
     }
+    if (*p == '.' && dec == ',')
+        return bm_err_set(err, "%s: amount: \"%.40s\" has a decimal point; in a file separated "
+                          "by \";\" decimals are written with a comma, like -12,34", k, text);
     if (*p)
         goto not_decimal;
     for (int i = frac; i < decimals; i++)
@@ -166,7 +172,8 @@ static int s_amount(const char *text, const char *cur, int64_t *out, bm_err_t *e
     *out = neg ? -v : v;
     return 0;
 not_decimal:
-    return bm_err_set(err, "%s: amount: \"%.40s\" is not a decimal number like -12.34", k, text);
+    return bm_err_set(err, "%s: amount: \"%.40s\" is not a decimal number like -12%c34", k, text,
+                      dec);
 }
 
 static int s_bool(const char *kind, const char *field, const char *text, bool *out,
@@ -189,160 +196,228 @@ static int s_bool(const char *kind, const char *field, const char *text, bool *o
                       text);
 }
 
-/* Splits a CSV data line into exactly n fields. */
-static int s_split(const char *kind, char *line, size_t len, char **f, size_t n, bm_err_t *err)
+/* ---- CSV formats: one reader, one table per format ----------------------- */
+
+/* The Record field (oneof kind) a format fills: it has the format's name. */
+static const ProtobufCFieldDescriptor *s_kind_field(const bm_parser_t *p)
 {
-    int got = bm_csv_split(line, len, f, BM_CSV_MAX_FIELDS, err);
+    return protobuf_c_message_descriptor_get_field_by_name(&branchmark__v1__record__descriptor,
+                                                          p->name);
+}
+
+/* The submessage a format's records carry (PeopleCount, Receipt, ...). */
+static const ProtobufCMessageDescriptor *s_kind_msg(const ProtobufCFieldDescriptor *kf)
+{
+    return kf->descriptor;
+}
+
+/* The protobuf type a column type writes. */
+static ProtobufCType s_col_proto_type(bm_col_type_t t)
+{
+    switch (t) {
+    case BM_COL_TIME:
+    case BM_COL_AMOUNT:
+        return PROTOBUF_C_TYPE_INT64;
+    case BM_COL_UINT:
+        return PROTOBUF_C_TYPE_UINT32;
+    case BM_COL_BOOL:
+        return PROTOBUF_C_TYPE_BOOL;
+    case BM_COL_CHOICE:
+        return PROTOBUF_C_TYPE_ENUM;
+    case BM_COL_TEXT:
+    case BM_COL_SOURCE_ID:
+        break;
+    }
+    return PROTOBUF_C_TYPE_STRING;
+}
+
+/* The submessage field column c fills, or NULL if the table is wrong. */
+static const ProtobufCFieldDescriptor *s_col_field(const ProtobufCMessageDescriptor *msg,
+                                                   const bm_csv_column_t *c)
+{
+    const ProtobufCFieldDescriptor *f =
+        c->field ? protobuf_c_message_descriptor_get_field_by_name(msg, c->field) : NULL;
+    if (!f || f->label == PROTOBUF_C_LABEL_REPEATED || f->type != s_col_proto_type(c->type))
+        return NULL;
+    return f;
+}
+
+/* Index of the column called name, or ncolumns. */
+static size_t s_col_index(const bm_parser_t *p, const char *name)
+{
+    size_t i = 0;
+    while (i < p->ncolumns && strcmp(p->columns[i].name, name) != 0)
+        i++;
+    return i;
+}
+
+/* "gained or lost", "a, b or c": the words a choice column takes. */
+static void s_choice_words(const bm_col_choice_t *ch, char *buf, size_t size)
+{
+    size_t n = 0, used = 0;
+    while (ch[n].word)
+        n++;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s",
+                                 i == 0 ? "" : i + 1 == n ? " or " : ", ", ch[i].word);
+}
+
+static int s_choice(const char *kind, const bm_csv_column_t *c, const char *text, int *out,
+                    bm_err_t *err)
+{
+    for (const bm_col_choice_t *ch = c->choices; ch->word; ch++) {
+        if (strcmp(text, ch->word) == 0) {
+            *out = ch->value;
+            return 0;
+        }
+    }
+    char words[128];
+    s_choice_words(c->choices, words, sizeof words);
+    if (!*text)
+        return bm_err_set(err, "%s: %s: is required (%s)", kind, c->name, words);
+    return bm_err_set(err, "%s: %s: \"%.40s\" is not %s", kind, c->name, text, words);
+}
+
+/* Reads column c's text into its field of msg (the record's submessage, of
+ * type md).  f holds every field of the line, for an amount's currency.
+ * Returns 0, or -1 with err naming the kind and the column; msg may then hold
+ * strings set so far, which the record's deep free releases. */
+static int s_col_set(const bm_parser_t *p, const bm_csv_dialect_t *d,
+                     const ProtobufCMessageDescriptor *md, const bm_csv_column_t *c, char **f,
+                     const char *text, void *msg, bm_err_t *err)
+{
+    const char *k = p->name;
+    const ProtobufCFieldDescriptor *fd = s_col_field(md, c);
+    if (!fd)
+        return bm_err_set(err, "%s: %s: no field \"%s\" of this type (parser table)", k,
+                          c->name, c->field ? c->field : "");
+    void *member = (char *)msg + fd->offset;
+    if (!*text && !c->required)
+        return 0;   /* optional and not given: default value, oneof unset */
+    switch (c->type) {
+    case BM_COL_TIME:
+        if (s_req_time(k, c->name, text, member, err) < 0)
+            return -1;
+        break;
+    case BM_COL_UINT:
+        if (s_req_uint(k, c->name, text, member, err) < 0)
+            return -1;
+        break;
+    case BM_COL_BOOL: {
+        bool b = false;
+        if (s_bool(k, c->name, text, &b, err) < 0)
+            return -1;
+        *(protobuf_c_boolean *)member = b;
+        break;
+    }
+    case BM_COL_CHOICE:
+        if (s_choice(k, c, text, member, err) < 0)
+            return -1;
+        break;
+    case BM_COL_AMOUNT:
+        if (s_amount(k, d->decimal, text, f[s_col_index(p, c->currency)], member, err) < 0)
+            return -1;
+        break;
+    case BM_COL_TEXT:
+        if (!*text)
+            return bm_err_set(err, "%s: %s: is required", k, c->name);
+        if (s_set_str(member, text, err) < 0)
+            return -1;
+        break;
+    case BM_COL_SOURCE_ID:
+        break;
+    }
+    if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        *(uint32_t *)((char *)msg + fd->quantifier_offset) = fd->id;
+    return 0;
+}
+
+/* A new record of kind kf with an initialised submessage already attached,
+ * so that bm_record_free releases whatever is filled in later.  Returns NULL
+ * with err when out of memory. */
+static bm_record_t *s_csv_record_new(const ProtobufCFieldDescriptor *kf, const char *source_id,
+                                     void **msg_out, bm_err_t *err)
+{
+    const ProtobufCMessageDescriptor *md = s_kind_msg(kf);
+    bm_record_t *r = s_record_new(source_id, err);
+    if (!r)
+        return NULL;
+    void *msg = malloc(md->sizeof_message);
+    if (!msg) {
+        bm_err_set(err, "out of memory");
+        bm_record_free(&r);
+        return NULL;
+    }
+    md->message_init(msg);
+    *(void **)((char *)r + kf->offset) = msg;
+    *(uint32_t *)((char *)r + kf->quantifier_offset) = kf->id;
+    *msg_out = msg;
+    return r;
+}
+
+int bm_csv_record(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line, size_t len,
+                  bm_record_t **out, bm_err_t *err)
+{
+    char *f[BM_CSV_MAX_FIELDS];
+    int got = bm_csv_split(line, len, d->sep, f, BM_CSV_MAX_FIELDS, err);
     if (got < 0)
-        return bm_err_prefix(err, "%s", kind);
-    if ((size_t)got != n)
-        return bm_err_set(err, "%s: expected %zu fields, found %d", kind, n, got);
-    return 0;
-}
-
-/* ---- CSV formats --------------------------------------------------------- */
-
-static int s_people_count(char *line, size_t len, bm_record_t **out, bm_err_t *err)
-{
-    const char *k = "people_count";
-    char *f[BM_CSV_MAX_FIELDS];
-    Branchmark__V1__PeopleCount init = BRANCHMARK__V1__PEOPLE_COUNT__INIT;
-    if (s_split(k, line, len, f, 5, err) < 0 ||
-        s_req_time(k, "interval_start", f[1], &init.interval_start_ms, err) < 0 ||
-        s_req_uint(k, "interval_seconds", f[2], &init.interval_seconds, err) < 0 ||
-        s_req_uint(k, "passers_by", f[3], &init.passers_by, err) < 0 ||
-        s_req_uint(k, "entrants", f[4], &init.entrants, err) < 0)
+        return bm_err_prefix(err, "%s", p->name);
+    if ((size_t)got != p->ncolumns)
+        return bm_err_set(err, "%s: expected %zu fields, found %d", p->name, p->ncolumns, got);
+    const ProtobufCFieldDescriptor *kf = s_kind_field(p);
+    size_t sid = s_col_index(p, "source_id");
+    void *msg;
+    bm_record_t *r = s_csv_record_new(kf, sid < p->ncolumns ? f[sid] : "", &msg, err);
+    if (!r)
         return -1;
-    bm_record_t *r = s_record_new(f[0], err);
-    if (!r || !(r->people_count = s_msg_new(&init, sizeof init, err)))
-        return r ? s_fail(&r) : -1;
-    r->kind_case = BRANCHMARK__V1__RECORD__KIND_PEOPLE_COUNT;
-    *out = r;
-    return 0;
-}
-
-static int s_receipt(char *line, size_t len, bm_record_t **out, bm_err_t *err)
-{
-    const char *k = "receipt";
-    char *f[BM_CSV_MAX_FIELDS];
-    Branchmark__V1__Receipt init = BRANCHMARK__V1__RECEIPT__INIT;
-    if (s_split(k, line, len, f, 4, err) < 0 ||
-        s_req_time(k, "at", f[1], &init.at_ms, err) < 0)
-        return -1;
-    if (!*f[3])
-        return bm_err_set(err, "%s: currency: is required", k);
-    if (s_amount(f[2], f[3], &init.amount_minor, err) < 0)
-        return -1;
-    bm_record_t *r = s_record_new(f[0], err);
-    if (!r || !(r->receipt = s_msg_new(&init, sizeof init, err)))
-        return r ? s_fail(&r) : -1;
-    r->kind_case = BRANCHMARK__V1__RECORD__KIND_RECEIPT;
-    if (s_set_str(&r->receipt->currency, f[3], err) < 0)
-        return s_fail(&r);
-    *out = r;
-    return 0;
-}
-
-static int s_queue_ticket(char *line, size_t len, bm_record_t **out, bm_err_t *err)
-{
-    const char *k = "queue_ticket";
-    char *f[BM_CSV_MAX_FIELDS];
-    Branchmark__V1__QueueTicket init = BRANCHMARK__V1__QUEUE_TICKET__INIT;
-    if (s_split(k, line, len, f, 5, err) < 0 ||
-        s_req_time(k, "issued_at", f[1], &init.issued_at_ms, err) < 0)
-        return -1;
-    if (*f[2]) {
-        if (s_req_time(k, "called_at", f[2], &init.called_at_ms, err) < 0)
-            return -1;
-        init.called_case = BRANCHMARK__V1__QUEUE_TICKET__CALLED_CALLED_AT_MS;
+    /* Two passes, so that an amount is read after the currency it depends on
+     * has been checked ("currency: is required" before any amount error). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < p->ncolumns; i++) {
+            const bm_csv_column_t *c = &p->columns[i];
+            if ((c->type == BM_COL_AMOUNT) != (pass == 1) || c->type == BM_COL_SOURCE_ID)
+                continue;
+            if (s_col_set(p, d, s_kind_msg(kf), c, f, f[i], msg, err) < 0)
+                return s_fail(&r);
+        }
     }
-    if (*f[3]) {
-        if (s_req_time(k, "served_at", f[3], &init.served_at_ms, err) < 0)
-            return -1;
-        init.served_case = BRANCHMARK__V1__QUEUE_TICKET__SERVED_SERVED_AT_MS;
+    *out = r;
+    return 0;
+}
+
+int bm_parser_table_check(bm_err_t *err)
+{
+    for (size_t i = 0; i < bm_parser_table_count; i++) {
+        const bm_parser_t *p = &bm_parser_table[i];
+        const ProtobufCFieldDescriptor *kf = s_kind_field(p);
+        if (!kf || kf->type != PROTOBUF_C_TYPE_MESSAGE ||
+            !(kf->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+            return bm_err_set(err, "%s: not a kind of Record", p->name);
+        if (!p->columns)
+            continue;
+        size_t n = 0;
+        while (p->columns[n].name)
+            n++;
+        if (n != p->ncolumns || n > BM_CSV_MAX_FIELDS || p->parse_line != bm_csv_record)
+            return bm_err_set(err, "%s: ncolumns is %zu, the table has %zu", p->name,
+                              p->ncolumns, n);
+        for (size_t j = 0; j < n; j++) {
+            const bm_csv_column_t *c = &p->columns[j];
+            if (c->type == BM_COL_SOURCE_ID)
+                continue;
+            if (!s_col_field(s_kind_msg(kf), c))
+                return bm_err_set(err, "%s: column %s: no field \"%s\" of a fitting type",
+                                  p->name, c->name, c->field ? c->field : "(null)");
+            if (c->type == BM_COL_CHOICE && (!c->choices || !c->choices[0].word))
+                return bm_err_set(err, "%s: column %s: no choices", p->name, c->name);
+            if (c->type == BM_COL_AMOUNT &&
+                (!c->currency || s_col_index(p, c->currency) == p->ncolumns))
+                return bm_err_set(err, "%s: column %s: no currency column", p->name, c->name);
+        }
+        if (s_col_index(p, "source_id") == p->ncolumns)
+            return bm_err_set(err, "%s: no source_id column", p->name);
     }
-    bm_record_t *r = s_record_new(f[0], err);
-    if (!r || !(r->queue_ticket = s_msg_new(&init, sizeof init, err)))
-        return r ? s_fail(&r) : -1;
-    r->kind_case = BRANCHMARK__V1__RECORD__KIND_QUEUE_TICKET;
-    if (s_set_str(&r->queue_ticket->service_point, f[4], err) < 0)
-        return s_fail(&r);
-    *out = r;
-    return 0;
-}
-
-static int s_phone_call(char *line, size_t len, bm_record_t **out, bm_err_t *err)
-{
-    const char *k = "phone_call";
-    char *f[BM_CSV_MAX_FIELDS];
-    Branchmark__V1__PhoneCall init = BRANCHMARK__V1__PHONE_CALL__INIT;
-    bool answered = false;
-    if (s_split(k, line, len, f, 4, err) < 0 ||
-        s_req_time(k, "ring_start", f[1], &init.ring_start_ms, err) < 0 ||
-        s_bool(k, "answered", f[2], &answered, err) < 0 ||
-        s_req_uint(k, "wait_seconds", f[3], &init.wait_seconds, err) < 0)
-        return -1;
-    init.answered = answered;
-    bm_record_t *r = s_record_new(f[0], err);
-    if (!r || !(r->phone_call = s_msg_new(&init, sizeof init, err)))
-        return r ? s_fail(&r) : -1;
-    r->kind_case = BRANCHMARK__V1__RECORD__KIND_PHONE_CALL;
-    *out = r;
-    return 0;
-}
-
-static int s_complaint(char *line, size_t len, bm_record_t **out, bm_err_t *err)
-{
-    const char *k = "complaint";
-    char *f[BM_CSV_MAX_FIELDS];
-    Branchmark__V1__Complaint init = BRANCHMARK__V1__COMPLAINT__INIT;
-    if (s_split(k, line, len, f, 6, err) < 0 ||
-        s_req_time(k, "received_at", f[1], &init.received_at_ms, err) < 0)
-        return -1;
-    if (!*f[2] || !*f[3] || !*f[4])
-        return bm_err_set(err, "%s: %s: is required", k,
-                          !*f[2] ? "category" : !*f[3] ? "contact_point" : "channel");
-    if (*f[5]) {
-        if (s_req_time(k, "resolved_at", f[5], &init.resolved_at_ms, err) < 0)
-            return -1;
-        init.resolved_case = BRANCHMARK__V1__COMPLAINT__RESOLVED_RESOLVED_AT_MS;
-    }
-    bm_record_t *r = s_record_new(f[0], err);
-    if (!r || !(r->complaint = s_msg_new(&init, sizeof init, err)))
-        return r ? s_fail(&r) : -1;
-    r->kind_case = BRANCHMARK__V1__RECORD__KIND_COMPLAINT;
-    if (s_set_str(&r->complaint->category, f[2], err) < 0 ||
-        s_set_str(&r->complaint->contact_point, f[3], err) < 0 ||
-        s_set_str(&r->complaint->channel, f[4], err) < 0)
-        return s_fail(&r);
-    *out = r;
-    return 0;
-}
-
-static int s_customer_change(char *line, size_t len, bm_record_t **out, bm_err_t *err)
-{
-    const char *k = "customer_change";
-    char *f[BM_CSV_MAX_FIELDS];
-    Branchmark__V1__CustomerChange init = BRANCHMARK__V1__CUSTOMER_CHANGE__INIT;
-    if (s_split(k, line, len, f, 5, err) < 0 ||
-        s_req_time(k, "at", f[1], &init.at_ms, err) < 0)
-        return -1;
-    if (strcmp(f[2], "gained") == 0)
-        init.kind = BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_GAINED;
-    else if (strcmp(f[2], "lost") == 0)
-        init.kind = BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_LOST;
-    else if (!*f[2])
-        return bm_err_set(err, "%s: kind: is required (gained or lost)", k);
-    else
-        return bm_err_set(err, "%s: kind: \"%.40s\" is not gained or lost", k, f[2]);
-    bm_record_t *r = s_record_new(f[0], err);
-    if (!r || !(r->customer_change = s_msg_new(&init, sizeof init, err)))
-        return r ? s_fail(&r) : -1;
-    r->kind_case = BRANCHMARK__V1__RECORD__KIND_CUSTOMER_CHANGE;
-    if (s_set_str(&r->customer_change->reason, f[3], err) < 0 ||
-        s_set_str(&r->customer_change->segment, f[4], err) < 0)
-        return s_fail(&r);
-    *out = r;
     return 0;
 }
 
@@ -442,8 +517,10 @@ static int s_json_time(const char *kind, json_t *obj, const char *key, bool requ
     return 0;
 }
 
-static int s_survey(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+static int s_survey(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line, size_t len,
+                    bm_record_t **out, bm_err_t *err)
 {
+    (void)p, (void)d;
     static const char *const keys[] = {"source_id", "responded_at", "nps", "csi", "csi_scale",
                                        "why", "segment", "channel", NULL};
     const char *k = "survey";
@@ -566,8 +643,10 @@ static int s_answer(const char *k, json_t *a, size_t idx, Branchmark__V1__Answer
     return 0;
 }
 
-static int s_evaluation(char *line, size_t len, bm_record_t **out, bm_err_t *err)
+static int s_evaluation(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line, size_t len,
+                        bm_record_t **out, bm_err_t *err)
 {
+    (void)p, (void)d;
     static const char *const keys[] = {"source_id", "questionnaire", "version", "channel",
                                        "scenario", "shopper_segment", "outlet", "visited_at",
                                        "submitted_at", "shopper", "answers", NULL};
@@ -670,18 +749,80 @@ fail:
 
 /* ---- the table ----------------------------------------------------------- */
 
+#define COL_ID {"source_id", BM_COL_SOURCE_ID, NULL, true, NULL, NULL}
+#define COL(name, type, field, required) {name, type, field, required, NULL, NULL}
+#define COL_END {NULL, BM_COL_TEXT, NULL, false, NULL, NULL}
+
+static const bm_csv_column_t s_people_count_cols[] = {
+    COL_ID,
+    COL("interval_start", BM_COL_TIME, "interval_start_ms", true),
+    COL("interval_seconds", BM_COL_UINT, "interval_seconds", true),
+    COL("passers_by", BM_COL_UINT, "passers_by", true),
+    COL("entrants", BM_COL_UINT, "entrants", true),
+    COL_END,
+};
+
+static const bm_csv_column_t s_receipt_cols[] = {
+    COL_ID,
+    COL("at", BM_COL_TIME, "at_ms", true),
+    {"amount", BM_COL_AMOUNT, "amount_minor", true, NULL, "currency"},
+    COL("currency", BM_COL_TEXT, "currency", true),
+    COL_END,
+};
+
+static const bm_csv_column_t s_queue_ticket_cols[] = {
+    COL_ID,
+    COL("issued_at", BM_COL_TIME, "issued_at_ms", true),
+    COL("called_at", BM_COL_TIME, "called_at_ms", false),
+    COL("served_at", BM_COL_TIME, "served_at_ms", false),
+    COL("service_point", BM_COL_TEXT, "service_point", false),
+    COL_END,
+};
+
+static const bm_csv_column_t s_phone_call_cols[] = {
+    COL_ID,
+    COL("ring_start", BM_COL_TIME, "ring_start_ms", true),
+    COL("answered", BM_COL_BOOL, "answered", true),
+    COL("wait_seconds", BM_COL_UINT, "wait_seconds", true),
+    COL_END,
+};
+
+static const bm_csv_column_t s_complaint_cols[] = {
+    COL_ID,
+    COL("received_at", BM_COL_TIME, "received_at_ms", true),
+    COL("category", BM_COL_TEXT, "category", true),
+    COL("contact_point", BM_COL_TEXT, "contact_point", true),
+    COL("channel", BM_COL_TEXT, "channel", true),
+    COL("resolved_at", BM_COL_TIME, "resolved_at_ms", false),
+    COL_END,
+};
+
+static const bm_col_choice_t s_customer_kinds[] = {
+    {"gained", BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_GAINED},
+    {"lost", BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_LOST},
+    {NULL, 0},
+};
+
+static const bm_csv_column_t s_customer_change_cols[] = {
+    COL_ID,
+    COL("at", BM_COL_TIME, "at_ms", true),
+    {"kind", BM_COL_CHOICE, "kind", true, s_customer_kinds, NULL},
+    COL("reason", BM_COL_TEXT, "reason", false),
+    COL("segment", BM_COL_TEXT, "segment", false),
+    COL_END,
+};
+
+/* A CSV format: name (= kind = Record field), file-name prefix, columns. */
+#define CSV(name, prefix, cols) \
+    {name, prefix, ".csv", cols, sizeof cols / sizeof cols[0] - 1, bm_csv_record}
+
 const struct bm_parser bm_parser_table[] = {
-    {"people_count", "people_count", ".csv",
-     "source_id,interval_start,interval_seconds,passers_by,entrants", 5, s_people_count},
-    {"receipt", "receipts", ".csv", "source_id,at,amount,currency", 4, s_receipt},
-    {"queue_ticket", "queue", ".csv", "source_id,issued_at,called_at,served_at,service_point", 5,
-     s_queue_ticket},
-    {"phone_call", "calls", ".csv", "source_id,ring_start,answered,wait_seconds", 4,
-     s_phone_call},
-    {"complaint", "complaints", ".csv",
-     "source_id,received_at,category,contact_point,channel,resolved_at", 6, s_complaint},
-    {"customer_change", "customers", ".csv", "source_id,at,kind,reason,segment", 5,
-     s_customer_change},
+    CSV("people_count", "people_count", s_people_count_cols),
+    CSV("receipt", "receipts", s_receipt_cols),
+    CSV("queue_ticket", "queue", s_queue_ticket_cols),
+    CSV("phone_call", "calls", s_phone_call_cols),
+    CSV("complaint", "complaints", s_complaint_cols),
+    CSV("customer_change", "customers", s_customer_change_cols),
     {"survey", "surveys", ".jsonl", NULL, 0, s_survey},
     {"evaluation", "evaluations", ".jsonl", NULL, 0, s_evaluation},
 };

@@ -2,7 +2,9 @@
  * parse_formats.c) against the sample files in tests/data/inbox: exact field
  * values of every good sample, the exact message and line of every bad line,
  * good lines after bad ones, wrong headers, CRLF, quoting, the clock window,
- * over-long lines and the file-name rules. */
+ * over-long lines and the file-name rules; the ';' dialect with decimal
+ * commas, UTF-16 and declared legacy encodings (tests/data/encodings/make.sh
+ * says how those samples were made). */
 #include "bm_test.h"
 
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "bm_time.h"
 #include "parse_csv.h"
 #include "parser.h"
+#include "parser_int.h"
 
 /* 2026-11-15T00:00:00Z, 400 days back, 1 day ahead: the samples are of
  * early November 2026. */
@@ -70,8 +73,9 @@ static const char *s_data_dir(void)
     return d ? d : "tests/data";
 }
 
-/* Parses tests/data/inbox/<name> with the format its name selects. */
-static void s_parse(const char *name, result_t *r)
+/* Parses tests/data/inbox/<name> with the format its name selects, in
+ * encoding (NULL: none declared, as bm_parse_file does). */
+static void s_parse_enc(const char *name, const char *encoding, result_t *r)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/inbox/%s", s_data_dir(), name);
@@ -80,10 +84,19 @@ static void s_parse(const char *name, result_t *r)
     r->stop_after = stop;
     const bm_parser_t *p = bm_parser_for_file(name);
     CHECK(p != NULL);
-    r->rc = bm_parse_file(p, path, &WINDOW, s_sink, s_on_error, r, &r->stats, &r->err);
+    if (encoding)
+        r->rc = bm_parse_file_encoded(p, path, encoding, &WINDOW, s_sink, s_on_error, r,
+                                      &r->stats, &r->err);
+    else
+        r->rc = bm_parse_file(p, path, &WINDOW, s_sink, s_on_error, r, &r->stats, &r->err);
     if (getenv("BM_TEST_VERBOSE"))
         for (size_t i = 0; i < r->nerrs; i++)
             fprintf(stderr, "%s: %s\n", name, r->errs[i]);
+}
+
+static void s_parse(const char *name, result_t *r)
+{
+    s_parse_enc(name, NULL, r);
 }
 
 static int64_t s_t(const char *iso)
@@ -168,8 +181,8 @@ static void test_wrong_header(void)
     result_t r = {0};
     s_parse("people_count_badheader.csv", &r);
     CHECK(r.rc == 0);
-    EXPECT_ERRORS(&r, "line 1: header: expected "
-                      "\"source_id,interval_start,interval_seconds,passers_by,entrants\"");
+    EXPECT_ERRORS(&r, "line 1: header: found \"source_id,start,seconds,passers_by,entrants\"; "
+                      "expected \"source_id,interval_start,interval_seconds,passers_by,entrants\"");
     CHECK(r.nrecs == 0);
     /* every data line counts as bad (the blank line is not a data line) */
     CHECK(r.stats.lines == 3 && r.stats.good == 0 && r.stats.bad == 3);
@@ -337,7 +350,10 @@ static void test_complaints(void)
     s_release(&r);
 
     s_parse("complaints_utf8.csv", &r);
-    EXPECT_ERRORS(&r, "line 2: invalid UTF-8 at byte 31", "line 3: a NUL byte at byte 31");
+    EXPECT_ERRORS(&r,
+        "line 2, field \"category\": not UTF-8; set encoding = complaints:windows-1252 for "
+        "this source?",
+        "line 3, field \"category\": a NUL byte at byte 31");
     CHECK(r.nrecs == 1 && r.nrecs && strcmp(r.recs[0]->complaint->category, "caf\xc3\xa9") == 0);
     s_release(&r);
 }
@@ -555,6 +571,27 @@ static void test_long_lines_and_edges(void)
     CHECK(r.nerrs == 1 && r.stats.bad == 1 && r.stats.good == 0);
     s_release(&r);
 
+    /* A quoted field holding a comma is one column, not two: this header
+     * has "source_id,at" and an empty fourth column, so it is wrong. */
+    memset(&r, 0, sizeof r);
+    static const char quoted_hdr[] = "\"source_id,at\",amount,currency,\n"
+                                     "R-1,2026-11-02T10:00:00Z,1.00,EUR\n";
+    s_write("receipts_qhdr.csv", quoted_hdr, strlen(quoted_hdr), path, sizeof path);
+    CHECK(bm_parse_file(bm_parser_for_file("receipts_qhdr.csv"), path, &WINDOW, s_sink,
+                        s_on_error, &r, &r.stats, &err) == 0);
+    EXPECT_ERRORS(&r, "line 1: header: found \"\"source_id,at\",amount,currency,\"; "
+                      "expected \"source_id,at,amount,currency\"");
+    CHECK(r.nrecs == 0 && r.stats.bad == 1);
+    s_release(&r);
+    static const char quoted_ok[] = "\"source_id\",at,\"amount\",currency\n"
+                                    "R-1,2026-11-02T10:00:00Z,1.00,EUR\n";
+    memset(&r, 0, sizeof r);
+    s_write("receipts_qhdr.csv", quoted_ok, strlen(quoted_ok), path, sizeof path);
+    CHECK(bm_parse_file(bm_parser_for_file("receipts_qhdr.csv"), path, &WINDOW, s_sink,
+                        s_on_error, &r, &r.stats, &err) == 0);
+    CHECK(r.nerrs == 0 && r.nrecs == 1);
+    s_release(&r);
+
     /* The sink stopping parsing stops it, with the sink's message. */
     memset(&r, 0, sizeof r);
     r.stop_after = 2;
@@ -598,21 +635,198 @@ static void test_csv_split(void)
     char *f[8];
     bm_err_t err;
     char a[] = "a,\"b,c\",\"d \"\"e\"\"\",,f";
-    CHECK(bm_csv_split(a, strlen(a), f, 8, &err) == 5);
+    CHECK(bm_csv_split(a, strlen(a), ',', f, 8, &err) == 5);
     CHECK_STR(f[0], "a");
     CHECK_STR(f[1], "b,c");
     CHECK_STR(f[2], "d \"e\"");
     CHECK_STR(f[3], "");
     CHECK_STR(f[4], "f");
     char b[] = "";
-    CHECK(bm_csv_split(b, 0, f, 8, &err) == 1 && f[0][0] == '\0');
+    CHECK(bm_csv_split(b, 0, ',', f, 8, &err) == 1 && f[0][0] == '\0');
     char c[] = "x,";
-    CHECK(bm_csv_split(c, 2, f, 8, &err) == 2 && f[1][0] == '\0');
+    CHECK(bm_csv_split(c, 2, ',', f, 8, &err) == 2 && f[1][0] == '\0');
     char d[] = "1,2,3";
-    CHECK(bm_csv_split(d, strlen(d), f, 2, &err) == -1);
+    CHECK(bm_csv_split(d, strlen(d), ',', f, 2, &err) == -1);
     CHECK_STR(err.msg, "more than 2 fields");
     char e[] = "\"\"";
-    CHECK(bm_csv_split(e, 2, f, 8, &err) == 1 && f[0][0] == '\0');
+    CHECK(bm_csv_split(e, 2, ',', f, 8, &err) == 1 && f[0][0] == '\0');
+}
+
+/* ---- dialects and encodings (docs/formats.md) ---------------------------- */
+
+static void test_excel_semicolons(void)
+{
+    result_t r = {0};
+    /* Excel "CSV UTF-8" in a Bulgarian locale: BOM, CRLF, ';', decimal commas */
+    s_parse("receipts_excel_bg.csv", &r);
+    CHECK(r.rc == 0);
+    EXPECT_ERRORS(&r,
+        "line 6: receipt: amount: \"12.34\" has a decimal point; in a file separated by \";\" "
+        "decimals are written with a comma, like -12,34",
+        "line 7: receipt: amount: \"1 234,56\" is not a decimal number like -12,34");
+    static const struct { const char *id; int64_t minor; const char *cur; } want[] = {
+        {"R-501", 1234, "BGN"}, {"R-502", -500, "BGN"}, {"R-503;A", 150000, "BGN"},
+        {"R-504", 50, "RUB"}, {"R-507", 1500, "JPY"},
+    };
+    CHECK(r.nrecs == 5);
+    for (size_t i = 0; i < r.nrecs && i < 5; i++) {
+        CHECK_STR(r.recs[i]->source_id, want[i].id);
+        CHECK(r.recs[i]->receipt->amount_minor == want[i].minor);
+        CHECK_STR(r.recs[i]->receipt->currency, want[i].cur);
+    }
+    if (r.nrecs == 5)
+        CHECK(r.recs[0]->receipt->at_ms == s_t("2026-11-02T08:00:00Z"));
+    CHECK(r.stats.lines == 7 && r.stats.good == 5 && r.stats.bad == 2);
+    s_release(&r);
+}
+
+static void test_utf16(void)
+{
+    result_t r = {0};
+    /* UTF-16LE with a byte order mark, CRLF; a character outside the BMP */
+    s_parse("queue_utf16le.csv", &r);
+    CHECK(r.rc == 0 && r.nerrs == 0 && r.nrecs == 3);
+    if (r.nrecs == 3) {
+        Branchmark__V1__QueueTicket *q = r.recs[0]->queue_ticket;
+        CHECK_STR(r.recs[0]->source_id, "Q-601");
+        CHECK(q->issued_at_ms == s_t("2026-11-02T07:00:00Z"));
+        CHECK(q->served_case == BRANCHMARK__V1__QUEUE_TICKET__SERVED_SERVED_AT_MS &&
+              q->served_at_ms == s_t("2026-11-02T07:12:30Z"));
+        CHECK_STR(q->service_point, "Каса 2");
+        CHECK(r.recs[1]->queue_ticket->called_case ==
+              BRANCHMARK__V1__QUEUE_TICKET__CALLED__NOT_SET);
+        CHECK_STR(r.recs[1]->queue_ticket->service_point, "");
+        CHECK_STR(r.recs[2]->queue_ticket->service_point, "guichet \"é\", 🙂");
+    }
+    s_release(&r);
+}
+
+static void test_cp1251(void)
+{
+    result_t r = {0};
+    /* Excel "CSV" in a Russian locale: Windows-1251 and ';', declared */
+    s_parse_enc("complaints_cp1251.csv", "windows-1251", &r);
+    CHECK(r.rc == 0);
+    EXPECT_ERRORS(&r, "line 6, field \"category\": byte 0x98 is not windows-1251 text");
+    CHECK(r.nrecs == 4);
+    if (r.nrecs == 4) {
+        Branchmark__V1__Complaint *c = r.recs[0]->complaint;
+        CHECK_STR(r.recs[0]->source_id, "K-70");
+        CHECK_STR(c->category, "ожидание");
+        CHECK_STR(c->contact_point, "касса");
+        CHECK_STR(c->channel, "в магазине");
+        CHECK(c->received_at_ms == s_t("2026-11-02T06:00:00Z"));
+        CHECK(c->resolved_case == BRANCHMARK__V1__COMPLAINT__RESOLVED_RESOLVED_AT_MS &&
+              c->resolved_at_ms == s_t("2026-11-02T08:30:00Z"));
+        c = r.recs[1]->complaint;
+        CHECK_STR(c->category, "отношение персонала");
+        CHECK_STR(c->contact_point, "торговый зал");
+        CHECK_STR(c->channel, "телефон");
+        CHECK(c->resolved_case == BRANCHMARK__V1__COMPLAINT__RESOLVED__NOT_SET);
+        CHECK_STR(r.recs[2]->complaint->category, "waiting");
+        CHECK_STR(r.recs[3]->source_id, "K-73;Ё");
+        CHECK_STR(r.recs[3]->complaint->category, "товар \"Эконом\"");
+    }
+    s_release(&r);
+
+    /* The same file without the declaration: refused line by line, saying
+     * which field and what to set; the ASCII line still goes through. */
+    s_parse("complaints_cp1251.csv", &r);
+    CHECK(r.rc == 0);
+    EXPECT_ERRORS(&r,
+        "line 2, field \"category\": not UTF-8; set encoding = complaints:windows-1251 "
+        "for this source?",
+        "line 3, field \"category\": not UTF-8; set encoding = complaints:windows-1251 "
+        "for this source?",
+        "line 5, field \"source_id\": not UTF-8; set encoding = complaints:windows-1251 "
+        "for this source?",
+        "line 6, field \"category\": not UTF-8; set encoding = complaints:windows-1252 "
+        "for this source?");
+    CHECK(r.nrecs == 1 && r.nrecs && strcmp(r.recs[0]->source_id, "K-72") == 0);
+    s_release(&r);
+}
+
+/* Writes len bytes as <tmpdir>/name and parses them in encoding. */
+static void s_parse_bytes(const char *name, const char *bytes, size_t len, const char *encoding,
+                          result_t *r)
+{
+    char path[512];
+    s_write(name, bytes, len, path, sizeof path);
+    memset(r, 0, sizeof *r);
+    r->rc = bm_parse_file_encoded(bm_parser_for_file(name), path, encoding, &WINDOW, s_sink,
+                                  s_on_error, r, &r->stats, &r->err);
+    unlink(path);
+}
+
+static void test_encoding_edges(void)
+{
+    result_t r = {0};
+    /* UTF-16 without a byte order mark: the header says what to do */
+    static const char le[] = "c\0a\0l\0l\0s\0\n\0";
+    s_parse_bytes("calls_nobom.csv", le, sizeof le - 1, NULL, &r);
+    EXPECT_ERRORS(&r, "line 1: header: found UTF-16 text without a byte order mark; save the "
+                      "file as UTF-8, or set encoding = calls:UTF-16LE for this source; expected "
+                      "\"source_id,ring_start,answered,wait_seconds\"");
+    s_release(&r);
+
+    /* ... and with it declared, it is read; UTF-16BE with a BOM too. */
+    static const char hdr[] = "source_id,ring_start,answered,wait_seconds\n"
+                              "C-1,2026-11-02T09:00:00Z,yes,12\n";
+    char le16[256], be16[256];
+    size_t n = sizeof hdr - 1;
+    be16[0] = (char)0xFE, be16[1] = (char)0xFF;
+    for (size_t i = 0; i < n; i++) {
+        le16[2 * i] = hdr[i], le16[2 * i + 1] = 0;
+        be16[2 + 2 * i] = 0, be16[3 + 2 * i] = hdr[i];
+    }
+    s_parse_bytes("calls_le.csv", le16, 2 * n, "UTF-16LE", &r);
+    CHECK(r.nerrs == 0 && r.nrecs == 1 && r.nrecs && r.recs[0]->phone_call->wait_seconds == 12);
+    s_release(&r);
+    s_parse_bytes("calls_be.csv", be16, 2 * n + 2, "windows-1251", &r);   /* the BOM wins */
+    CHECK(r.nerrs == 0 && r.nrecs == 1);
+    s_release(&r);
+    /* an unpaired surrogate and an odd last byte */
+    memcpy(le16 + 2 * n, "\x00\xD8" "A\0\n\0" "x", 7);
+    s_parse_bytes("calls_le.csv", le16, 2 * n + 7, "UTF-16LE", &r);
+    EXPECT_ERRORS(&r, "line 3: not UTF-16LE text at byte 1", "line 4: not UTF-16LE text at byte 1");
+    s_release(&r);
+
+    /* A header in another dialect says what it found. */
+    static const char tabs[] = "source_id\tat\tamount\tcurrency\nR-1\t2026-11-02T10:00:00Z\t1\tEUR\n";
+    s_parse_bytes("receipts_tabs.csv", tabs, sizeof tabs - 1, NULL, &r);
+    EXPECT_ERRORS(&r, "line 1: header: found \"source_id\\tat\\tamount\\tcurrency\"; expected "
+                      "\"source_id,at,amount,currency\"");
+    CHECK(r.stats.bad == 1);
+    s_release(&r);
+    /* a decimal comma where ',' separates fields is still refused */
+    static const char comma[] = "source_id,at,amount,currency\nR-1,2026-11-02T10:00:00Z,\"1,5\",EUR\n";
+    s_parse_bytes("receipts_dc.csv", comma, sizeof comma - 1, NULL, &r);
+    EXPECT_ERRORS(&r, "line 2: receipt: amount: \"1,5\" is not a decimal number like -12.34");
+    s_release(&r);
+
+    /* Encoding names the reader takes, and those it does not. */
+    bm_err_t err;
+    CHECK(bm_parser_encoding_check("windows-1251", &err) == 0);
+    CHECK(bm_parser_encoding_check("CP1256", &err) == 0);
+    CHECK(bm_parser_encoding_check("UTF-16LE", &err) == 0);
+    CHECK(bm_parser_encoding_check("utf-8", &err) == 0);
+    CHECK(bm_parser_encoding_check("klingon-1", &err) == -1);
+    CHECK_STR(err.msg, "\"klingon-1\" is not an encoding this system knows (see iconv -l)");
+    CHECK(bm_parser_encoding_check("UTF-16", &err) == -1);
+    CHECK_STR(err.msg, "\"UTF-16\" is not supported: it does not write ASCII as ASCII "
+                       "(UTF-16LE and UTF-16BE are the exceptions read)");
+    CHECK(bm_parser_encoding_check("windows-1251//IGNORE", &err) == -1);
+    CHECK(bm_parser_for_source("receipts_pos2") != NULL && bm_parser_for_source("pos") == NULL);
+}
+
+/* Every column table fits the protobuf messages it fills. */
+static void test_tables(void)
+{
+    bm_err_t err = {{0}};
+    int rc = bm_parser_table_check(&err);
+    if (rc < 0)
+        fprintf(stderr, "parser table: %s\n", err.msg);
+    CHECK(rc == 0);
 }
 
 static void test_file_names(void)
@@ -665,6 +879,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
+    test_tables();
     test_file_names();
     test_csv_split();
     test_people_count();
@@ -677,9 +892,14 @@ int main(void)
     test_surveys();
     test_evaluations();
     test_long_lines_and_edges();
+    test_excel_semicolons();
+    test_utf16();
+    test_cp1251();
+    test_encoding_edges();
 
     static const char *const tmp_files[] = {"receipts_long.csv", "surveys_edge.jsonl",
-        "calls_empty.csv", "calls_header.csv", "calls_wrong.csv", "people_count_big.csv"};
+        "calls_empty.csv", "calls_header.csv", "calls_wrong.csv", "people_count_big.csv",
+        "receipts_qhdr.csv"};
     char path[512];
     for (size_t i = 0; i < sizeof tmp_files / sizeof tmp_files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", s_tmpdir, tmp_files[i]);
