@@ -1,0 +1,148 @@
+/* test_render: the layouts of render/ on results built by hand, without a
+ * database: a ranking with a tie group, an unranked low-n branch and the
+ * chain line, and a competitor gap table, in CSV and JSON, against texts
+ * written out here.  The golden-output integration test checks every
+ * report on real data; this one pins what each cell of a result becomes. */
+#include "bm_test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "render.h"
+
+/* Two regions, three branches. */
+static bm_q_ref_t *s_ref(void)
+{
+    bm_q_ref_t *ref = calloc(1, sizeof *ref);
+    ref->regions = calloc(2, sizeof *ref->regions);
+    ref->branches = calloc(3, sizeof *ref->branches);
+    snprintf(ref->chain_code, sizeof ref->chain_code, "ACME");
+    ref->nregions = 2;
+    snprintf(ref->regions[0].code, sizeof ref->regions[0].code, "NORTH");
+    snprintf(ref->regions[1].code, sizeof ref->regions[1].code, "SOUTH");
+    static const char *const codes[] = {"B001", "B002", "B003"};
+    static const char *const names[] = {"Ruse, \"Center\"", "Varna", "Burgas"};
+    ref->nbranches = 3;
+    for (int b = 0; b < 3; b++) {
+        snprintf(ref->branches[b].code, sizeof ref->branches[b].code, "%s", codes[b]);
+        snprintf(ref->branches[b].name, sizeof ref->branches[b].name, "%s", names[b]);
+        ref->branches[b].region = b == 0 ? 0 : 1;
+    }
+    return ref;
+}
+
+static bm_estimate_t s_est(double value, double n, double lo, double hi)
+{
+    bm_estimate_t e;
+    memset(&e, 0, sizeof e);
+    e.has_value = 1;
+    e.has_ci = lo <= hi;
+    e.value = value;
+    e.n = n;
+    e.lo = lo;
+    e.hi = hi;
+    return e;
+}
+
+/* Renders res in fmt into a string (caller frees). */
+static char *s_render(const bm_result_t *res, bm_format_t fmt)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    bm_err_t err;
+    CHECK(bm_render_result(res, fmt, out, &err) == 0);
+    fclose(out);
+    return buf;
+}
+
+static void test_rank(void)
+{
+    bm_rank_result_t *r = calloc(1, sizeof *r);
+    r->ref = s_ref();
+    r->metric = bm_metric_find("nps");
+    r->kind = BM_PERIOD_MONTH;
+    CHECK(bm_date_parse("2026-10-01", &r->prev, NULL) == 0);
+    CHECK(bm_date_parse("2026-11-01", &r->cur, NULL) == 0);
+    r->region = -1;
+    r->min_n = 30;
+    r->rows = calloc(3, sizeof *r->rows);
+    r->nrows = 3;
+    bm_estimate_t e1 = s_est(42.26, 120, 30.5, 54), e2 = s_est(38, 80, 20.04, 55.96);
+    bm_estimate_t e3 = s_est(90, 4, 1, 0);   /* no interval */
+    r->rows[0] = (bm_rank_row_t){.branch = 1, .ranked = 1, .rank_lo = 1, .rank_hi = 2,
+                                 .group = 1, .cur = bm_figure(&e1, 30), .prev = e2,
+                                 .change = 1};
+    r->rows[1] = (bm_rank_row_t){.branch = 0, .ranked = 1, .rank_lo = 1, .rank_hi = 2,
+                                 .group = 1, .cur = bm_figure(&e2, 30)};
+    r->rows[2] = (bm_rank_row_t){.branch = 2, .cur = bm_figure(&e3, 30), .change = -1};
+    r->scopes = calloc(1, sizeof *r->scopes);
+    r->nscopes = 1;
+    r->scopes[0] = (bm_rank_scope_t){.is_chain = 1, .code = r->ref->chain_code,
+                                     .cur = bm_figure(&e1, 30), .prev = e1};
+    bm_result_t res = {.kind = BM_REPORT_RANK, .scope_limited = 1, .u.rank = r};
+
+    char *csv = s_render(&res, BM_FMT_CSV);
+    const char *want =
+        "rank,group,branch,name,region,value,n,ci_low,ci_high,low_n,previous,change,arrow\r\n"
+        "1-2,1,B002,Varna,SOUTH,42.3,120,30.5,54.0,false,38.0,4.3,+\r\n"
+        "1-2,1,B001,\"Ruse, \"\"Center\"\"\",NORTH,38.0,80,20.0,56.0,false,,,\r\n"
+        ",,B003,Burgas,SOUTH,90.0,4,,,true,,,-\r\n"
+        "\r\n"
+        "scope,code,value,n,ci_low,ci_high,low_n,previous,change,arrow\r\n"
+        "chain,ACME,42.3,120,30.5,54.0,false,42.3,0.0,\r\n";
+    if (!csv || strcmp(csv, want))
+        fprintf(stderr, "got:\n%s\nwant:\n%s\n", csv ? csv : "(null)", want);
+    CHECK(csv && !strcmp(csv, want));
+    free(csv);
+
+    char *json = s_render(&res, BM_FMT_JSON);
+    CHECK(json && strstr(json, "\"rank\": \"1-2\",\n      \"group\": 1,\n      "
+                               "\"branch\": \"B002\""));
+    CHECK(json && strstr(json, "\"rank\": null,\n      \"group\": null,\n      "
+                               "\"branch\": \"B003\""));
+    CHECK(json && strstr(json, "\"low_n\": true,\n      \"previous\": null,\n      "
+                               "\"change\": null,\n      \"arrow\": \"down\""));
+    CHECK(json && strstr(json, "period month 2026-11, previous 2026-10; region all"));
+    CHECK(json && strstr(json, "your access is limited to part of the chain"));
+    free(json);
+    bm_rank_result_destroy(&res.u.rank);
+}
+
+static void test_gaps(void)
+{
+    bm_competitors_result_t *r = calloc(1, sizeof *r);
+    r->ref = s_ref();
+    r->kind = BM_PERIOD_QUARTER;
+    CHECK(bm_date_parse("2026-10-01", &r->cur, NULL) == 0);
+    r->min_n = 3;
+    r->gaps.rows = calloc(2, sizeof *r->gaps.rows);
+    r->gaps.nrows = r->gaps.cap = 2;
+    bm_gap_row_t *g = r->gaps.rows;
+    g[0] = (bm_gap_row_t){.scope = BM_GAP_BRANCH, .index = 0, .versus = BM_GAP_VS_RADIUS,
+                          .radius_km = 2.5, .outlets = 1, .own = s_est(80, 5, 70, 90),
+                          .comp = s_est(70, 2, 40, 100), .has_gap = 1, .gap = 10,
+                          .has_ci = 1, .gap_lo = -5.55, .gap_hi = 25.55, .low_n = 1};
+    g[1] = (bm_gap_row_t){.scope = BM_GAP_CHAIN, .index = -1, .versus = BM_GAP_VS_ALL,
+                          .outlets = 4, .own = s_est(75, 40, 70, 80)};
+    snprintf(g[1].section, sizeof g[1].section, "GREET");
+    bm_result_t res = {.kind = BM_REPORT_COMPETITORS, .u.competitors = r};
+    char *csv = s_render(&res, BM_FMT_CSV);
+    const char *want =
+        "scope,versus,section,own,own_n,competitors,competitors_n,gap,gap_low,gap_high,"
+        "significant,low_n\r\n"
+        "branch B001,within 2.5 km (1 outlet),(overall),80.0,5,70.0,2,10.0,-5.5,25.6,,true\r\n"
+        "chain ACME,all competitors (4 outlets),GREET,75.0,40,,0,,,,,false\r\n";
+    if (!csv || strcmp(csv, want))
+        fprintf(stderr, "got:\n%s\nwant:\n%s\n", csv ? csv : "(null)", want);
+    CHECK(csv && !strcmp(csv, want));
+    free(csv);
+    bm_competitors_result_destroy(&res.u.competitors);
+}
+
+int main(void)
+{
+    test_rank();
+    test_gaps();
+    return bm_test_result("test_render");
+}
