@@ -512,12 +512,32 @@ static void test_spool_full(void)
     bm_inbox_info(a.inbox, &ii);
     CHECK_OR_GOTO(ii.spool_full, out);
     CHECK_OR_GOTO(s_exists(a.inbox_dir, "receipts_2.csv"), out);   /* waits, untouched */
-    /* Acknowledging everything lets intake go on. */
+    /* Acks that free segments but leave the spool between 90% and 100% of
+     * its limit do not resume intake yet (no full / below-limit log pair
+     * per freed segment); below 90% it resumes. */
     bm_spool_stats_t st;
     bm_spool_stats(a.spool, &st);
     bm_err_t err = {{0}};
-    for (uint64_t s = 1; s < st.next_seq; s++)
+    uint64_t max = (uint64_t)a.cfg.spool_max_bytes;
+    bool between = false, below = false;
+    for (uint64_t s = 1; s < st.next_seq; s++) {
         CHECK_OR_GOTO(bm_spool_ack(a.spool, s, &err) == 0, out);
+        bm_spool_stats_t now;
+        bm_spool_stats(a.spool, &now);
+        if (now.entries == 0 || now.bytes >= max || below)
+            continue;
+        CHECK(bm_inbox_scan(a.inbox, &err) == 0);
+        bm_inbox_info(a.inbox, &ii);
+        if (now.bytes >= max / 100 * 90) {
+            CHECK(ii.spool_full);
+            between = true;
+        } else {
+            CHECK(!ii.spool_full);
+            below = true;
+        }
+    }
+    CHECK(between && below);
+    /* Acknowledging everything lets intake go on. */
     bm_inbox_finalize(a.inbox);
     s_take_all(&a);
     CHECK_OR_GOTO(!s_exists(a.inbox_dir, "receipts_2.csv"), out);
