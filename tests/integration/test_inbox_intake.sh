@@ -3,9 +3,11 @@
 # take or the collector refuses shows where store IT looks (issue 14).
 #  1. An exporter writes people_count_inplace.csv straight into the inbox
 #     (one open file, no rename) and stalls 3 x inbox_settle twice: in the
-#     middle of line 501 ("...,900,110,6" of "...,900,110,61") and between
+#     middle of line 501 ("...,900,101,6" of "...,900,101,61") and between
 #     lines 750 and 751.  All 1000 records are stored once, each with the
 #     exact values written (compared in SQL), and the file is in done/ whole.
+#     Again with an agent that cannot see the open writer (no lease): the
+#     file is taken in the pause, then moved back and read again whole.
 #  2. A 0-byte export is rejected as "empty export".
 #  3. A record the collector refuses (unknown competitor outlet) puts its
 #     file into rejected/ with the record and the collector's reason in the
@@ -42,59 +44,84 @@ wait_until "the agent has reloaded its configuration" 30 grep -q 'configuration 
 # ------------------------------------------------ 1. an in-place writer
 
 BASE=$(($(date +%s) - 20 * 3600))
-# pc_line I: line I of the export, values that differ from line to line
-# (entrants always has two digits, so a cut line has a wrong value).
+# pc_line PREFIX I: line I of the export, values that differ from line to
+# line (entrants always has two digits, so a cut line has a wrong value).
 pc_line() {
-    printf 'IP-%04d,%(%Y-%m-%dT%H:%M:%SZ)T,900,%d,%d\n' "$1" $((BASE + $1 * 60)) \
-        $((100 + $1 % 50)) $((10 + $1 % 90))
+    printf '%s-%04d,%(%Y-%m-%dT%H:%M:%SZ)T,900,%d,%d\n' "$1" "$2" $((BASE + $2 * 60)) \
+        $((100 + $2 % 50)) $((10 + $2 % 90))
 }
+# inplace_writer PREFIX FILE [OWNER]: writes FILE in place through one open
+# descriptor, with the two stalls; OWNER: chown the file right after it is
+# created (the agent then does not own it).
 inplace_writer() {
-    local f=$1 i l
+    local p=$1 f=$2 i l
     exec 7>"$f"
+    [ -z "${3:-}" ] || chown "$3" "$f"
     echo "source_id,interval_start,interval_seconds,passers_by,entrants" >&7
-    for ((i = 1; i <= 500; i++)); do pc_line $i >&7; done
-    l=$(pc_line 501)
+    for ((i = 1; i <= 500; i++)); do pc_line "$p" $i >&7; done
+    l=$(pc_line "$p" 501)
     printf '%s' "${l:0:${#l}-1}" >&7 # line 501 up to its last digit ...
     sleep "$STALL"                    # ... the exporter stalls mid-line ...
     printf '%s\n' "${l: -1}" >&7      # ... and goes on
-    for ((i = 502; i <= 750; i++)); do pc_line $i >&7; done
+    for ((i = 502; i <= 750; i++)); do pc_line "$p" $i >&7; done
     sleep "$STALL" # stalls between two lines
-    for ((i = 751; i <= 1000; i++)); do pc_line $i >&7; done
+    for ((i = 751; i <= 1000; i++)); do pc_line "$p" $i >&7; done
     exec 7>&-
 }
-for ((i = 1; i <= 1000; i++)); do pc_line $i; done |
-    awk -F, '{ print $1 "\t" $2 "\t" $3 "\t" $4 "\t" $5 }' >"$T/inplace.expected"
 
-note "in-place writer: 1000 lines, stalls of ${STALL} s (inbox_settle ${SETTLE_MS} ms)"
-t0=$SECONDS
-inplace_writer "$INBOX/people_count_inplace.csv" &
-WRITER=$!
-wait "$WRITER" || fail "the in-place writer failed"
-note "writer finished after $((SECONDS - t0)) s"
-
-inplace_done() {
-    [ -z "$(find "$INBOX" "$T/agent/sending" -name '*people_count_inplace*' 2>/dev/null)" ] &&
-        [ -n "$(find "$T/agent/done" -name '*_people_count_inplace.csv')" ] &&
-        [ "$(bm_psql "SELECT count(*) FROM people_counts WHERE source_id LIKE 'IP-%'")" = 1000 ]
+# run_inplace PREFIX NAME [OWNER]: the writer, then every record is stored
+# once with its values, and the file is in done/ whole.
+run_inplace() {
+    local p=$1 name=$2 i t0 f
+    for ((i = 1; i <= 1000; i++)); do pc_line "$p" $i; done |
+        awk -F, '{ print $1 "\t" $2 "\t" $3 "\t" $4 "\t" $5 }' >"$T/$p.expected"
+    note "in-place writer of $name: 1000 lines, stalls of ${STALL} s (inbox_settle ${SETTLE_MS} ms)"
+    t0=$SECONDS
+    inplace_writer "$p" "$INBOX/$name" "${3:-}" || fail "the in-place writer failed"
+    note "writer finished after $((SECONDS - t0)) s"
+    inplace_done() {
+        [ -z "$(find "$INBOX" "$T/agent/sending" -name "*$name*" 2>/dev/null)" ] &&
+            [ -n "$(find "$T/agent/done" -name "*_$name")" ] &&
+            [ "$(bm_psql "SELECT count(*) FROM people_counts WHERE source_id LIKE '$p-%'")" = 1000 ]
+    }
+    wait_until "$name is stored and in done/" 60 inplace_done
+    note "stored and in done/ after $((SECONDS - t0)) s"
+    bm_psql "SELECT source_id, to_char(interval_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    interval_seconds, passers_by, entrants
+             FROM people_counts WHERE source_id LIKE '$p-%' ORDER BY source_id" -F $'\t' >"$T/$p.stored"
+    if ! diff -q "$T/$p.expected" "$T/$p.stored" >/dev/null; then
+        diff "$T/$p.expected" "$T/$p.stored" | head -n 10 >&2
+        fail "stored people counts of $name differ from what the exporter wrote"
+    fi
+    assert_eq "line 501 of $name stored whole" "$p-0501 61" \
+        "$(bm_psql "SELECT source_id || ' ' || entrants FROM people_counts WHERE source_id = '$p-0501'")"
+    assert_eq "files of $name in done/" 1 "$(find "$T/agent/done" -name "*_$name" | wc -l)"
+    f=$(find "$T/agent/done" -name "*_$name")
+    assert_eq "lines of $name in done/" 1001 "$(wc -l <"$f")"
+    [ -z "$(find "$T/agent/rejected" -name "*$name*")" ] || fail "part of $name was rejected"
+    note "$name: 1000 of 1000 records stored once with their exact values; the agent's words:"
+    grep "$name" "$T/agent-B001.log" | sed -E 's/^.*msg="(.*)"$/    \1/' >&2
 }
-wait_until "the in-place file is stored and in done/" 60 inplace_done
-note "stored and in done/ after $((SECONDS - t0)) s"
-bm_psql "SELECT source_id, to_char(interval_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                interval_seconds, passers_by, entrants
-         FROM people_counts WHERE source_id LIKE 'IP-%' ORDER BY source_id" -F $'\t' >"$T/inplace.stored"
-if ! diff -q "$T/inplace.expected" "$T/inplace.stored" >/dev/null; then
-    diff "$T/inplace.expected" "$T/inplace.stored" | head -n 10 >&2
-    fail "stored people counts differ from what the exporter wrote"
+
+# 1a. The writer keeps its file open: the agent sees that (a read lease).
+run_inplace IP people_count_inplace.csv
+
+# 1b. Without the lease (the agent does not own the file and has no
+# CAP_LEASE) only the time rules and the watch on taken files apply: the
+# file is taken during the pause between lines, written to in sending/,
+# moved back to the inbox and read again whole.
+printf '#!/bin/sh\nexec setpriv --bounding-set=-lease -- "%s" "$@"\n' "$BM_AGENT" >"$T/agent-nolease"
+chmod +x "$T/agent-nolease"
+stop_proc agent-B001 || fail "the agent did not stop cleanly"
+BM_AGENT=$T/agent-nolease
+restart_proc agent-B001
+wait_until "the agent runs again" 30 agent_status agent-B001
+run_inplace IQ people_count_nolease.csv nobody
+note "records the collector acknowledged again as duplicates so far: $(bm_psql "SELECT coalesce(sum(duplicates), 0) FROM ingest_batches")"
+if [ "${BM_VALGRIND:-0}" != 1 ]; then
+    grep -q 'people_count_nolease.csv\\" was written to after it was taken' "$T/agent-B001.log" ||
+        fail "the file was not taken during the pause between lines, so the watch was not tested"
 fi
-assert_eq "line 501 stored whole" "IP-0501 61" \
-    "$(bm_psql "SELECT source_id || ' ' || entrants FROM people_counts WHERE source_id = 'IP-0501'")"
-assert_eq "files of the in-place export in done/" 1 \
-    "$(find "$T/agent/done" -name '*_people_count_inplace.csv' | wc -l)"
-assert_eq "lines of the file in done/" 1001 \
-    "$(cat "$(find "$T/agent/done" -name '*_people_count_inplace.csv')" | wc -l)"
-[ -z "$(find "$T/agent/rejected" -name '*inplace*')" ] || fail "part of the in-place file was rejected"
-note "in-place: 1000 of 1000 records stored once with their exact values; the agent's words:"
-grep 'people_count_inplace' "$T/agent-B001.log" | sed -E 's/^.*msg="(.*)"$/    \1/' >&2
 
 # ------------------------------------------------ 2. an empty export
 
