@@ -6,15 +6,28 @@
  *                                                                   or  rejected/U + U.errors
  * where U = "<spool next sequence, 20 digits>_F" keeps names unique when a
  * store system reuses a file name.  Files whose lines are all bad go straight
- * to rejected/; files with no data lines to done/.  Records are spooled and
- * synced before the file leaves the inbox, so a crash at any point either
- * re-reads the file (the collector's dedup by source id absorbs the resend)
- * or finds its records in the spool (bm_inbox_recover).
+ * to rejected/; files with no data lines to done/; 0-byte files to rejected/
+ * as empty exports.  Records are spooled and synced before the file leaves
+ * the inbox, so a crash at any point either re-reads the file (the
+ * collector's dedup by source id absorbs the resend) or finds its records in
+ * the spool (bm_inbox_recover).
+ *
+ * A file written in place may be taken only once it is finished: its state
+ * (inode, size, mtime, ctime) held for inbox_settle across scans, and while
+ * it is young (bm_inbox_young_ms) it is not empty, ends in a line end and is
+ * not open for writing (bm_inbox_judge).  The judged bytes are copied to
+ * sending/.U.snap and the copy is parsed, so a writer going on cannot hand
+ * the parser a cut line; a file taken young stays in sending/ until it is old
+ * and goes back to the inbox if it was written to meanwhile.  Records the
+ * collector refuses are added to U.errors (bm_inbox_note_refused), so such a
+ * file ends in rejected/.  Files that can never be taken are "stuck": logged
+ * once, listed by bm_inbox_stuck. 
  *
  * Owns: the inbox, sending/, done/ and rejected/ directories, the in-memory
  * table of files waiting for acknowledgement (bounded: one row per file that
- * has batches in the spool), and the list of inbox files waiting to be taken
- * (bounded by BM_INBOX_QUEUE_MAX per scan). */
+ * has batches in the spool), the list of inbox files waiting to be taken
+ * (bounded by BM_INBOX_QUEUE_MAX per scan), the states of inbox files seen
+ * by the last scan (at most 2048) and the stuck files (BM_INBOX_STUCK_MAX). */
 #ifndef BM_INBOX_H
 #define BM_INBOX_H
 
