@@ -704,7 +704,39 @@ static void test_intake_files(void)
     CHECK(strstr(s_slurp(path), "PW-3,") != NULL);
     CHECK(before == 4);                        /* batches: cut, w, w again (3 records) */
 
-    /* 4. Files that can never be taken are listed, with why. */
+    /* 4. Written to between the scan that found it settled and the take:
+     * not taken then (nothing spooled), taken whole once settled again. */
+    snprintf(text, sizeof text,
+             "source_id,interval_start,interval_seconds,passers_by,entrants\n"
+             "PX-1,%s,900,10,1\n", ts);
+    snprintf(path, sizeof path, "%s/people_count_x.csv", a.inbox_dir);
+    s_write(path, text);
+    s_set_mtime(path, -3600 * 1000);
+    int64_t deadline = bm_mono_ms() + 5000;
+    bm_err_t err = {{0}};
+    do {
+        usleep(20000);
+        CHECK_OR_GOTO(bm_inbox_scan(a.inbox, &err) == 0, out);
+        bm_inbox_info(a.inbox, &ii);
+    } while (ii.files_queued == 0 && bm_mono_ms() < deadline);
+    CHECK_OR_GOTO(ii.files_queued == 1, out);
+    fp = fopen(path, "a");
+    CHECK_OR_GOTO(fp, out);
+    fprintf(fp, "PX-2,%s,900,20,2\n", ts);
+    fclose(fp);
+    s_set_mtime(path, -3600 * 1000);
+    bm_spool_stats(a.spool, &st);
+    before = st.next_seq;
+    CHECK(bm_inbox_take_next(a.inbox, &err) == 1);
+    CHECK(s_exists(a.inbox_dir, "people_count_x.csv"));
+    bm_spool_stats(a.spool, &st);
+    CHECK(st.next_seq == before);
+    CHECK_OR_GOTO(s_take_until(&a, s_gone_from_inbox, "people_count_x.csv", 5000), out);
+    snprintf(name, sizeof name, "%020" PRIu64 "_people_count_x.csv", before);
+    snprintf(path, sizeof path, "%s/%s", a.sending, name);
+    CHECK(strstr(s_slurp(path), "PX-2,") != NULL);
+
+    /* 5. Files that can never be taken are listed, with why. */
     snprintf(path, sizeof path, "%s/Receipts.CSV", a.inbox_dir);
     s_write(path, "source_id,at,amount,currency\n");
     snprintf(path, sizeof path, "%s/notes.txt", a.inbox_dir);
