@@ -652,7 +652,7 @@ static s_look_t s_look(bm_inbox_t *ib, const char *name, int64_t now, int64_t mo
     }
     bm_file_state_t fs;
     bm_file_state_of(&st, &fs);
-    s_seen_t key;
+    s_seen_t key = {.since_mono = 0};
     snprintf(key.name, sizeof key.name, "%s", name);
     const s_seen_t *old = bsearch(&key, ib->seen, ib->n_seen, sizeof *ib->seen, s_seen_cmp);
     const bm_file_state_t *seen = old ? &old->fs : NULL;
