@@ -66,7 +66,8 @@ static void s_usage(FILE *out)
             "them to the collector; see docs/agent.md.\n"
             "\n"
             "status exit codes: 0 running and healthy, 1 not running, 2 usage or\n"
-            "unreadable status, 3 running but refused by the collector or spool full.\n"
+            "unreadable status, 3 running but refused by the collector or spool full,\n"
+            "4 running but files are stuck in the inbox (status names them).\n"
             "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the config file.\n"
             "\n"
             "Config file keys (key = value; durations take ms/s/m/h, sizes K/M/G):\n");
@@ -121,6 +122,15 @@ static void s_fill_status(s_agent_t *a, bm_agent_status_t *st, bool running)
     st->files_pending = ii.files_pending;
     st->files_done = ii.files_done;
     st->files_rejected = ii.files_rejected;
+    st->files_waiting = ii.files_waiting;
+    st->files_stuck = ii.files_stuck;
+    const char *name, *why;
+    for (size_t i = 0; i < BM_STATUS_STUCK_SHOWN && bm_inbox_stuck(a->inbox, i, &name, &why);
+         i++) {
+        snprintf(st->stuck_name[i], sizeof st->stuck_name[i], "%s", name);
+        snprintf(st->stuck_why[i], sizeof st->stuck_why[i], "%s", why);
+        st->n_stuck_shown = i + 1;
+    }
     st->lines_bad = ii.lines_bad;
     st->records_spooled = ii.records_spooled;
     st->records_sent = si.records_sent;
@@ -220,6 +230,13 @@ static int s_lock_data_dir(s_agent_t *a, bm_err_t *err)
     return 0;
 }
 
+/* The sender's refusals go into the file's .errors (docs/agent.md). */
+static void s_on_refused(void *ctx, const char *origin_file, const char *source_id,
+                         const char *reason)
+{
+    bm_inbox_note_refused(ctx, origin_file, source_id, reason);
+}
+
 static int s_start(s_agent_t *a, bm_err_t *err)
 {
     if (mkdir(a->cfg.data_dir, 0750) < 0 && errno != EEXIST)
@@ -246,6 +263,7 @@ static int s_start(s_agent_t *a, bm_err_t *err)
         return -1;
     if (!(a->sender = bm_sender_new(&a->cfg, a->spool, a->dl, err)))
         return -1;
+    bm_sender_on_refused(a->sender, s_on_refused, a->inbox);
     return 0;
 }
 

@@ -46,6 +46,17 @@ char *bm_agent_status_json(const bm_agent_status_t *st)
     json_object_set_new(o, "files_pending", json_integer((json_int_t)st->files_pending));
     json_object_set_new(o, "files_done", json_integer((json_int_t)st->files_done));
     json_object_set_new(o, "files_rejected", json_integer((json_int_t)st->files_rejected));
+    json_object_set_new(o, "files_waiting", json_integer((json_int_t)st->files_waiting));
+    json_object_set_new(o, "files_stuck", json_integer((json_int_t)st->files_stuck));
+    json_t *stuck = json_array();
+    for (size_t i = 0; stuck && i < st->n_stuck_shown && i < BM_STATUS_STUCK_SHOWN; i++) {
+        json_t *f = json_object();
+        json_t *n = json_string(st->stuck_name[i]);
+        json_object_set_new(f, "name", n ? n : json_string("(not valid UTF-8)"));
+        json_object_set_new(f, "reason", json_string(st->stuck_why[i]));
+        json_array_append_new(stuck, f);
+    }
+    json_object_set_new(o, "stuck_files", stuck ? stuck : json_null());
     json_object_set_new(o, "lines_bad", json_integer((json_int_t)st->lines_bad));
     json_object_set_new(o, "records_spooled", json_integer((json_int_t)st->records_spooled));
     json_object_set_new(o, "records_sent", json_integer((json_int_t)st->records_sent));
@@ -172,8 +183,10 @@ int bm_agent_status_show(const char *data_dir, bool as_json, FILE *out, FILE *er
     bool alive = json_is_true(json_object_get(o, "running")) && s_pid_alive(pid);
     bool refused = strcmp(s_str(o, "state"), "refused") == 0;
     bool full = json_is_true(json_object_get(o, "spool_full"));
+    long long stuck = s_int(o, "files_stuck");
     int rc = !alive ? BM_STATUS_EXIT_NOT_RUNNING
-                    : (refused || full) ? BM_STATUS_EXIT_DEGRADED : BM_STATUS_EXIT_OK;
+             : (refused || full) ? BM_STATUS_EXIT_DEGRADED
+             : stuck > 0 ? BM_STATUS_EXIT_STUCK : BM_STATUS_EXIT_OK;
 
     if (as_json) {
         json_object_set_new(o, "alive", json_boolean(alive));
@@ -203,8 +216,20 @@ int bm_agent_status_show(const char *data_dir, bool as_json, FILE *out, FILE *er
     const char *la = s_str(o, "last_ack_time");
     fprintf(out, "  %-16s %s (acked up to sequence %lld, next %lld)\n", "last ack",
             la[0] ? la : "none since start", s_int(o, "acked_seq"), s_int(o, "next_seq"));
-    fprintf(out, "  %-16s %lld pending, %lld done, %lld rejected since start\n", "files",
-            s_int(o, "files_pending"), s_int(o, "files_done"), s_int(o, "files_rejected"));
+    fprintf(out, "  %-16s %lld pending, %lld done, %lld rejected since start; %lld waiting "
+            "in the inbox\n", "files", s_int(o, "files_pending"), s_int(o, "files_done"),
+            s_int(o, "files_rejected"), s_int(o, "files_waiting"));
+    if (stuck > 0) {
+        fprintf(out, "  %-16s %lld in the inbox cannot be taken (fix or remove them):\n",
+                "STUCK FILES", stuck);
+        json_t *list = json_object_get(o, "stuck_files");
+        size_t i;
+        json_t *f;
+        json_array_foreach(list, i, f)
+            fprintf(out, "    %s: %s\n", s_str(f, "name"), s_str(f, "reason"));
+        if ((long long)json_array_size(list) < stuck)
+            fprintf(out, "    ... and %lld more\n", stuck - (long long)json_array_size(list));
+    }
     fprintf(out, "  %-16s %lld spooled, %lld sent, %lld acknowledged, %lld refused, "
             "%lld dead-lettered, %lld bad lines\n", "records",
             s_int(o, "records_spooled"), s_int(o, "records_sent"),

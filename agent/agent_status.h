@@ -9,6 +9,7 @@
 #define BM_AGENT_STATUS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -19,6 +20,9 @@
 #define BM_STATUS_EXIT_NOT_RUNNING 1
 #define BM_STATUS_EXIT_USAGE 2          /* bad config, unreadable status file */
 #define BM_STATUS_EXIT_DEGRADED 3       /* running, but refused or spool full */
+#define BM_STATUS_EXIT_STUCK 4          /* running, but files are stuck in the inbox */
+
+#define BM_STATUS_STUCK_SHOWN 16        /* stuck files named in the status */
 
 typedef struct {
     int pid;
@@ -41,6 +45,11 @@ typedef struct {
     uint64_t files_pending;          /* in sending/, waiting for acks */
     uint64_t files_done;             /* since start */
     uint64_t files_rejected;         /* since start */
+    uint64_t files_waiting;          /* in the inbox, not settled or not yet taken */
+    uint64_t files_stuck;            /* in the inbox, cannot be taken */
+    size_t n_stuck_shown;            /* <= BM_STATUS_STUCK_SHOWN of them named: */
+    char stuck_name[BM_STATUS_STUCK_SHOWN][256];
+    char stuck_why[BM_STATUS_STUCK_SHOWN][240];
     uint64_t lines_bad;              /* since start */
     uint64_t records_spooled;        /* since start */
     uint64_t records_sent;           /* first sends, since start */

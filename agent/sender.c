@@ -48,6 +48,8 @@ struct bm_sender {
     const bm_agent_config_t *cfg;   /* borrowed; may change on SIGHUP */
     bm_spool_t *spool;              /* borrowed */
     bm_deadletter_t *dl;            /* borrowed */
+    bm_sender_refused_fn on_refused; /* told of each refused record, may be NULL */
+    void *on_refused_ctx;            /* borrowed */
     void *ctx;
     void *dealer;                   /* NULL while waiting to reconnect */
     void *monitor;                  /* PAIR receiving the DEALER's events */
@@ -560,6 +562,11 @@ static void s_dead_letter(bm_sender_t *s, uint64_t seq, const Branchmark__V1__Ac
         }
         written++;
     }
+    /* The inbox lists them in the file's .errors, so that the file ends in
+     * rejected/ with the reasons, where store IT looks. */
+    for (size_t i = 0; s->on_refused && entry && i < ack->n_rejected; i++)
+        s->on_refused(s->on_refused_ctx, entry->origin_file ? entry->origin_file : "",
+                      ack->rejected[i]->source_id, ack->rejected[i]->reason);
     bm_err_t derr = {{0}};
     if (written && bm_deadletter_sync(s->dl, &derr) < 0) {
         bm_error(COMP, "%s", derr.msg);
@@ -927,4 +934,10 @@ void bm_sender_info(const bm_sender_t *s, bm_sender_info_t *out)
     out->endpoint = s_endpoint(s);
     out->in_flight = s->ring_count;
     out->last_error = s->last_error;
+}
+
+void bm_sender_on_refused(bm_sender_t *sender, bm_sender_refused_fn fn, void *ctx)
+{
+    sender->on_refused = fn;
+    sender->on_refused_ctx = ctx;
 }

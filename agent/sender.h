@@ -71,4 +71,13 @@ void bm_sender_reconfigure(bm_sender_t *sender);
 
 void bm_sender_info(const bm_sender_t *sender, bm_sender_info_t *out);
 
+/* Called for each record the collector refused, after it is in the
+ * dead-letter folder and before its batch is marked acknowledged:
+ * origin_file is the spool entry's file name (U), "" when unknown. */
+typedef void (*bm_sender_refused_fn)(void *ctx, const char *origin_file,
+                                     const char *source_id, const char *reason);
+
+/* Sets the refusal callback (NULL: none).  ctx is borrowed. */
+void bm_sender_on_refused(bm_sender_t *sender, bm_sender_refused_fn fn, void *ctx);
+
 #endif

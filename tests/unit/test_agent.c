@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -92,10 +93,11 @@ static int s_config(const char *dir, const char *extra, bm_agent_config_t *cfg)
     snprintf(text, sizeof text,
              "agent_id = test-agent\nbranch = B001\n"
              "collector = ipc://%s/coll.ipc\ndata_dir = %s/data\n"
-             "inbox_settle = 0\nack_timeout = 400ms\n"
+             "%sack_timeout = 400ms\n"
              "heartbeat_interval = 150ms\nbackoff_min = 10ms\nbackoff_max = 40ms\n"
              "segment_bytes = 64K\nspool_max_bytes = 1M\n%s",
-             dir, dir, extra ? extra : "batch_records = 2\n");
+             dir, dir, extra && strstr(extra, "inbox_settle") ? "" : "inbox_settle = 0\n",
+             extra ? extra : "batch_records = 2\n");
     s_write(path, text);
     memset(cfg, 0, sizeof *cfg);
     bm_err_t err = {{0}};
@@ -311,6 +313,12 @@ static const char *s_now_iso(char *buf, size_t size)
     return bm_time_format(bm_now_ms() - 60000, buf, size);
 }
 
+static void s_on_refused(void *ctx, const char *origin, const char *source_id,
+                         const char *reason)
+{
+    bm_inbox_note_refused(ctx, origin, source_id, reason);
+}
+
 static void test_flow(void)
 {
     s_agent_t a;
@@ -364,6 +372,7 @@ static void test_flow(void)
     f.reject_seq = 2;
     bm_err_t err = {{0}};
     CHECK_OR_GOTO((a.sender = bm_sender_new(&a.cfg, a.spool, a.dl, &err)) != NULL, out);
+    bm_sender_on_refused(a.sender, s_on_refused, a.inbox);
     int64_t deadline = bm_mono_ms() + 15000;
     bool finished = false;
     while (!finished && bm_mono_ms() < deadline) {
@@ -393,6 +402,12 @@ static void test_flow(void)
     CHECK_OR_GOTO(dl && strstr(dl, "\"source_id\":\"R-3\"") && strstr(dl, "\"sequence\":2") &&
           strstr(dl, "\"kind\":\"receipt\"") && strstr(dl, "\"record_b64\":\"") &&
           strstr(dl, "refused by the test"), out);
+    /* ... and in the file's .errors, so the file is in rejected/ with it. */
+    snprintf(path, sizeof path, "%s/00000000000000000001_receipts_a.csv.errors", a.rejected);
+    const char *errs = s_slurp(path);
+    CHECK_OR_GOTO(errs && strstr(errs, "line 5: ") &&
+                  strstr(errs, "record \"R-3\": refused by the collector: receipt: refused by the test"),
+                  out);
 
     /* Idle: heartbeats flow and are answered. */
     deadline = bm_mono_ms() + 5000;
@@ -497,17 +512,310 @@ static void test_spool_full(void)
     bm_inbox_info(a.inbox, &ii);
     CHECK_OR_GOTO(ii.spool_full, out);
     CHECK_OR_GOTO(s_exists(a.inbox_dir, "receipts_2.csv"), out);   /* waits, untouched */
-    /* Acknowledging everything lets intake go on. */
+    /* Acks that free segments but leave the spool between 90% and 100% of
+     * its limit do not resume intake yet (no full / below-limit log pair
+     * per freed segment); below 90% it resumes. */
     bm_spool_stats_t st;
     bm_spool_stats(a.spool, &st);
     bm_err_t err = {{0}};
-    for (uint64_t s = 1; s < st.next_seq; s++)
+    uint64_t max = (uint64_t)a.cfg.spool_max_bytes;
+    bool between = false, below = false;
+    for (uint64_t s = 1; s < st.next_seq; s++) {
         CHECK_OR_GOTO(bm_spool_ack(a.spool, s, &err) == 0, out);
+        bm_spool_stats_t now;
+        bm_spool_stats(a.spool, &now);
+        if (now.entries == 0 || now.bytes >= max || below)
+            continue;
+        CHECK(bm_inbox_scan(a.inbox, &err) == 0);
+        bm_inbox_info(a.inbox, &ii);
+        if (now.bytes >= max / 100 * 90) {
+            CHECK(ii.spool_full);
+            between = true;
+        } else {
+            CHECK(!ii.spool_full);
+            below = true;
+        }
+    }
+    CHECK(between && below);
+    /* Acknowledging everything lets intake go on. */
     bm_inbox_finalize(a.inbox);
     s_take_all(&a);
     CHECK_OR_GOTO(!s_exists(a.inbox_dir, "receipts_2.csv"), out);
     bm_inbox_info(a.inbox, &ii);
     CHECK_OR_GOTO(!ii.spool_full && ii.files_done == 2, out);
+out:
+    s_agent_close(&a);
+}
+
+/* ---- the intake rules ---- */
+
+static void test_intake_rules(void)
+{
+    bm_file_state_t a = {.dev = 1, .ino = 2, .size = 100, .mtime_ns = 5, .ctime_ns = 6};
+    bm_file_state_t b = a;
+    CHECK(bm_inbox_young_ms(2000) == 2000 * BM_INBOX_YOUNG_FACTOR);
+    CHECK(bm_inbox_young_ms(0) == 0);
+    /* Settled: the same state observed for the settle time, and an old mtime. */
+    CHECK(!bm_inbox_settled(NULL, 0, &b, 1000, 5000, 100));     /* first sight */
+    CHECK(bm_inbox_settled(NULL, 0, &b, 1000, 5000, 0));        /* settle 0: at once */
+    CHECK(!bm_inbox_settled(&a, 1000, &b, 1050, 5000, 100));    /* seen 50 ms */
+    CHECK(bm_inbox_settled(&a, 1000, &b, 1100, 5000, 100));
+    CHECK(!bm_inbox_settled(&a, 1000, &b, 1100, 50, 100));      /* mtime 50 ms old */
+    CHECK(bm_inbox_settled(&a, 1000, &b, 1100, -120000, 100));  /* clock far behind */
+    b.size = 101;                                               /* appended */
+    CHECK(!bm_inbox_settled(&a, 1000, &b, 9999, 5000, 100));
+    b = a;
+    b.ino = 3;                                                  /* replaced */
+    CHECK(!bm_inbox_settled(&a, 1000, &b, 9999, 5000, 100));
+    b = a;
+    b.ctime_ns = 7;                                             /* rewritten, mtime reset */
+    CHECK(!bm_inbox_settled(&a, 1000, &b, 9999, 5000, 100));
+    b = a;
+    b.mtime_ns = 9;
+    CHECK(!bm_file_state_same(&a, &b));
+
+    /* Judged while young (< 10 x settle) or old. */
+    CHECK(bm_inbox_judge(100, '\n', false, 500, 100) == BM_INTAKE_TAKE);
+    CHECK(bm_inbox_judge(100, '7', false, 500, 100) == BM_INTAKE_WAIT);   /* cut line */
+    CHECK(bm_inbox_judge(100, '7', false, 1000, 100) == BM_INTAKE_TAKE);  /* old: a last line */
+    CHECK(bm_inbox_judge(100, '\n', true, 500, 100) == BM_INTAKE_WAIT);   /* writer still there */
+    CHECK(bm_inbox_judge(100, '\n', true, 1000, 100) == BM_INTAKE_TAKE);
+    CHECK(bm_inbox_judge(0, -1, false, 500, 100) == BM_INTAKE_WAIT);      /* empty, young */
+    CHECK(bm_inbox_judge(0, -1, false, 1000, 100) == BM_INTAKE_EMPTY);
+    CHECK(bm_inbox_judge(100, '7', false, -30000, 100) == BM_INTAKE_WAIT); /* mtime ahead */
+    CHECK(bm_inbox_judge(100, '7', false, -90000, 100) == BM_INTAKE_TAKE); /* clock broken */
+    CHECK(bm_inbox_judge(100, '7', true, 0, 0) == BM_INTAKE_TAKE);        /* settle 0 */
+    CHECK(bm_inbox_judge(0, -1, false, 0, 0) == BM_INTAKE_EMPTY);
+}
+
+/* Sets path's modification time to now + offset_ms. */
+static void s_set_mtime(const char *path, int64_t offset_ms)
+{
+    int64_t t = bm_now_ms() + offset_ms;
+    struct timespec ts[2] = {{t / 1000, (t % 1000) * 1000000}, {t / 1000, (t % 1000) * 1000000}};
+    if (utimensat(AT_FDCWD, path, ts, 0) < 0)
+        perror(path);
+}
+
+/* Scans and takes until cond(a, arg) holds or ms pass; returns cond. */
+static bool s_take_until(s_agent_t *a, bool (*cond)(s_agent_t *, const char *),
+                         const char *arg, int64_t ms)
+{
+    int64_t deadline = bm_mono_ms() + ms;
+    for (;;) {
+        s_take_all(a);
+        bm_inbox_finalize(a->inbox);
+        if (cond(a, arg) || bm_mono_ms() >= deadline)
+            return cond(a, arg);
+        usleep(20000);
+    }
+}
+
+static bool s_gone_from_inbox(s_agent_t *a, const char *name)
+{
+    return !s_exists(a->inbox_dir, name);
+}
+
+static bool s_back_in_inbox(s_agent_t *a, const char *name)
+{
+    return s_exists(a->inbox_dir, name);
+}
+
+static void s_ack_all(s_agent_t *a)
+{
+    bm_spool_stats_t st;
+    bm_spool_stats(a->spool, &st);
+    bm_err_t err = {{0}};
+    for (uint64_t s = st.acked_seq + 1; s < st.next_seq; s++)
+        bm_spool_ack(a->spool, s, &err);
+}
+
+/* A real inbox with inbox_settle = 200 ms (young: 2 s).  Waiting that long
+ * is what is tested; every wait polls a condition with a deadline. */
+static void test_intake_files(void)
+{
+    s_agent_t a;
+    char ts[32], path[1100], text[1024], name[300];
+    if (s_agent_open(&a, "intake", "inbox_settle = 200ms\nbatch_records = 100\n") < 0) {
+        bm_test_failures++;
+        s_agent_close(&a);
+        return;
+    }
+    s_now_iso(ts, sizeof ts);
+    /* 1. A last line without a line end in a young file is not taken ... */
+    snprintf(text, sizeof text,
+             "source_id,interval_start,interval_seconds,passers_by,entrants\n"
+             "PC-1,%s,900,130,17\nPC-2,%s,900,130,1", ts, ts);
+    snprintf(path, sizeof path, "%s/people_count_cut.csv", a.inbox_dir);
+    s_write(path, text);
+    CHECK(!s_take_until(&a, s_gone_from_inbox, "people_count_cut.csv", 800));
+    bm_inbox_info_t ii;
+    bm_inbox_info(a.inbox, &ii);
+    CHECK(ii.files_waiting == 1);
+    /* ... once it is old, the line is an ordinary last line. */
+    s_set_mtime(path, -3600 * 1000);
+    CHECK_OR_GOTO(s_take_until(&a, s_gone_from_inbox, "people_count_cut.csv", 5000), out);
+    CHECK_OR_GOTO(s_count(a.sending, "people_count_cut.csv", name, sizeof name) == 1, out);
+    bm_spool_stats_t st;
+    bm_spool_stats(a.spool, &st);
+    CHECK(st.next_seq == 2);
+
+    /* 2. An empty file: waits while young, then rejected as an empty export. */
+    snprintf(path, sizeof path, "%s/receipts_empty.csv", a.inbox_dir);
+    s_write(path, "");
+    CHECK(!s_take_until(&a, s_gone_from_inbox, "receipts_empty.csv", 500));
+    s_set_mtime(path, -3600 * 1000);
+    CHECK_OR_GOTO(s_take_until(&a, s_gone_from_inbox, "receipts_empty.csv", 5000), out);
+    CHECK_OR_GOTO(s_count(a.rejected, "receipts_empty.csv.errors", name, sizeof name) == 2, out);
+    snprintf(path, sizeof path, "%s/%s", a.rejected, name);
+    CHECK(strstr(s_slurp(path), "empty export") != NULL);
+
+    /* 3. Taken while young, then written to in sending/ (the writer's open
+     * file moved along): it goes back to the inbox and is read again. */
+    s_ack_all(&a);
+    bm_inbox_finalize(a.inbox);
+    snprintf(text, sizeof text,
+             "source_id,interval_start,interval_seconds,passers_by,entrants\n"
+             "PW-1,%s,900,10,1\nPW-2,%s,900,20,2\n", ts, ts);
+    snprintf(path, sizeof path, "%s/people_count_w.csv", a.inbox_dir);
+    s_write(path, text);
+    CHECK_OR_GOTO(s_take_until(&a, s_gone_from_inbox, "people_count_w.csv", 5000), out);
+    CHECK_OR_GOTO(s_count(a.sending, "people_count_w.csv", name, sizeof name) == 1, out);
+    s_ack_all(&a);
+    bm_inbox_finalize(a.inbox);
+    CHECK(s_exists(a.sending, name));          /* acked, but young: still watched */
+    snprintf(path, sizeof path, "%s/%s", a.sending, name);
+    FILE *fp = fopen(path, "a");
+    CHECK_OR_GOTO(fp, out);
+    fprintf(fp, "PW-3,%s,900,30,3\n", ts);
+    fclose(fp);
+    CHECK_OR_GOTO(s_take_until(&a, s_back_in_inbox, "people_count_w.csv", 5000), out);
+    CHECK(!s_exists(a.sending, name));
+    snprintf(path, sizeof path, "%s/people_count_w.csv", a.inbox_dir);
+    s_set_mtime(path, -3600 * 1000);
+    CHECK_OR_GOTO(s_take_until(&a, s_gone_from_inbox, "people_count_w.csv", 5000), out);
+    bm_spool_stats(a.spool, &st);
+    uint64_t before = st.next_seq;
+    s_ack_all(&a);
+    bm_inbox_finalize(a.inbox);                /* old now: finished */
+    snprintf(name, sizeof name, "00000000000000000003_people_count_w.csv");
+    CHECK(s_exists(a.done, name));
+    snprintf(path, sizeof path, "%s/%s", a.done, name);
+    CHECK(strstr(s_slurp(path), "PW-3,") != NULL);
+    CHECK(before == 4);                        /* batches: cut, w, w again (3 records) */
+
+    /* 4. Written to between the scan that found it settled and the take:
+     * not taken then (nothing spooled), taken whole once settled again. */
+    snprintf(text, sizeof text,
+             "source_id,interval_start,interval_seconds,passers_by,entrants\n"
+             "PX-1,%s,900,10,1\n", ts);
+    snprintf(path, sizeof path, "%s/people_count_x.csv", a.inbox_dir);
+    s_write(path, text);
+    s_set_mtime(path, -3600 * 1000);
+    int64_t deadline = bm_mono_ms() + 5000;
+    bm_err_t err = {{0}};
+    do {
+        usleep(20000);
+        CHECK_OR_GOTO(bm_inbox_scan(a.inbox, &err) == 0, out);
+        bm_inbox_info(a.inbox, &ii);
+    } while (ii.files_queued == 0 && bm_mono_ms() < deadline);
+    CHECK_OR_GOTO(ii.files_queued == 1, out);
+    fp = fopen(path, "a");
+    CHECK_OR_GOTO(fp, out);
+    fprintf(fp, "PX-2,%s,900,20,2\n", ts);
+    fclose(fp);
+    s_set_mtime(path, -3600 * 1000);
+    bm_spool_stats(a.spool, &st);
+    before = st.next_seq;
+    CHECK(bm_inbox_take_next(a.inbox, &err) == 1);
+    CHECK(s_exists(a.inbox_dir, "people_count_x.csv"));
+    bm_spool_stats(a.spool, &st);
+    CHECK(st.next_seq == before);
+    CHECK_OR_GOTO(s_take_until(&a, s_gone_from_inbox, "people_count_x.csv", 5000), out);
+    snprintf(name, sizeof name, "%020" PRIu64 "_people_count_x.csv", before);
+    snprintf(path, sizeof path, "%s/%s", a.sending, name);
+    CHECK(strstr(s_slurp(path), "PX-2,") != NULL);
+
+    /* 5. Files that can never be taken are listed, with why. */
+    snprintf(path, sizeof path, "%s/Receipts.CSV", a.inbox_dir);
+    s_write(path, "source_id,at,amount,currency\n");
+    snprintf(path, sizeof path, "%s/notes.txt", a.inbox_dir);
+    s_write(path, "hello\n");
+    snprintf(path, sizeof path, "%s/receipts_link.csv", a.inbox_dir);
+    CHECK(symlink("/nonexistent/receipts.csv", path) == 0);
+    snprintf(path, sizeof path, "%s/receipts_dir.csv", a.inbox_dir);
+    CHECK(mkdir(path, 0700) == 0);
+    s_take_all(&a);
+    bm_inbox_info(a.inbox, &ii);
+    CHECK(ii.files_stuck == 4);
+    bool case_hint = false, link = false, dir = false, unknown = false;
+    const char *n, *why;
+    for (size_t i = 0; bm_inbox_stuck(a.inbox, i, &n, &why); i++) {
+        case_hint |= !strcmp(n, "Receipts.CSV") && strstr(why, "\"receipts.csv\"");
+        link |= !strcmp(n, "receipts_link.csv") && strstr(why, "does not exist");
+        dir |= !strcmp(n, "receipts_dir.csv") && strstr(why, "folder");
+        unknown |= !strcmp(n, "notes.txt") && strstr(why, "matches no export format");
+    }
+    CHECK(case_hint && link && dir && unknown);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/notes.txt", a.inbox_dir);
+    unlink(path);
+    s_take_all(&a);
+    bm_inbox_info(a.inbox, &ii);
+    CHECK(ii.files_stuck == 2);
+out:
+    s_agent_close(&a);
+}
+
+/* Acks saved lazily are lost in a crash; files already in done/ tell that
+ * their batches were acknowledged. */
+static void test_recovery_done(void)
+{
+    s_agent_t a;
+    char ts[32], path[700], bak[760], text[512];
+    if (s_agent_open(&a, "recdone", NULL) < 0) {
+        bm_test_failures++;
+        s_agent_close(&a);
+        return;
+    }
+    s_now_iso(ts, sizeof ts);
+    snprintf(text, sizeof text, "source_id,at,amount,currency\nD-1,%s,1.00,EUR\n"
+             "D-2,%s,2.00,EUR\nD-3,%s,3.00,EUR\n", ts, ts, ts);
+    snprintf(path, sizeof path, "%s/receipts_d.csv", a.inbox_dir);
+    s_write(path, text);
+    s_take_all(&a);
+    bm_inbox_destroy(&a.inbox);
+    bm_spool_close(&a.spool);
+    /* The state as it was before the acks. */
+    snprintf(path, sizeof path, "%s/spool/state", a.data);
+    snprintf(bak, sizeof bak, "%s.bak", path);
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path, bak);
+    CHECK_OR_GOTO(system(cmd) == 0, out);
+    bm_err_t err = {{0}};
+    snprintf(path, sizeof path, "%s/spool", a.data);
+    CHECK_OR_GOTO((a.spool = bm_spool_open(path, (uint64_t)a.cfg.segment_bytes, &err)) != NULL, out);
+    CHECK_OR_GOTO((a.inbox = bm_inbox_new(&a.cfg, a.spool, &s_stop, &err)) != NULL, out);
+    CHECK_OR_GOTO(bm_inbox_recover(a.inbox, &err) == 0, out);
+    s_ack_all(&a);
+    bm_inbox_finalize(a.inbox);
+    CHECK_OR_GOTO(s_exists(a.done, "00000000000000000001_receipts_d.csv"), out);
+    bm_inbox_destroy(&a.inbox);
+    bm_spool_close(&a.spool);
+    snprintf(path, sizeof path, "%s/spool/state", a.data);
+    CHECK_OR_GOTO(rename(bak, path) == 0, out);       /* the acks are lost */
+    snprintf(path, sizeof path, "%s/spool", a.data);
+    CHECK_OR_GOTO((a.spool = bm_spool_open(path, (uint64_t)a.cfg.segment_bytes, &err)) != NULL, out);
+    bm_spool_stats_t st;
+    bm_spool_stats(a.spool, &st);
+    CHECK_OR_GOTO(st.entries == 2 && st.oldest_unacked_ms > 0, out);
+    CHECK_OR_GOTO((a.inbox = bm_inbox_new(&a.cfg, a.spool, &s_stop, &err)) != NULL, out);
+    CHECK_OR_GOTO(bm_inbox_recover(a.inbox, &err) == 0, out);
+    bm_spool_stats(a.spool, &st);
+    CHECK(st.entries == 0 && st.oldest_unacked_ms == 0);  /* not resent, not "unsent" */
+    bm_inbox_info_t ii;
+    bm_inbox_info(a.inbox, &ii);
+    CHECK(ii.files_pending == 0);
 out:
     s_agent_close(&a);
 }
@@ -579,6 +887,9 @@ int main(void)
     test_flow();
     test_recovery();
     test_spool_full();
+    test_intake_rules();
+    test_intake_files();
+    test_recovery_done();
     test_status();
     bm_test_rmrf(s_root);
     if (bm_test_failures)
