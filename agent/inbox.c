@@ -107,6 +107,7 @@ struct bm_inbox {
 typedef struct {
     bm_inbox_t *ib;
     const char *uname;
+    const char *name;        /* the file's name in the inbox (its encoding) */
     bool discard;            /* recovery: records are already spooled */
     size_t n;                /* records in ib->recs */
     size_t bytes;            /* their encoded size */
@@ -810,7 +811,8 @@ static int s_parse(bm_inbox_t *ib, s_parse_t *ps, const bm_parser_t *parser,
     memset(stats, 0, sizeof *stats);
     snprintf(ps->errtmp, sizeof ps->errtmp, "%s/.%s.errors.tmp", ib->sending_dir,
              ps->uname);
-    int rc = bm_parse_file(parser, path, &window, s_sink, s_line_error, ps, stats, err);
+    int rc = bm_parse_file_encoded(parser, path, bm_agent_config_encoding(ib->cfg, ps->name),
+                                   &window, s_sink, s_line_error, ps, stats, err);
     if (rc == 0 && !ps->discard && ps->n > 0)
         rc = s_flush(ps, true, err);
     s_drop_records(ps);
@@ -1133,7 +1135,7 @@ static void s_take(bm_inbox_t *ib, const s_queued_t *q)
         close(fd);
         return;
     }
-    s_parse_t ps = {.ib = ib, .uname = uname};
+    s_parse_t ps = {.ib = ib, .uname = uname, .name = q->name};
     bm_parse_stats_t stats;
     bm_err_t err = {{0}};
     int64_t t0 = bm_mono_ms();
@@ -1550,7 +1552,7 @@ static void s_recover_inbox(bm_inbox_t *ib)
         }
         /* Its records are spooled; read it once more only to list its bad
          * lines again, since the list may not have survived the crash. */
-        s_parse_t ps = {.ib = ib, .uname = best->uname, .discard = true};
+        s_parse_t ps = {.ib = ib, .uname = best->uname, .name = name, .discard = true};
         bm_parse_stats_t stats;
         bm_err_t err = {{0}};
         int rc = s_parse(ib, &ps, parser, src, &stats, &err);
