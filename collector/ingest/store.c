@@ -3,9 +3,11 @@
  * Owns the collector's connection, its TEMP staging tables (created once
  * per connection, ON COMMIT DELETE ROWS; stg_batches describes the group in
  * hand, every record row carries its batch's position `bi` and branch),
- * its prepared statements and a fixed COPY buffer.  The work arrays of a
- * group are allocated once at their caps (bm_store_reserve), so storing a
- * group allocates nothing per record. */
+ * its prepared statements and a fixed COPY buffer.  Each record kind is
+ * described once, as a table of its staging columns (s_kinds); the staging
+ * tables, the inserts and the COPY rows are all made from it.  The work
+ * arrays of a group are allocated once at their caps (bm_store_reserve),
+ * so storing a group allocates nothing per record. */
 #include "store.h"
 
 #include <assert.h>
