@@ -7,33 +7,10 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_common.h"
 #include "db.h"
 #include "migrate.h"
 #include "refdata.h"
-
-/* Parses "--db CONNINFO" (or --db=CONNINFO) at argv[*i]; returns true when
- * it consumed the option. */
-static bool s_db_option(int argc, char **argv, int *i, const char **db)
-{
-    if (!strcmp(argv[*i], "--db") && *i + 1 < argc) {
-        *db = argv[++*i];
-        return true;
-    }
-    if (!strncmp(argv[*i], "--db=", 5)) {
-        *db = argv[*i] + 5;
-        return true;
-    }
-    return false;
-}
-
-static PGconn *s_connect(const char *db)
-{
-    bm_err_t err;
-    PGconn *conn = bm_db_connect(db, "branchmark", &err);
-    if (!conn)
-        fprintf(stderr, "branchmark: %s\n", err.msg);
-    return conn;
-}
 
 static int s_print_rows(PGconn *conn, const char *title, const char *sql, const char *header,
                         const char *rowfmt, int ncols)
@@ -80,13 +57,13 @@ int bm_cmd_migrate(int argc, char **argv)
             s_migrate_usage(stdout);
             return 0;
         }
-        if (!s_db_option(argc, argv, &i, &db)) {
+        if (!bm_cli_db_option(argc, argv, &i, &db)) {
             fprintf(stderr, "branchmark migrate: unexpected argument \"%s\"\n", argv[i]);
             s_migrate_usage(stderr);
             return 2;
         }
     }
-    PGconn *conn = s_connect(db);
+    PGconn *conn = bm_cli_connect(db, NULL);
     if (!conn)
         return 1;
     bm_err_t err;
@@ -142,7 +119,7 @@ static int s_refdata_load(const char *file, const char *db, bool dry_run)
         fprintf(stderr, "branchmark refdata: %s\n", err.msg);
         return 2;
     }
-    PGconn *conn = s_connect(db);
+    PGconn *conn = bm_cli_connect(db, NULL);
     if (!conn) {
         bm_refdata_destroy(&rd);
         return 1;
@@ -176,7 +153,7 @@ static int s_refdata_load(const char *file, const char *db, bool dry_run)
 
 static int s_refdata_show(const char *db)
 {
-    PGconn *conn = s_connect(db);
+    PGconn *conn = bm_cli_connect(db, NULL);
     if (!conn)
         return 1;
     int rc = 0;
@@ -226,7 +203,7 @@ int bm_cmd_refdata(int argc, char **argv)
     const char *sub = argv[1], *db = NULL, *file = NULL;
     bool dry_run = false;
     for (int i = 2; i < argc; i++) {
-        if (s_db_option(argc, argv, &i, &db))
+        if (bm_cli_db_option(argc, argv, &i, &db))
             continue;
         if (!strcmp(argv[i], "--dry-run") && !strcmp(sub, "load"))
             dry_run = true;

@@ -28,32 +28,11 @@
 
 #include "bm_keyfile.h"
 #include "cli.h"
+#include "cli_common.h"
 #include "db.h"
 
 #define S_PATH_MAX 4000
 #define S_PASSWORD_MAX 1024
-
-static bool s_db_option(int argc, char **argv, int *i, const char **db)
-{
-    if (!strcmp(argv[*i], "--db") && *i + 1 < argc) {
-        *db = argv[++*i];
-        return true;
-    }
-    if (!strncmp(argv[*i], "--db=", 5)) {
-        *db = argv[*i] + 5;
-        return true;
-    }
-    return false;
-}
-
-static PGconn *s_connect(const char *db)
-{
-    bm_err_t err;
-    PGconn *conn = bm_db_connect(db, "branchmark", &err);
-    if (!conn)
-        fprintf(stderr, "branchmark: %s\n", err.msg);
-    return conn;
-}
 
 /* Runs a parameterised statement; prints the server's error.  Returns the
  * result (caller clears) or NULL. */
@@ -171,7 +150,7 @@ int bm_cmd_agent(int argc, char **argv)
     }
     const char *sub = argv[1], *db = NULL, *agent = NULL, *branch = NULL, *key = NULL;
     for (int i = 2; i < argc; i++) {
-        if (s_db_option(argc, argv, &i, &db))
+        if (bm_cli_db_option(argc, argv, &i, &db))
             continue;
         if (!strcmp(argv[i], "--agent") && i + 1 < argc)
             agent = argv[++i];
@@ -206,7 +185,7 @@ int bm_cmd_agent(int argc, char **argv)
         fprintf(stderr, "branchmark: agent revoke: --agent is required\n");
         return 2;
     }
-    PGconn *conn = s_connect(db);
+    PGconn *conn = bm_cli_connect(db, NULL);
     if (!conn)
         return 1;
     int rc = 0;
@@ -365,7 +344,7 @@ int bm_cmd_user(int argc, char **argv)
     const char *sub = argv[1], *db = NULL, *name = NULL, *role = NULL, *region = NULL,
                *branch = NULL;
     for (int i = 2; i < argc; i++) {
-        if (s_db_option(argc, argv, &i, &db))
+        if (bm_cli_db_option(argc, argv, &i, &db))
             continue;
         if (!strcmp(argv[i], "--role") && i + 1 < argc)
             role = argv[++i];
@@ -395,7 +374,7 @@ int bm_cmd_user(int argc, char **argv)
         fprintf(stderr, "branchmark: user add: --role is required\n");
         return 2;
     }
-    PGconn *conn = s_connect(db);
+    PGconn *conn = bm_cli_connect(db, NULL);
     if (!conn)
         return 1;
     int rc = 0;

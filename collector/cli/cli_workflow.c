@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_common.h"
 #include "db.h"
 #include "output.h"
 #include "readiness.h"
@@ -43,6 +44,9 @@ typedef struct {
     bool na, unflagged, uphold, dismiss, void_it, help;
     const char *pos[S_MAX_IDS]; /* positional arguments */
     int npos;
+    const char *target;         /* the verb's s_verb_t.target */
+    bm_format_t fmt;            /* --format, for verbs that take it */
+    char array[S_ARRAY_MAX];    /* an array literal the verb's check built */
 } s_args_t;
 
 /* Parses argv from index `from`; `allowed` lists the accepted options
@@ -130,15 +134,6 @@ static int s_parse(int argc, char **argv, int from, const char *allowed, s_args_
         *(const char **)((char *)a + opts[k].off) = value;
     }
     return -1;
-}
-
-static PGconn *s_connect(const s_args_t *a)
-{
-    bm_err_t err;
-    PGconn *conn = bm_db_connect(a->db, "branchmark", &err);
-    if (!conn)
-        fprintf(stderr, "branchmark %s: %s\n", a->cmd, err.msg);
-    return conn;
 }
 
 /* Runs a parameterised statement.  On failure prints the server's message
@@ -264,6 +259,89 @@ static int s_print_report(const s_args_t *a, bm_report_t **rep, bm_format_t fmt)
 }
 
 /* ------------------------------------------------------------------ */
+/* Verbs: one table per command, one runner for all                    */
+/* ------------------------------------------------------------------ */
+
+/* A verb is what every workflow command does, in this order: parse its
+ * options, refuse stray arguments, check the request (exit 2, before any
+ * connection), parse --format, connect, run its statements and report,
+ * close.  The runner does all but check and run. */
+typedef struct {
+    const char *name;           /* "list"; NULL ends a table */
+    const char *allowed;        /* its options, as s_parse takes them */
+    bool positional;            /* takes arguments (ids); else they are refused */
+    bool format;                /* parse --format into a->fmt before connecting */
+    bool db;                    /* connects; run gets the connection (else NULL) */
+    /* Validates the request: 0, or an exit code after printing why. */
+    int (*check)(s_args_t *a);
+    /* Does the work; returns the exit code.  The runner closes conn. */
+    int (*run)(s_args_t *a, PGconn *conn);
+    const char *target;         /* a datum for run (the status a decision sets) */
+} s_verb_t;
+
+/* A command of verbs ("review list", "review show", ...). */
+typedef struct {
+    const char *name;           /* "review" */
+    const char *usage;
+    const s_verb_t *verbs;
+    const char *verb_names;     /* an unknown verb is answered with these, or
+                                   when NULL with the usage */
+} s_command_t;
+
+/* Runs verb v as command cmd ("review list") on argv[from..argc). */
+static int s_run_verb(const s_verb_t *v, const char *cmd, int argc, char **argv, int from,
+                      const char *usage)
+{
+    s_args_t a;
+    memset(&a, 0, sizeof a);
+    a.cmd = cmd;
+    a.target = v->target;
+    int rc = s_parse(argc, argv, from, v->allowed, &a, usage);
+    if (rc >= 0)
+        return rc;
+    if (!v->positional && a.npos) {
+        fprintf(stderr, "branchmark %s: unexpected argument \"%s\"\n", cmd, a.pos[0]);
+        return 2;
+    }
+    if (v->check && (rc = v->check(&a)) != 0)
+        return rc;
+    if (v->format && s_format(&a, &a.fmt) < 0)
+        return 2;
+    if (!v->db)
+        return v->run(&a, NULL);
+    PGconn *conn = bm_cli_connect(a.db, cmd);
+    if (!conn)
+        return 1;
+    rc = v->run(&a, conn);
+    bm_db_close(&conn);   /* an open transaction is rolled back */
+    return rc;
+}
+
+/* Runs the verb argv[1] of command c. */
+static int s_dispatch(const s_command_t *c, int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(c->usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const s_verb_t *v = c->verbs;
+    while (v->name && strcmp(v->name, argv[1]) != 0)
+        v++;
+    if (!v->name) {
+        if (c->verb_names)
+            fprintf(stderr, "branchmark %s: unknown subcommand \"%s\" (%s)\n", c->name, argv[1],
+                    c->verb_names);
+        else
+            fprintf(stderr, "branchmark %s: unknown subcommand \"%s\"\n%s", c->name, argv[1],
+                    c->usage);
+        return 2;
+    }
+    char cmd[48];
+    snprintf(cmd, sizeof cmd, "%s %.32s", c->name, argv[1]);
+    return s_run_verb(v, cmd, argc, argv, 2, c->usage);
+}
+
+/* ------------------------------------------------------------------ */
 /* review                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -305,7 +383,7 @@ static const char s_list_sql[] =
     " LEFT JOIN evaluation_scores s ON s.evaluation_id = e.id"
     " LEFT JOIN fl ON fl.evaluation_id = e.id ORDER BY e.id";
 
-static int s_review_list(s_args_t *a)
+static int s_review_list_check(s_args_t *a)
 {
     static const char *const states[] = {"pending", "received", "on_hold", "approved",
                                          "rejected", "voided", "all", NULL};
@@ -318,39 +396,34 @@ static int s_review_list(s_args_t *a)
                         "approved, rejected, voided, all)\n", a->cmd, status);
         return 2;
     }
-    char limit[24] = "200";
-    if (a->limit) {
-        if (s_parse_id(a->limit) < 0 || atoll(a->limit) > S_MAX_LIST) {
-            fprintf(stderr, "branchmark %s: --limit: \"%s\" is not a number 1..%d\n", a->cmd,
-                    a->limit, S_MAX_LIST);
-            return 2;
-        }
-        snprintf(limit, sizeof limit, "%s", a->limit);
-    }
-    bm_format_t fmt;
-    if (s_format(a, &fmt) < 0)
+    if (a->limit && (s_parse_id(a->limit) < 0 || atoll(a->limit) > S_MAX_LIST)) {
+        fprintf(stderr, "branchmark %s: --limit: \"%s\" is not a number 1..%d\n", a->cmd,
+                a->limit, S_MAX_LIST);
         return 2;
-    PGconn *conn = s_connect(a);
-    if (!conn)
-        return 1;
+    }
+    return 0;
+}
+
+static int s_review_list(s_args_t *a, PGconn *conn)
+{
     int rc = 1;
     if (a->branch) {
         const char *p[1] = {a->branch};
         PGresult *res = s_exec(conn, a, "SELECT 1 FROM branches WHERE code = $1", 1, p, &rc);
         if (!res)
-            goto out;
+            return rc;
         int found = PQntuples(res);
         PQclear(res);
         if (!found) {
             fprintf(stderr, "branchmark %s: unknown branch \"%s\"\n", a->cmd, a->branch);
-            rc = 2;
-            goto out;
+            return 2;
         }
     }
-    const char *params[3] = {status, a->branch ? a->branch : "", limit};
+    const char *params[3] = {a->status ? a->status : "pending", a->branch ? a->branch : "",
+                             a->limit ? a->limit : "200"};
     PGresult *res = s_exec(conn, a, s_list_sql, 3, params, &rc);
     if (!res)
-        goto out;
+        return rc;
     bm_table_t *t = s_table_of("evaluations", res);
     PQclear(res);
     res = s_exec(conn, a,
@@ -364,32 +437,28 @@ static int s_review_list(s_args_t *a)
         PQclear(res);
         bm_table_destroy(&t);
         bm_report_destroy(&rep);
-        rc = 1;
-        goto out;
+        return 1;
     }
     bm_report_add(rep, &t);
     bm_report_note(rep, "pending review: %lld (received %s, on hold %s); pending evaluations "
                         "count in no score", atoll(PQgetvalue(res, 0, 0)) + atoll(PQgetvalue(res, 0, 1)),
                    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
     PQclear(res);
-    rc = s_print_report(a, &rep, fmt);
-out:
-    bm_db_close(&conn);
-    return rc;
+    return s_print_report(a, &rep, a->fmt);
 }
 
-static int s_review_show(s_args_t *a)
+/* For show and correct. */
+static int s_one_evaluation_check(s_args_t *a)
 {
     if (a->npos != 1 || s_parse_id(a->pos[0]) < 0) {
         fprintf(stderr, "branchmark %s: one evaluation id is required\n%s", a->cmd, s_review_usage);
         return 2;
     }
-    bm_format_t fmt;
-    if (s_format(a, &fmt) < 0)
-        return 2;
-    PGconn *conn = s_connect(a);
-    if (!conn)
-        return 1;
+    return 0;
+}
+
+static int s_review_show(s_args_t *a, PGconn *conn)
+{
     static const struct {
         const char *name;
         const char *sql;
@@ -435,7 +504,8 @@ static int s_review_show(s_args_t *a)
     const char *p[1] = {a->pos[0]};
     bm_report_t *rep = bm_report_new();
     int rc = 1;
-    for (size_t i = 0; rep && i < sizeof parts / sizeof parts[0]; i++) {
+    size_t n = sizeof parts / sizeof parts[0], i;
+    for (i = 0; rep && i < n; i++) {
         PGresult *res = s_exec(conn, a, parts[i].sql, 1, p, &rc);
         if (!res) {
             /* Roles without the right to see flags still see the rest. */
@@ -443,36 +513,33 @@ static int s_review_show(s_args_t *a)
                 rc = 1;
                 continue;
             }
-            goto fail;
+            break;
         }
         if (i == 0 && PQntuples(res) == 0) {
             fprintf(stderr, "branchmark %s: evaluation %s does not exist\n", a->cmd, a->pos[0]);
             PQclear(res);
             rc = 2;
-            goto fail;
+            break;
         }
         bm_table_t *t = s_table_of(parts[i].name, res);
         PQclear(res);
         if (!t || bm_report_add(rep, &t) < 0) {
             bm_table_destroy(&t);
-            goto fail;
+            break;
         }
     }
-    if (!rep)
-        goto fail;
-    rc = s_print_report(a, &rep, fmt);
-    bm_db_close(&conn);
-    return rc;
-fail:
-    bm_report_destroy(&rep);
-    bm_db_close(&conn);
-    return rc;
+    if (!rep || i < n) {
+        bm_report_destroy(&rep);
+        return rc;
+    }
+    return s_print_report(a, &rep, a->fmt);
 }
 
-static int s_review_decide(s_args_t *a, const char *status)
+/* approve, hold and reject: a->target is the status they set. */
+static int s_review_decide_check(s_args_t *a)
 {
     if (a->unflagged) {
-        if (strcmp(status, "approved") || a->npos) {
+        if (strcmp(a->target, "approved") || a->npos) {
             fprintf(stderr, "branchmark %s: --unflagged goes with approve and no ids\n", a->cmd);
             return 2;
         }
@@ -490,9 +557,12 @@ static int s_review_decide(s_args_t *a, const char *status)
         fprintf(stderr, "branchmark %s: --comment is longer than 2000 characters\n", a->cmd);
         return 2;
     }
-    PGconn *conn = s_connect(a);
-    if (!conn)
-        return 1;
+    return 0;
+}
+
+static int s_review_decide(s_args_t *a, PGconn *conn)
+{
+    const char *status = a->target;
     int rc = 0;
     const char *note = a->comment ? a->comment : "";
     if (a->unflagged) {
@@ -502,14 +572,12 @@ static int s_review_decide(s_args_t *a, const char *status)
             printf("approved %s received evaluation(s) without flags\n", PQgetvalue(res, 0, 0));
             PQclear(res);
         }
-        bm_db_close(&conn);
         return rc;
     }
     /* All or none: one transaction. */
     bm_err_t err;
     if (bm_db_exec(conn, "BEGIN", &err) < 0) {
         fprintf(stderr, "branchmark %s: %s\n", a->cmd, err.msg);
-        bm_db_close(&conn);
         return 1;
     }
     for (int i = 0; i < a->npos && rc == 0; i++) {
@@ -524,16 +592,13 @@ static int s_review_decide(s_args_t *a, const char *status)
         fprintf(stderr, "branchmark %s: %s\n", a->cmd, err.msg);
         rc = 1;
     }
-    bm_db_close(&conn);   /* an open transaction is rolled back */
-    return rc;
+    return rc;   /* the runner's close rolls back an open transaction */
 }
 
-static int s_review_correct(s_args_t *a)
+static int s_review_correct_check(s_args_t *a)
 {
-    if (a->npos != 1 || s_parse_id(a->pos[0]) < 0) {
-        fprintf(stderr, "branchmark %s: one evaluation id is required\n%s", a->cmd, s_review_usage);
+    if (s_one_evaluation_check(a) != 0)
         return 2;
-    }
     if (!a->item || !s_is_code(a->item, strlen(a->item))) {
         fprintf(stderr, "branchmark %s: --item CODE is required\n", a->cmd);
         return 2;
@@ -555,9 +620,11 @@ static int s_review_correct(s_args_t *a)
         fprintf(stderr, "branchmark %s: --reason TEXT (1..2000 characters) is required\n", a->cmd);
         return 2;
     }
-    PGconn *conn = s_connect(a);
-    if (!conn)
-        return 1;
+    return 0;
+}
+
+static int s_review_correct(s_args_t *a, PGconn *conn)
+{
     int rc = 0;
     const char *p[4] = {a->pos[0], a->item, a->points, a->reason};
     PGresult *res = s_exec(conn, a, "SELECT bm_review_correct($1::bigint, $2, $3::float8, $4)",
@@ -572,54 +639,28 @@ static int s_review_correct(s_args_t *a)
                a->points ? a->points : "n/a", PQgetisnull(res, 0, 0) ? "-" : PQgetvalue(res, 0, 0));
         PQclear(res);
     }
-    bm_db_close(&conn);
     return rc;
 }
 
+static const s_verb_t s_review_verbs[] = {
+    {"list", " --db --format --status --branch --limit ", false, true, true, s_review_list_check,
+     s_review_list, NULL},
+    {"show", " --db --format ", true, true, true, s_one_evaluation_check, s_review_show, NULL},
+    {"approve", " --db --comment --unflagged ", true, false, true, s_review_decide_check,
+     s_review_decide, "approved"},
+    {"hold", " --db --comment ", true, false, true, s_review_decide_check, s_review_decide,
+     "on_hold"},
+    {"reject", " --db --comment ", true, false, true, s_review_decide_check, s_review_decide,
+     "rejected"},
+    {"correct", " --db --item --points --na --reason ", true, false, true, s_review_correct_check,
+     s_review_correct, NULL},
+    {NULL, NULL, false, false, false, NULL, NULL, NULL},
+};
+
 int bm_cmd_review(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(s_review_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    char cmd[48];
-    snprintf(cmd, sizeof cmd, "review %.32s", argv[1]);
-    s_args_t a;
-    memset(&a, 0, sizeof a);
-    a.cmd = cmd;
-    const char *sub = argv[1];
-    const char *allowed;
-    if (!strcmp(sub, "list"))
-        allowed = " --db --format --status --branch --limit ";
-    else if (!strcmp(sub, "show"))
-        allowed = " --db --format ";
-    else if (!strcmp(sub, "approve"))
-        allowed = " --db --comment --unflagged ";
-    else if (!strcmp(sub, "hold") || !strcmp(sub, "reject"))
-        allowed = " --db --comment ";
-    else if (!strcmp(sub, "correct"))
-        allowed = " --db --item --points --na --reason ";
-    else {
-        fprintf(stderr, "branchmark review: unknown subcommand \"%s\"\n%s", sub, s_review_usage);
-        return 2;
-    }
-    int rc = s_parse(argc, argv, 2, allowed, &a, s_review_usage);
-    if (rc >= 0)
-        return rc;
-    if (!strcmp(sub, "list")) {
-        if (a.npos) {
-            fprintf(stderr, "branchmark %s: unexpected argument \"%s\"\n", cmd, a.pos[0]);
-            return 2;
-        }
-        return s_review_list(&a);
-    }
-    if (!strcmp(sub, "show"))
-        return s_review_show(&a);
-    if (!strcmp(sub, "correct"))
-        return s_review_correct(&a);
-    return s_review_decide(&a, !strcmp(sub, "approve") ? "approved"
-                               : !strcmp(sub, "hold")  ? "on_hold"
-                                                       : "rejected");
+    static const s_command_t review = {"review", s_review_usage, s_review_verbs, NULL};
+    return s_dispatch(&review, argc, argv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -639,38 +680,40 @@ static const char s_appeal_usage[] =
     "answer: HQ (branchmark_hq) upholds, correcting answers or voiding the\n"
     "      evaluation (it stops counting), or dismisses.  Scores follow at once.\n";
 
-static int s_appeal_file(s_args_t *a)
+/* Builds the --items array in a->array. */
+static int s_appeal_file_check(s_args_t *a)
 {
     if (a->npos != 1 || s_parse_id(a->pos[0]) < 0) {
         fprintf(stderr, "branchmark %s: one evaluation id is required\n%s", a->cmd, s_appeal_usage);
         return 2;
     }
-    char items[S_ARRAY_MAX];
     if (!a->items) {
         fprintf(stderr, "branchmark %s: --items A,B is required\n", a->cmd);
         return 2;
     }
-    if (s_codes_array(a, a->items, items, sizeof items) < 0)
+    if (s_codes_array(a, a->items, a->array, sizeof a->array) < 0)
         return 2;
     if (!a->reason || !*a->reason || strlen(a->reason) > 4000) {
         fprintf(stderr, "branchmark %s: --reason TEXT (1..4000 characters) is required\n", a->cmd);
         return 2;
     }
-    PGconn *conn = s_connect(a);
-    if (!conn)
-        return 1;
+    return 0;
+}
+
+static int s_appeal_file(s_args_t *a, PGconn *conn)
+{
     int rc = 0;
-    const char *p[3] = {a->pos[0], items, a->reason};
+    const char *p[3] = {a->pos[0], a->array, a->reason};
     PGresult *res = s_exec(conn, a, "SELECT bm_appeal_file($1::bigint, $2::text[], $3)", 3, p, &rc);
     if (res) {
         printf("appeal %s filed on evaluation %s\n", PQgetvalue(res, 0, 0), a->pos[0]);
         PQclear(res);
     }
-    bm_db_close(&conn);
     return rc;
 }
 
-static int s_appeal_answer(s_args_t *a)
+/* Builds the --correct array in a->array. */
+static int s_appeal_answer_check(s_args_t *a)
 {
     if (a->npos != 1 || s_parse_id(a->pos[0]) < 0) {
         fprintf(stderr, "branchmark %s: one appeal id is required\n%s", a->cmd, s_appeal_usage);
@@ -694,7 +737,7 @@ static int s_appeal_answer(s_args_t *a)
         return 2;
     }
     /* "{G1=2,K1=na}": each ITEM=VALUE checked here so the literal needs no quoting. */
-    char arr[S_ARRAY_MAX];
+    char *arr = a->array;
     size_t o = 0;
     arr[o++] = '{';
     for (int i = 0; i < a->ncorrections; i++) {
@@ -710,7 +753,7 @@ static int s_appeal_answer(s_args_t *a)
                     a->cmd, c);
             return 2;
         }
-        if (o + len + 3 >= sizeof arr) {
+        if (o + len + 3 >= sizeof a->array) {
             fprintf(stderr, "branchmark %s: too many corrections\n", a->cmd);
             return 2;
         }
@@ -721,12 +764,14 @@ static int s_appeal_answer(s_args_t *a)
     }
     arr[o++] = '}';
     arr[o] = '\0';
-    PGconn *conn = s_connect(a);
-    if (!conn)
-        return 1;
+    return 0;
+}
+
+static int s_appeal_answer(s_args_t *a, PGconn *conn)
+{
     int rc = 0;
     const char *p[5] = {a->pos[0], a->uphold ? "true" : "false", a->void_it ? "true" : "false",
-                        arr, a->comment};
+                        a->array, a->comment};
     PGresult *res = s_exec(conn, a,
                            "SELECT bm_appeal_answer($1::bigint, $2::boolean, $3::boolean, $4::text[], $5)",
                            5, p, &rc);
@@ -739,11 +784,10 @@ static int s_appeal_answer(s_args_t *a)
         printf("appeal %s: %s\n", a->pos[0], PQgetvalue(res, 0, 0));
         PQclear(res);
     }
-    bm_db_close(&conn);
     return rc;
 }
 
-static int s_appeal_list(s_args_t *a)
+static int s_appeal_list_check(s_args_t *a)
 {
     const char *status = a->status ? a->status : "open";
     if (strcmp(status, "open") && strcmp(status, "upheld") && strcmp(status, "dismissed") &&
@@ -752,14 +796,13 @@ static int s_appeal_list(s_args_t *a)
                 a->cmd, status);
         return 2;
     }
-    bm_format_t fmt;
-    if (s_format(a, &fmt) < 0)
-        return 2;
-    PGconn *conn = s_connect(a);
-    if (!conn)
-        return 1;
+    return 0;
+}
+
+static int s_appeal_list(s_args_t *a, PGconn *conn)
+{
     int rc = 1;
-    const char *p[1] = {status};
+    const char *p[1] = {a->status ? a->status : "open"};
     PGresult *res = s_exec(conn, a,
                            "SELECT a.id AS appeal, a.evaluation_id AS evaluation, b.code AS branch,"
                            " a.status, coalesce(a.outcome, '') AS outcome,"
@@ -774,7 +817,7 @@ static int s_appeal_list(s_args_t *a)
         PQclear(res);
         bm_report_t *rep = bm_report_new();
         if (t && rep && bm_report_add(rep, &t) == 0) {
-            rc = s_print_report(a, &rep, fmt);
+            rc = s_print_report(a, &rep, a->fmt);
         } else {
             fprintf(stderr, "branchmark %s: out of memory\n", a->cmd);
             rc = 1;
@@ -782,44 +825,23 @@ static int s_appeal_list(s_args_t *a)
         bm_table_destroy(&t);
         bm_report_destroy(&rep);
     }
-    bm_db_close(&conn);
     return rc;
 }
 
+static const s_verb_t s_appeal_verbs[] = {
+    {"file", " --db --items --reason ", true, false, true, s_appeal_file_check, s_appeal_file,
+     NULL},
+    {"answer", " --db --uphold --dismiss --correct --void --comment ", true, false, true,
+     s_appeal_answer_check, s_appeal_answer, NULL},
+    {"list", " --db --status --format ", false, true, true, s_appeal_list_check, s_appeal_list,
+     NULL},
+    {NULL, NULL, false, false, false, NULL, NULL, NULL},
+};
+
 int bm_cmd_appeal(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(s_appeal_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    char cmd[48];
-    snprintf(cmd, sizeof cmd, "appeal %.32s", argv[1]);
-    s_args_t a;
-    memset(&a, 0, sizeof a);
-    a.cmd = cmd;
-    const char *sub = argv[1], *allowed;
-    if (!strcmp(sub, "file"))
-        allowed = " --db --items --reason ";
-    else if (!strcmp(sub, "answer"))
-        allowed = " --db --uphold --dismiss --correct --void --comment ";
-    else if (!strcmp(sub, "list"))
-        allowed = " --db --status --format ";
-    else {
-        fprintf(stderr, "branchmark appeal: unknown subcommand \"%s\"\n%s", sub, s_appeal_usage);
-        return 2;
-    }
-    int rc = s_parse(argc, argv, 2, allowed, &a, s_appeal_usage);
-    if (rc >= 0)
-        return rc;
-    if (!strcmp(sub, "file"))
-        return s_appeal_file(&a);
-    if (!strcmp(sub, "answer"))
-        return s_appeal_answer(&a);
-    if (a.npos) {
-        fprintf(stderr, "branchmark %s: unexpected argument \"%s\"\n", cmd, a.pos[0]);
-        return 2;
-    }
-    return s_appeal_list(&a);
+    static const s_command_t appeal = {"appeal", s_appeal_usage, s_appeal_verbs, NULL};
+    return s_dispatch(&appeal, argc, argv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -834,39 +856,29 @@ static const char s_retention_usage[] =
     "Scores, points and rollups stay.  Needs the branchmark_hq role.  Meant to run\n"
     "daily (systemd timer or cron; see docs/workflow.md).\n";
 
-int bm_cmd_retention(int argc, char **argv)
+static int s_retention_run(s_args_t *a, PGconn *conn)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(s_retention_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    s_args_t a;
-    memset(&a, 0, sizeof a);
-    a.cmd = "retention run";
-    if (strcmp(argv[1], "run")) {
-        fprintf(stderr, "branchmark retention: unknown subcommand \"%s\" (run)\n", argv[1]);
-        return 2;
-    }
-    int rc = s_parse(argc, argv, 2, " --db ", &a, s_retention_usage);
-    if (rc >= 0)
-        return rc;
-    if (a.npos) {
-        fprintf(stderr, "branchmark retention run: unexpected argument \"%s\"\n", a.pos[0]);
-        return 2;
-    }
-    PGconn *conn = s_connect(&a);
-    if (!conn)
-        return 1;
-    rc = 0;
-    PGresult *res = s_exec(conn, &a, "SELECT what, n_rows FROM bm_retention_run()", 0, NULL, &rc);
+    int rc = 0;
+    PGresult *res = s_exec(conn, a, "SELECT what, n_rows FROM bm_retention_run()", 0, NULL, &rc);
     if (res) {
         printf("retention run: cleared or deleted\n");
         for (int i = 0; i < PQntuples(res); i++)
             printf("  %-28s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
         PQclear(res);
     }
-    bm_db_close(&conn);
     return rc;
+}
+
+static const s_verb_t s_retention_verbs[] = {
+    {"run", " --db ", false, false, true, NULL, s_retention_run, NULL},
+    {NULL, NULL, false, false, false, NULL, NULL, NULL},
+};
+
+int bm_cmd_retention(int argc, char **argv)
+{
+    static const s_command_t retention = {"retention", s_retention_usage, s_retention_verbs,
+                                          "run"};
+    return s_dispatch(&retention, argc, argv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -894,32 +906,24 @@ static void s_json_string(const char *s)
     putchar('"');
 }
 
-int bm_cmd_readiness(int argc, char **argv)
+/* The self-test needs no database (conn is NULL). */
+static int s_readiness(s_args_t *a, PGconn *conn)
 {
-    s_args_t a;
-    memset(&a, 0, sizeof a);
-    a.cmd = "readiness";
-    int rc = s_parse(argc, argv, 1, " --answers --format --db ", &a, s_readiness_usage);
-    if (rc >= 0)
-        return rc;
-    if (a.npos) {
-        fprintf(stderr, "branchmark readiness: unexpected argument \"%s\"\n", a.pos[0]);
-        return 2;
-    }
+    (void)conn;
     bool json = false;
-    if (a.format) {
-        if (!strcmp(a.format, "json"))
+    if (a->format) {
+        if (!strcmp(a->format, "json"))
             json = true;
-        else if (strcmp(a.format, "table")) {
+        else if (strcmp(a->format, "table")) {
             fprintf(stderr, "branchmark readiness: unknown format \"%s\" (try: table, json)\n",
-                    a.format);
+                    a->format);
             return 2;
         }
     }
     bool yes[BM_READINESS_QUESTIONS];
     bm_err_t err;
-    if (a.answers) {
-        if (bm_readiness_parse(a.answers, yes, &err) < 0) {
+    if (a->answers) {
+        if (bm_readiness_parse(a->answers, yes, &err) < 0) {
             fprintf(stderr, "branchmark readiness: --answers: %s\n", err.msg);
             return 2;
         }
@@ -972,4 +976,12 @@ int bm_cmd_readiness(int argc, char **argv)
         return 1;
     }
     return 0;
+}
+
+int bm_cmd_readiness(int argc, char **argv)
+{
+    /* A command without verbs: the one verb runs on argv[1..]. */
+    static const s_verb_t readiness = {"readiness", " --answers --format --db ", false, false,
+                                       false, NULL, s_readiness, NULL};
+    return s_run_verb(&readiness, "readiness", argc, argv, 1, s_readiness_usage);
 }

@@ -3,12 +3,17 @@
  * Owns the collector's connection, its TEMP staging tables (created once
  * per connection, ON COMMIT DELETE ROWS; stg_batches describes the group in
  * hand, every record row carries its batch's position `bi` and branch),
- * its prepared statements and a fixed COPY buffer.  The work arrays of a
- * group are allocated once at their caps (bm_store_reserve), so storing a
- * group allocates nothing per record. */
+ * its prepared statements and a fixed COPY buffer.  Each record kind is
+ * described once, as a table of its staging columns (s_kinds); the staging
+ * tables, the inserts and the COPY rows are all made from it.  The work
+ * arrays of a group are allocated once at their caps (bm_store_reserve),
+ * so storing a group allocates nothing per record. */
 #include "store.h"
 
+#include <assert.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,112 +35,14 @@
 enum { S_OK = BM_STORE_OK, S_RETRY = BM_STORE_RETRY, S_FAILED = BM_STORE_FAILED, S_DATA,
        S_RECOUNT };
 
-typedef struct {
-    bm_kind_t kind;
-    const char *stage;          /* staging table */
-    const char *columns;        /* its column definitions */
-    const char *insert;         /* INSERT ... SELECT from the staging table */
-    const char *child_stage;    /* NULL, or the child staging table */
-    const char *child_columns;
-    const char *dedup;          /* drops staged parents already stored */
-    const char *child_insert;   /* children of newly stored parents */
-} s_kind_sql_t;
-
-/* Every staging row: its batch's position in the group, its index in the
- * batch, the batch's branch, the record's source id. */
-#define S_STG_KEYS "bi int, idx int, branch_id int, source_id text, "
+/* Every staging row starts with its batch's position in the group `bi`,
+ * its index in the batch, the batch's branch and the record's source id;
+ * a child row with its parent's bi and source id. */
+#define S_STG_KEYS "bi int, idx int, branch_id int, source_id text"
+#define S_STG_NKEYS 4
+#define S_CHILD_KEYS "bi int, source_id text"
+#define S_CHILD_NKEYS 2
 #define S_CONFLICT " ON CONFLICT DO NOTHING" /* (branch_id, source_id[, time]): 006_scale */
-
-static const s_kind_sql_t s_kinds[] = {
-    {BM_KIND_PEOPLE_COUNT, "stg_people_counts",
-     S_STG_KEYS "interval_start timestamptz, interval_seconds bigint, "
-     "passers_by bigint, entrants bigint",
-     "INSERT INTO people_counts (branch_id, source_id, interval_start, interval_seconds, "
-     "passers_by, entrants) SELECT branch_id, source_id, interval_start, interval_seconds, "
-     "passers_by, entrants FROM stg_people_counts ORDER BY bi, idx" S_CONFLICT,
-     NULL, NULL, NULL, NULL},
-    {BM_KIND_RECEIPT, "stg_receipts",
-     S_STG_KEYS "at timestamptz, amount_minor bigint, currency text",
-     "INSERT INTO receipts (branch_id, source_id, at, amount_minor, currency) "
-     "SELECT branch_id, source_id, at, amount_minor, currency FROM stg_receipts "
-     "ORDER BY bi, idx" S_CONFLICT,
-     NULL, NULL, NULL, NULL},
-    {BM_KIND_QUEUE_TICKET, "stg_queue_tickets",
-     S_STG_KEYS "issued_at timestamptz, called_at timestamptz, "
-     "served_at timestamptz, service_point text",
-     "INSERT INTO queue_tickets (branch_id, source_id, issued_at, called_at, served_at, "
-     "service_point) SELECT branch_id, source_id, issued_at, called_at, served_at, service_point "
-     "FROM stg_queue_tickets ORDER BY bi, idx" S_CONFLICT,
-     NULL, NULL, NULL, NULL},
-    {BM_KIND_PHONE_CALL, "stg_phone_calls",
-     S_STG_KEYS "ring_start timestamptz, answered boolean, wait_seconds bigint",
-     "INSERT INTO phone_calls (branch_id, source_id, ring_start, answered, wait_seconds) "
-     "SELECT branch_id, source_id, ring_start, answered, wait_seconds FROM stg_phone_calls "
-     "ORDER BY bi, idx" S_CONFLICT,
-     NULL, NULL, NULL, NULL},
-    {BM_KIND_COMPLAINT, "stg_complaints",
-     S_STG_KEYS "received_at_src timestamptz, category text, "
-     "contact_point text, channel text, resolved_at timestamptz",
-     "INSERT INTO complaints (branch_id, source_id, received_at_src, category, contact_point, "
-     "channel, resolved_at) SELECT branch_id, source_id, received_at_src, category, contact_point, "
-     "channel, resolved_at FROM stg_complaints ORDER BY bi, idx" S_CONFLICT,
-     NULL, NULL, NULL, NULL},
-    {BM_KIND_SURVEY, "stg_survey_responses",
-     S_STG_KEYS "responded_at timestamptz, nps smallint, csi float8, "
-     "why text, segment text, survey_channel text",
-     "INSERT INTO survey_responses (branch_id, source_id, responded_at, nps, csi, why, "
-     "segment, survey_channel) SELECT branch_id, source_id, responded_at, nps, csi, why, segment, "
-     "survey_channel FROM stg_survey_responses ORDER BY bi, idx" S_CONFLICT,
-     "stg_survey_csi", "bi int, source_id text, item text, score smallint, scale_max smallint",
-     "DELETE FROM stg_survey_responses s USING survey_responses r "
-     "WHERE r.branch_id = s.branch_id AND r.source_id = s.source_id",
-     "INSERT INTO survey_csi_scores (response_id, item, score, scale_max) "
-     "SELECT r.id, c.item, c.score, c.scale_max FROM stg_survey_csi c "
-     "JOIN stg_survey_responses s ON s.bi = c.bi AND s.source_id = c.source_id "
-     "JOIN survey_responses r ON r.branch_id = s.branch_id AND r.source_id = s.source_id"},
-    {BM_KIND_CUSTOMER_CHANGE, "stg_customer_changes",
-     S_STG_KEYS "at timestamptz, kind text, reason text, segment text",
-     "INSERT INTO customer_changes (branch_id, source_id, at, kind, reason, segment) "
-     "SELECT branch_id, source_id, at, kind, reason, segment FROM stg_customer_changes "
-     "ORDER BY bi, idx" S_CONFLICT,
-     NULL, NULL, NULL, NULL},
-    {BM_KIND_EVALUATION, "stg_evaluations",
-     S_STG_KEYS "questionnaire_id int, channel text, scenario text, "
-     "shopper_segment text, outlet_branch_id int, competitor_outlet_id int, "
-     "visited_at timestamptz, submitted_at timestamptz, shopper_ref text",
-     "INSERT INTO evaluations (branch_id, source_id, questionnaire_id, channel, scenario, "
-     "shopper_segment, outlet_branch_id, competitor_outlet_id, visited_at, submitted_at, "
-     "shopper_ref) SELECT branch_id, source_id, questionnaire_id, channel, scenario, "
-     "shopper_segment, outlet_branch_id, competitor_outlet_id, visited_at, submitted_at, "
-     "shopper_ref FROM stg_evaluations ORDER BY bi, idx" S_CONFLICT,
-     "stg_evaluation_answers",
-     "bi int, source_id text, item_code text, points float8, comment text",
-     "DELETE FROM stg_evaluations s USING evaluations e "
-     "WHERE e.branch_id = s.branch_id AND e.source_id = s.source_id",
-     "INSERT INTO evaluation_answers (evaluation_id, questionnaire_id, item_code, points, "
-     "comment) SELECT e.id, e.questionnaire_id, a.item_code, a.points, a.comment "
-     "FROM stg_evaluation_answers a "
-     "JOIN stg_evaluations s ON s.bi = a.bi AND s.source_id = a.source_id "
-     "JOIN evaluations e ON e.branch_id = s.branch_id AND e.source_id = s.source_id"},
-};
-#define S_NKINDS (sizeof s_kinds / sizeof s_kinds[0])
-
-static size_t s_kind_slot(uint8_t kind)
-{
-    for (size_t k = 0; k < S_NKINDS; k++)
-        if (s_kinds[k].kind == kind)
-            return k;
-    return 0;
-}
-
-/* Columns of a staging table definition ("a int, b text" has 2). */
-static int s_ncols(const char *columns)
-{
-    int n = 1;
-    for (const char *p = columns; *p; p++)
-        n += *p == ',';
-    return n;
-}
 
 /* Per-group statements.  stg_batches holds the group's batches (bi = the
  * batch's position in the group); everything else joins on it, so a group
@@ -204,7 +111,6 @@ struct bm_store {
     char copy_buf[S_COPY_BUF];
     size_t copy_len;
     bool binary;                /* the COPY in progress is in binary format */
-    int ncols[S_NKINDS][2];     /* staging columns per kind (and child table) */
 
     size_t max_batches, max_items;
     s_item_t *items;            /* max_items: the group's records to store */
@@ -281,77 +187,6 @@ void bm_store_destroy(bm_store_t **store_p)
     *store_p = NULL;
 }
 
-static int s_prepare(bm_store_t *s, const char *name, const char *sql, const char *what,
-                     bm_err_t *err)
-{
-    PGresult *res = PQprepare(s->conn, name, sql, 0, NULL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        bm_db_result_err(res, s->conn, what, err);
-        PQclear(res);
-        return -1;
-    }
-    PQclear(res);
-    return 0;
-}
-
-int bm_store_connect(bm_store_t *s, bm_err_t *err)
-{
-    bm_db_close(&s->conn);
-    s->conn = bm_db_connect(s->conninfo, "branchmark-collector", err);
-    if (!s->conn)
-        return -1;
-    char sql[1536];
-    snprintf(sql, sizeof sql, "CREATE TEMP TABLE stg_batches (%s) ON COMMIT DELETE ROWS",
-             S_STG_BATCHES);
-    if (bm_db_exec(s->conn, sql, err) < 0)
-        goto fail;
-    for (size_t k = 0; k < S_NKINDS; k++) {
-        s->ncols[k][0] = s_ncols(s_kinds[k].columns);
-        s->ncols[k][1] = s_kinds[k].child_columns ? s_ncols(s_kinds[k].child_columns) : 0;
-        snprintf(sql, sizeof sql, "CREATE TEMP TABLE %s (%s) ON COMMIT DELETE ROWS",
-                 s_kinds[k].stage, s_kinds[k].columns);
-        if (bm_db_exec(s->conn, sql, err) < 0)
-            goto fail;
-        if (s_kinds[k].child_stage) {
-            snprintf(sql, sizeof sql, "CREATE TEMP TABLE %s (%s) ON COMMIT DELETE ROWS",
-                     s_kinds[k].child_stage, s_kinds[k].child_columns);
-            if (bm_db_exec(s->conn, sql, err) < 0)
-                goto fail;
-        }
-    }
-    for (size_t i = 0; i < sizeof s_statements / sizeof s_statements[0]; i++)
-        if (s_prepare(s, s_statements[i].name, s_statements[i].sql, s_statements[i].name,
-                      err) < 0)
-            goto fail;
-    for (size_t k = 0; k < S_NKINDS; k++) {
-        const char *sqls[3] = {s_kinds[k].insert, s_kinds[k].dedup, s_kinds[k].child_insert};
-        for (int j = 0; j < 3; j++) {
-            if (!sqls[j])
-                continue;
-            char name[48];
-            snprintf(name, sizeof name, "bm_k%zu_%d", k, j);
-            if (s_prepare(s, name, sqls[j], s_kinds[k].stage, err) < 0)
-                goto fail;
-        }
-        /* The insert of a group of several batches also says how many rows
-         * of each batch were new (staged rows are unique per branch and
-         * source_id, see s_plan, so the join is exact). */
-        snprintf(sql, sizeof sql,
-                 "WITH ins AS (%s RETURNING branch_id, source_id) SELECT s.bi, count(*) "
-                 "FROM ins JOIN %s s ON s.branch_id = ins.branch_id "
-                 "AND s.source_id = ins.source_id GROUP BY s.bi",
-                 s_kinds[k].insert, s_kinds[k].stage);
-        char name[48];
-        snprintf(name, sizeof name, "bm_k%zu_3", k);
-        if (s_prepare(s, name, sql, s_kinds[k].stage, err) < 0)
-            goto fail;
-    }
-    return 0;
-fail:
-    bm_db_close(&s->conn);
-    return -1;
-}
-
 void bm_store_disconnect(bm_store_t *s)
 {
     bm_db_close(&s->conn);
@@ -385,6 +220,17 @@ static int s_classify(bm_store_t *s, const PGresult *res)
     return S_FAILED;
 }
 
+/* Sets err from the failed result *res_p (what names the statement's
+ * object), clears it and returns what the failure means (s_classify). */
+static int s_failed(bm_store_t *s, PGresult **res_p, const char *what, bm_err_t *err)
+{
+    bm_db_result_err(*res_p, s->conn, what, err);
+    int rc = s_classify(s, *res_p);
+    PQclear(*res_p);
+    *res_p = NULL;
+    return rc;
+}
+
 /* Runs a prepared statement; returns S_OK with *res_out (caller clears, may
  * be NULL to discard) or another status with err. */
 static int s_run(bm_store_t *s, const char *name, int n, const char *const *params,
@@ -392,12 +238,8 @@ static int s_run(bm_store_t *s, const char *name, int n, const char *const *para
 {
     PGresult *res = PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        bm_db_result_err(res, s->conn, what, err);
-        int rc = s_classify(s, res);
-        PQclear(res);
-        return rc;
-    }
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        return s_failed(s, &res, what, err);
     if (res_out)
         *res_out = res;
     else
@@ -409,12 +251,8 @@ static int s_cmd(bm_store_t *s, const char *sql, bm_err_t *err)
 {
     PGresult *res = PQexec(s->conn, sql);
     ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        bm_db_result_err(res, s->conn, sql, err);
-        int rc = s_classify(s, res);
-        PQclear(res);
-        return rc;
-    }
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        return s_failed(s, &res, sql, err);
     PQclear(res);
     return S_OK;
 }
@@ -582,203 +420,537 @@ static void s_bool(bm_store_t *s, bool v)
     s_put(s, v ? "t" : "f", 1);
 }
 
-static const char *s_channel_name(Branchmark__V1__Channel c)
+/* ------------------------------------------------------------------ */
+/* Record kinds: one table of staging columns per kind                 */
+/* ------------------------------------------------------------------ */
+
+/* Each kind is described once, as the list of its staging columns: a
+ * column's name, SQL type and the message field it is read from.  From
+ * that one list come the staging table's definition, the INSERT ... SELECT
+ * into the raw table (same column names) and the COPY row, so that a
+ * column cannot be added to one and forgotten in another, nor written in
+ * another order than the table declares. */
+
+/* The SQL type of a column; it decides how the value is written. */
+typedef enum { S_TIMESTAMPTZ, S_BIGINT, S_INT, S_SMALLINT, S_TEXT, S_BOOLEAN, S_FLOAT8 } s_sqltype_t;
+
+static const char *const s_sqltype_names[] = {"timestamptz", "bigint",  "int",   "smallint",
+                                              "text",        "boolean", "float8"};
+
+/* The C type of the message field a column reads, found by the compiler
+ * (S_CTYPE), so that a table entry cannot read a field as the wrong type. */
+typedef enum { S_C_I64, S_C_U32, S_C_STR, S_C_BOOL, S_C_DOUBLE } s_ctype_t;
+
+#define S_CTYPE(M, f)                                                                         \
+    _Generic(((M *)0)->f, int64_t: S_C_I64, uint32_t: S_C_U32, char *: S_C_STR,               \
+             protobuf_c_boolean: S_C_BOOL, double: S_C_DOUBLE)
+
+/* What a computed column needs besides the message. */
+typedef struct {
+    const bm_store_batch_t *b;
+    const bm_refcache_t *cache;
+} s_rowctx_t;
+
+typedef void (*s_put_fn)(bm_store_t *s, const void *msg, const s_rowctx_t *ctx);
+
+typedef struct {
+    const char *name;           /* in the staging table and the raw table */
+    s_sqltype_t type;
+    s_put_fn put;               /* a computed value, or NULL: the field below */
+    s_ctype_t ctype;
+    size_t off;                 /* the field's offset in the message */
+    size_t case_off;            /* a oneof field: offset of its case, else 0 */
+    int case_value;             /* ... the field is set when the case is this */
+} s_col_t;
+
+#define S_MSG(M) Branchmark__V1__##M
+/* A column that is the message field f. */
+#define S_FIELD(name, type, M, f)                                                             \
+    {name, type, NULL, S_CTYPE(S_MSG(M), f), offsetof(S_MSG(M), f), 0, 0}
+/* A column that is the oneof field f, NULL unless its case c is v.  (protoc-c
+ * makes every case enum the size of an int.) */
+#define S_ONEOF(name, type, M, f, c, v)                                                       \
+    {name, type, NULL, S_CTYPE(S_MSG(M), f), offsetof(S_MSG(M), f), offsetof(S_MSG(M), c), v}
+/* A column that put computes from the message. */
+#define S_COMPUTED(name, type, put) {name, type, put, S_C_I64, 0, 0, 0}
+#define S_COLS(a) a, sizeof a / sizeof a[0]
+
+/* Writes field value v (read as an integer) as a column of type t. */
+static void s_put_int_as(bm_store_t *s, s_sqltype_t t, int64_t v)
 {
-    switch (c) {
-    case BRANCHMARK__V1__CHANNEL__CHANNEL_VISIT: return "visit";
-    case BRANCHMARK__V1__CHANNEL__CHANNEL_CALL: return "call";
-    case BRANCHMARK__V1__CHANNEL__CHANNEL_ONLINE: return "online";
-    default: return NULL;
+    switch (t) {
+    case S_TIMESTAMPTZ: s_time(s, v); break;
+    case S_BIGINT: s_int(s, v); break;
+    case S_INT: s_i4(s, v); break;
+    case S_SMALLINT: s_i2(s, v); break;
+    case S_BOOLEAN: s_bool(s, v != 0); break;
+    case S_TEXT:
+    case S_FLOAT8: assert(!"an integer field in a text or float8 column"); s_null(s); break;
     }
 }
 
-/* Writes the staging row of record r (batch bi of the group, index idx). */
-static void s_row(bm_store_t *s, const bm_store_batch_t *b, uint32_t bi,
-                  const bm_refcache_t *cache, const bm_record_t *r, uint32_t idx)
+/* Writes column c of message msg. */
+static void s_put_col(bm_store_t *s, const s_col_t *c, const void *msg, const s_rowctx_t *ctx)
 {
-    s_fields(s, s->ncols[s_kind_slot((uint8_t)bm_record_kind(r))][0]);
+    if (c->put) {
+        c->put(s, msg, ctx);
+        return;
+    }
+    const char *m = msg, *f = m + c->off;
+    if (c->case_off && *(const int *)(const void *)(m + c->case_off) != c->case_value) {
+        s_null(s);
+        return;
+    }
+    switch (c->ctype) {
+    case S_C_STR: s_text(s, *(char *const *)(const void *)f); break;
+    case S_C_DOUBLE: s_double(s, *(const double *)(const void *)f); break;
+    case S_C_I64: s_put_int_as(s, c->type, *(const int64_t *)(const void *)f); break;
+    case S_C_U32: s_put_int_as(s, c->type, *(const uint32_t *)(const void *)f); break;
+    case S_C_BOOL: s_put_int_as(s, c->type, *(const protobuf_c_boolean *)(const void *)f); break;
+    }
+}
+
+/* The computed columns. */
+
+/* CSI index = mean over items of (score-1)/(scale_max-1)*100; items with
+ * a scale below 2 do not count, and no item is NULL. */
+static void s_put_csi_index(bm_store_t *s, const void *msg, const s_rowctx_t *ctx)
+{
+    (void)ctx;
+    const Branchmark__V1__SurveyResponse *p = msg;
+    double sum = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_csi; i++)
+        if (p->csi[i]->scale_max >= 2) {
+            sum += ((double)p->csi[i]->score - 1) / ((double)p->csi[i]->scale_max - 1) * 100;
+            n++;
+        }
+    if (n)
+        s_double(s, sum / (double)n);
+    else
+        s_null(s);
+}
+
+static void s_put_change_kind(bm_store_t *s, const void *msg, const s_rowctx_t *ctx)
+{
+    (void)ctx;
+    const Branchmark__V1__CustomerChange *p = msg;
+    if (p->kind == BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_GAINED)
+        s_text(s, "gained");
+    else if (p->kind == BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_LOST)
+        s_text(s, "lost");
+    else
+        s_null(s);
+}
+
+/* A missing questionnaire or competitor id becomes NULL, which the NOT NULL
+ * constraint refuses (the receiver has checked, so this does not happen). */
+static void s_put_questionnaire_id(bm_store_t *s, const void *msg, const s_rowctx_t *ctx)
+{
+    const Branchmark__V1__ShopperEvaluation *p = msg;
+    const bm_refcache_questionnaire_t *q =
+        bm_refcache_questionnaire(ctx->cache, p->questionnaire_code, p->questionnaire_version);
+    if (q)
+        s_i4(s, bm_refcache_questionnaire_id(q));
+    else
+        s_null(s);
+}
+
+static void s_put_channel(bm_store_t *s, const void *msg, const s_rowctx_t *ctx)
+{
+    (void)ctx;
+    const Branchmark__V1__ShopperEvaluation *p = msg;
+    switch (p->channel) {
+    case BRANCHMARK__V1__CHANNEL__CHANNEL_VISIT: s_text(s, "visit"); break;
+    case BRANCHMARK__V1__CHANNEL__CHANNEL_CALL: s_text(s, "call"); break;
+    case BRANCHMARK__V1__CHANNEL__CHANNEL_ONLINE: s_text(s, "online"); break;
+    default: s_null(s); break;
+    }
+}
+
+/* An evaluation is of the batch's own branch or of a competitor outlet:
+ * exactly one of outlet_branch_id and competitor_outlet_id is set. */
+static void s_put_outlet_branch(bm_store_t *s, const void *msg, const s_rowctx_t *ctx)
+{
+    const Branchmark__V1__ShopperEvaluation *p = msg;
+    if (p->outlet_kind == BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_BRANCH)
+        s_i4(s, ctx->b->branch_id);
+    else
+        s_null(s);
+}
+
+static void s_put_competitor(bm_store_t *s, const void *msg, const s_rowctx_t *ctx)
+{
+    const Branchmark__V1__ShopperEvaluation *p = msg;
+    int32_t cid = p->outlet_kind == BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_BRANCH
+                      ? 0
+                      : bm_refcache_competitor(ctx->cache, p->outlet_code);
+    if (cid)
+        s_i4(s, cid);
+    else
+        s_null(s);
+}
+
+/* submitted_at_ms 0 means unknown. */
+static void s_put_submitted_at(bm_store_t *s, const void *msg, const s_rowctx_t *ctx)
+{
+    (void)ctx;
+    const Branchmark__V1__ShopperEvaluation *p = msg;
+    if (p->submitted_at_ms != 0)
+        s_time(s, p->submitted_at_ms);
+    else
+        s_null(s);
+}
+
+/* The columns of each kind, after the keys every staging row starts with
+ * (S_STG_KEYS). */
+static const s_col_t s_people_count_cols[] = {
+    S_FIELD("interval_start", S_TIMESTAMPTZ, PeopleCount, interval_start_ms),
+    S_FIELD("interval_seconds", S_BIGINT, PeopleCount, interval_seconds),
+    S_FIELD("passers_by", S_BIGINT, PeopleCount, passers_by),
+    S_FIELD("entrants", S_BIGINT, PeopleCount, entrants),
+};
+
+static const s_col_t s_receipt_cols[] = {
+    S_FIELD("at", S_TIMESTAMPTZ, Receipt, at_ms),
+    S_FIELD("amount_minor", S_BIGINT, Receipt, amount_minor),
+    S_FIELD("currency", S_TEXT, Receipt, currency),
+};
+
+static const s_col_t s_queue_ticket_cols[] = {
+    S_FIELD("issued_at", S_TIMESTAMPTZ, QueueTicket, issued_at_ms),
+    S_ONEOF("called_at", S_TIMESTAMPTZ, QueueTicket, called_at_ms, called_case,
+            BRANCHMARK__V1__QUEUE_TICKET__CALLED_CALLED_AT_MS),
+    S_ONEOF("served_at", S_TIMESTAMPTZ, QueueTicket, served_at_ms, served_case,
+            BRANCHMARK__V1__QUEUE_TICKET__SERVED_SERVED_AT_MS),
+    S_FIELD("service_point", S_TEXT, QueueTicket, service_point),
+};
+
+static const s_col_t s_phone_call_cols[] = {
+    S_FIELD("ring_start", S_TIMESTAMPTZ, PhoneCall, ring_start_ms),
+    S_FIELD("answered", S_BOOLEAN, PhoneCall, answered),
+    S_FIELD("wait_seconds", S_BIGINT, PhoneCall, wait_seconds),
+};
+
+static const s_col_t s_complaint_cols[] = {
+    S_FIELD("received_at_src", S_TIMESTAMPTZ, Complaint, received_at_ms),
+    S_FIELD("category", S_TEXT, Complaint, category),
+    S_FIELD("contact_point", S_TEXT, Complaint, contact_point),
+    S_FIELD("channel", S_TEXT, Complaint, channel),
+    S_ONEOF("resolved_at", S_TIMESTAMPTZ, Complaint, resolved_at_ms, resolved_case,
+            BRANCHMARK__V1__COMPLAINT__RESOLVED_RESOLVED_AT_MS),
+};
+
+static const s_col_t s_survey_cols[] = {
+    S_FIELD("responded_at", S_TIMESTAMPTZ, SurveyResponse, responded_at_ms),
+    S_ONEOF("nps", S_SMALLINT, SurveyResponse, nps, nps_answer_case,
+            BRANCHMARK__V1__SURVEY_RESPONSE__NPS_ANSWER_NPS),
+    S_COMPUTED("csi", S_FLOAT8, s_put_csi_index),
+    S_FIELD("why", S_TEXT, SurveyResponse, why),
+    S_FIELD("segment", S_TEXT, SurveyResponse, segment),
+    S_FIELD("survey_channel", S_TEXT, SurveyResponse, survey_channel),
+};
+
+static const s_col_t s_customer_change_cols[] = {
+    S_FIELD("at", S_TIMESTAMPTZ, CustomerChange, at_ms),
+    S_COMPUTED("kind", S_TEXT, s_put_change_kind),
+    S_FIELD("reason", S_TEXT, CustomerChange, reason),
+    S_FIELD("segment", S_TEXT, CustomerChange, segment),
+};
+
+static const s_col_t s_evaluation_cols[] = {
+    S_COMPUTED("questionnaire_id", S_INT, s_put_questionnaire_id),
+    S_COMPUTED("channel", S_TEXT, s_put_channel),
+    S_FIELD("scenario", S_TEXT, ShopperEvaluation, scenario),
+    S_FIELD("shopper_segment", S_TEXT, ShopperEvaluation, shopper_segment),
+    S_COMPUTED("outlet_branch_id", S_INT, s_put_outlet_branch),
+    S_COMPUTED("competitor_outlet_id", S_INT, s_put_competitor),
+    S_FIELD("visited_at", S_TIMESTAMPTZ, ShopperEvaluation, visited_at_ms),
+    S_COMPUTED("submitted_at", S_TIMESTAMPTZ, s_put_submitted_at),
+    S_FIELD("shopper_ref", S_TEXT, ShopperEvaluation, shopper_ref),
+};
+
+/* Child rows (CSI scores of a survey, answers of an evaluation) are
+ * staged with their parent's batch position and source id, after the
+ * parents, and inserted only for parents newly stored (insert). */
+typedef struct {
+    const char *stage;          /* child staging table */
+    const s_col_t *cols;        /* after the keys "bi int, source_id text" */
+    size_t n_cols;
+    size_t n_off, arr_off;      /* offsets of n_<children> and <children> in the parent */
+    const char *insert;         /* children of newly stored parents */
+} s_child_t;
+
+#define S_CHILDREN(M, f) offsetof(S_MSG(M), n_##f), offsetof(S_MSG(M), f)
+
+static const s_col_t s_csi_cols[] = {
+    S_FIELD("item", S_TEXT, CsiScore, item),
+    S_FIELD("score", S_SMALLINT, CsiScore, score),
+    S_FIELD("scale_max", S_SMALLINT, CsiScore, scale_max),
+};
+
+static const s_child_t s_survey_csi = {
+    "stg_survey_csi", S_COLS(s_csi_cols), S_CHILDREN(SurveyResponse, csi),
+    "INSERT INTO survey_csi_scores (response_id, item, score, scale_max) "
+    "SELECT r.id, c.item, c.score, c.scale_max FROM stg_survey_csi c "
+    "JOIN stg_survey_responses s ON s.bi = c.bi AND s.source_id = c.source_id "
+    "JOIN survey_responses r ON r.branch_id = s.branch_id AND r.source_id = s.source_id"};
+
+static const s_col_t s_answer_cols[] = {
+    S_FIELD("item_code", S_TEXT, Answer, item_code),
+    S_ONEOF("points", S_FLOAT8, Answer, points, value_case, BRANCHMARK__V1__ANSWER__VALUE_POINTS),
+    S_FIELD("comment", S_TEXT, Answer, comment),
+};
+
+static const s_child_t s_evaluation_answers = {
+    "stg_evaluation_answers", S_COLS(s_answer_cols), S_CHILDREN(ShopperEvaluation, answers),
+    "INSERT INTO evaluation_answers (evaluation_id, questionnaire_id, item_code, points, "
+    "comment) SELECT e.id, e.questionnaire_id, a.item_code, a.points, a.comment "
+    "FROM stg_evaluation_answers a "
+    "JOIN stg_evaluations s ON s.bi = a.bi AND s.source_id = a.source_id "
+    "JOIN evaluations e ON e.branch_id = s.branch_id AND e.source_id = s.source_id"};
+
+typedef struct {
+    bm_kind_t kind;
+    const char *table;          /* raw table */
+    const char *stage;          /* its staging table */
+    size_t msg_off;             /* the kind's message in Record (a oneof member) */
+    const s_col_t *cols;
+    size_t n_cols;
+    const s_child_t *child;     /* NULL, or the kind's children */
+} s_kind_t;
+
+#define S_KIND(kind, table, member, cols, child)                                             \
+    {kind, table, "stg_" table, offsetof(Branchmark__V1__Record, member), S_COLS(cols), child}
+
+static const s_kind_t s_kinds[] = {
+    S_KIND(BM_KIND_PEOPLE_COUNT, "people_counts", people_count, s_people_count_cols, NULL),
+    S_KIND(BM_KIND_RECEIPT, "receipts", receipt, s_receipt_cols, NULL),
+    S_KIND(BM_KIND_QUEUE_TICKET, "queue_tickets", queue_ticket, s_queue_ticket_cols, NULL),
+    S_KIND(BM_KIND_PHONE_CALL, "phone_calls", phone_call, s_phone_call_cols, NULL),
+    S_KIND(BM_KIND_COMPLAINT, "complaints", complaint, s_complaint_cols, NULL),
+    S_KIND(BM_KIND_SURVEY, "survey_responses", survey, s_survey_cols, &s_survey_csi),
+    S_KIND(BM_KIND_CUSTOMER_CHANGE, "customer_changes", customer_change, s_customer_change_cols,
+           NULL),
+    S_KIND(BM_KIND_EVALUATION, "evaluations", evaluation, s_evaluation_cols,
+           &s_evaluation_answers),
+};
+#define S_NKINDS (sizeof s_kinds / sizeof s_kinds[0])
+
+static size_t s_kind_slot(uint8_t kind)
+{
+    for (size_t k = 0; k < S_NKINDS; k++)
+        if (s_kinds[k].kind == kind)
+            return k;
+    return 0;
+}
+
+/* The pointer stored at base + off (a message or child array pointer of a
+ * protobuf-c struct). */
+static const void *s_ptr_at(const void *base, size_t off)
+{
+    const void *p;
+    memcpy(&p, (const char *)base + off, sizeof p);
+    return p;
+}
+
+/* Writes the staging row of record r of kind k. */
+static void s_row(bm_store_t *s, const s_kind_t *k, const s_rowctx_t *ctx, uint32_t bi,
+                  const bm_record_t *r, uint32_t idx)
+{
+    s_fields(s, S_STG_NKEYS + (int)k->n_cols);
     s_i4(s, bi), s_sep(s);
     s_i4(s, idx), s_sep(s);
-    s_i4(s, b->branch_id), s_sep(s);
+    s_i4(s, ctx->b->branch_id), s_sep(s);
     s_text(s, r->source_id);
-    s_sep(s);
-    switch (r->kind_case) {
-    case BRANCHMARK__V1__RECORD__KIND_PEOPLE_COUNT: {
-        const Branchmark__V1__PeopleCount *p = r->people_count;
-        s_time(s, p->interval_start_ms), s_sep(s);
-        s_int(s, p->interval_seconds), s_sep(s);
-        s_int(s, p->passers_by), s_sep(s);
-        s_int(s, p->entrants);
-        break;
+    /* A record of another kind (validation lets none through) gets no
+     * columns, which COPY refuses. */
+    if (bm_record_kind(r) != k->kind) {
+        s_eol(s);
+        return;
     }
-    case BRANCHMARK__V1__RECORD__KIND_RECEIPT: {
-        const Branchmark__V1__Receipt *p = r->receipt;
-        s_time(s, p->at_ms), s_sep(s);
-        s_int(s, p->amount_minor), s_sep(s);
-        s_text(s, p->currency);
-        break;
-    }
-    case BRANCHMARK__V1__RECORD__KIND_QUEUE_TICKET: {
-        const Branchmark__V1__QueueTicket *p = r->queue_ticket;
-        s_time(s, p->issued_at_ms), s_sep(s);
-        if (p->called_case == BRANCHMARK__V1__QUEUE_TICKET__CALLED_CALLED_AT_MS)
-            s_time(s, p->called_at_ms);
-        else
-            s_null(s);
+    const void *msg = s_ptr_at(r, k->msg_off);
+    for (size_t c = 0; c < k->n_cols; c++) {
         s_sep(s);
-        if (p->served_case == BRANCHMARK__V1__QUEUE_TICKET__SERVED_SERVED_AT_MS)
-            s_time(s, p->served_at_ms);
-        else
-            s_null(s);
-        s_sep(s);
-        s_text(s, p->service_point);
-        break;
-    }
-    case BRANCHMARK__V1__RECORD__KIND_PHONE_CALL: {
-        const Branchmark__V1__PhoneCall *p = r->phone_call;
-        s_time(s, p->ring_start_ms), s_sep(s);
-        s_bool(s, p->answered), s_sep(s);
-        s_int(s, p->wait_seconds);
-        break;
-    }
-    case BRANCHMARK__V1__RECORD__KIND_COMPLAINT: {
-        const Branchmark__V1__Complaint *p = r->complaint;
-        s_time(s, p->received_at_ms), s_sep(s);
-        s_text(s, p->category), s_sep(s);
-        s_text(s, p->contact_point), s_sep(s);
-        s_text(s, p->channel), s_sep(s);
-        if (p->resolved_case == BRANCHMARK__V1__COMPLAINT__RESOLVED_RESOLVED_AT_MS)
-            s_time(s, p->resolved_at_ms);
-        else
-            s_null(s);
-        break;
-    }
-    case BRANCHMARK__V1__RECORD__KIND_SURVEY: {
-        const Branchmark__V1__SurveyResponse *p = r->survey;
-        s_time(s, p->responded_at_ms), s_sep(s);
-        if (p->nps_answer_case == BRANCHMARK__V1__SURVEY_RESPONSE__NPS_ANSWER_NPS)
-            s_i2(s, p->nps);
-        else
-            s_null(s);
-        s_sep(s);
-        /* CSI index = mean over items of (score-1)/(scale_max-1)*100. */
-        double sum = 0;
-        size_t n = 0;
-        for (size_t i = 0; i < p->n_csi; i++)
-            if (p->csi[i]->scale_max >= 2) {
-                sum += ((double)p->csi[i]->score - 1) / ((double)p->csi[i]->scale_max - 1) * 100;
-                n++;
-            }
-        if (n)
-            s_double(s, sum / (double)n);
-        else
-            s_null(s);
-        s_sep(s);
-        s_text(s, p->why), s_sep(s);
-        s_text(s, p->segment), s_sep(s);
-        s_text(s, p->survey_channel);
-        break;
-    }
-    case BRANCHMARK__V1__RECORD__KIND_CUSTOMER_CHANGE: {
-        const Branchmark__V1__CustomerChange *p = r->customer_change;
-        s_time(s, p->at_ms), s_sep(s);
-        if (p->kind == BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_GAINED)
-            s_text(s, "gained");
-        else if (p->kind == BRANCHMARK__V1__CUSTOMER_CHANGE_KIND__CUSTOMER_LOST)
-            s_text(s, "lost");
-        else
-            s_null(s);
-        s_sep(s);
-        s_text(s, p->reason), s_sep(s);
-        s_text(s, p->segment);
-        break;
-    }
-    case BRANCHMARK__V1__RECORD__KIND_EVALUATION: {
-        const Branchmark__V1__ShopperEvaluation *p = r->evaluation;
-        const bm_refcache_questionnaire_t *q =
-            bm_refcache_questionnaire(cache, p->questionnaire_code, p->questionnaire_version);
-        /* A missing id becomes NULL, which the NOT NULL constraint refuses
-         * (the receiver has checked, so this does not happen). */
-        if (q)
-            s_i4(s, bm_refcache_questionnaire_id(q));
-        else
-            s_null(s);
-        s_sep(s);
-        const char *ch = s_channel_name(p->channel);
-        if (ch)
-            s_text(s, ch);
-        else
-            s_null(s);
-        s_sep(s);
-        s_text(s, p->scenario), s_sep(s);
-        s_text(s, p->shopper_segment), s_sep(s);
-        if (p->outlet_kind == BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_BRANCH) {
-            s_i4(s, b->branch_id), s_sep(s);
-            s_null(s);
-        } else {
-            int32_t cid = bm_refcache_competitor(cache, p->outlet_code);
-            s_null(s), s_sep(s);
-            if (cid)
-                s_i4(s, cid);
-            else
-                s_null(s);
-        }
-        s_sep(s);
-        s_time(s, p->visited_at_ms), s_sep(s);
-        if (p->submitted_at_ms != 0)
-            s_time(s, p->submitted_at_ms);
-        else
-            s_null(s);
-        s_sep(s);
-        s_text(s, p->shopper_ref);
-        break;
-    }
-    default:
-        break;
+        s_put_col(s, &k->cols[c], msg, ctx);
     }
     s_eol(s);
 }
 
-/* Writes the child staging rows of record r. */
-static void s_child_rows(bm_store_t *s, uint32_t bi, const bm_record_t *r)
+/* Writes the child staging rows of record r of kind k (which has children). */
+static void s_child_rows(bm_store_t *s, const s_kind_t *k, const s_rowctx_t *ctx, uint32_t bi,
+                         const bm_record_t *r)
 {
-    if (r->kind_case == BRANCHMARK__V1__RECORD__KIND_SURVEY) {
-        for (size_t i = 0; i < r->survey->n_csi; i++) {
-            const Branchmark__V1__CsiScore *c = r->survey->csi[i];
-            s_fields(s, 5);
-            s_i4(s, bi), s_sep(s);
-            s_text(s, r->source_id), s_sep(s);
-            s_text(s, c->item), s_sep(s);
-            s_i2(s, c->score), s_sep(s);
-            s_i2(s, c->scale_max), s_eol(s);
-        }
-    } else if (r->kind_case == BRANCHMARK__V1__RECORD__KIND_EVALUATION) {
-        for (size_t i = 0; i < r->evaluation->n_answers; i++) {
-            const Branchmark__V1__Answer *a = r->evaluation->answers[i];
-            s_fields(s, 5);
-            s_i4(s, bi), s_sep(s);
-            s_text(s, r->source_id), s_sep(s);
-            s_text(s, a->item_code), s_sep(s);
-            if (a->value_case == BRANCHMARK__V1__ANSWER__VALUE_POINTS)
-                s_double(s, a->points);
-            else
-                s_null(s);
+    const s_child_t *ch = k->child;
+    if (bm_record_kind(r) != k->kind)
+        return;
+    const char *msg = s_ptr_at(r, k->msg_off);
+    size_t n = *(const size_t *)(const void *)(msg + ch->n_off);
+    const void *kids = s_ptr_at(msg, ch->arr_off);
+    for (size_t i = 0; i < n; i++) {
+        const void *kid = s_ptr_at(kids, i * sizeof kid);
+        s_fields(s, S_CHILD_NKEYS + (int)ch->n_cols);
+        s_i4(s, bi), s_sep(s);
+        s_text(s, r->source_id);
+        for (size_t c = 0; c < ch->n_cols; c++) {
             s_sep(s);
-            s_text(s, a->comment), s_eol(s);
+            s_put_col(s, &ch->cols[c], kid, ctx);
         }
+        s_eol(s);
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* Connecting: staging tables and statements from the kind tables     */
+/* ------------------------------------------------------------------ */
+
+/* A statement built from the tables.  full: it did not fit (a table entry
+ * too long for S_SQL_MAX), and must not be sent. */
+#define S_SQL_MAX 1536
+typedef struct {
+    char buf[S_SQL_MAX];
+    size_t len;
+    bool full;
+} s_sql_t;
+
+static void s_sql_add(s_sql_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void s_sql_add(s_sql_t *q, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(q->buf + q->len, sizeof q->buf - q->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof q->buf - q->len)
+        q->full = true;
+    else
+        q->len += (size_t)n;
+}
+
+/* Appends ", name" (typed: ", name type") for each of cols[0..n). */
+static void s_sql_cols(s_sql_t *q, const s_col_t *cols, size_t n, bool typed)
+{
+    for (size_t i = 0; i < n; i++)
+        s_sql_add(q, ", %s%s%s", cols[i].name, typed ? " " : "",
+                  typed ? s_sqltype_names[cols[i].type] : "");
+}
+
+static int s_sql_check(const s_sql_t *q, const char *what, bm_err_t *err)
+{
+    if (q->full)
+        return bm_err_set(err, "%s: a statement is longer than %d bytes", what, S_SQL_MAX);
+    return 0;
+}
+
+static int s_prepare(bm_store_t *s, const char *name, const char *sql, const char *what,
+                     bm_err_t *err)
+{
+    PGresult *res = PQprepare(s->conn, name, sql, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        bm_db_result_err(res, s->conn, what, err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Creates the TEMP staging table stage: keys, then cols[0..n). */
+static int s_create_stage(bm_store_t *s, const char *stage, const char *keys, const s_col_t *cols,
+                          size_t n, bm_err_t *err)
+{
+    s_sql_t q = {.len = 0};
+    s_sql_add(&q, "CREATE TEMP TABLE %s (%s", stage, keys);
+    s_sql_cols(&q, cols, n, true);
+    s_sql_add(&q, ") ON COMMIT DELETE ROWS");
+    if (s_sql_check(&q, stage, err) < 0)
+        return -1;
+    return bm_db_exec(s->conn, q.buf, err);
+}
+
+/* Prepares q as statement j of kind k ("bm_k<k>_<j>", see s_stage_insert). */
+static int s_prepare_kind_sql(bm_store_t *s, size_t k, int j, const s_sql_t *q, bm_err_t *err)
+{
+    if (s_sql_check(q, s_kinds[k].stage, err) < 0)
+        return -1;
+    char name[48];
+    snprintf(name, sizeof name, "bm_k%zu_%d", k, j);
+    return s_prepare(s, name, q->buf, s_kinds[k].stage, err);
+}
+
+/* Prepares the statements of kind k: 0 the insert from its staging table,
+ * 1 the dedupe of staged parents and 2 the insert of their children (kinds
+ * with children only), 3 the insert that counts per batch. */
+static int s_prepare_kind(bm_store_t *s, size_t k, bm_err_t *err)
+{
+    const s_kind_t *ks = &s_kinds[k];
+    s_sql_t ins = {.len = 0}, q = {.len = 0};
+    s_sql_add(&ins, "INSERT INTO %s (branch_id, source_id", ks->table);
+    s_sql_cols(&ins, ks->cols, ks->n_cols, false);
+    s_sql_add(&ins, ") SELECT branch_id, source_id");
+    s_sql_cols(&ins, ks->cols, ks->n_cols, false);
+    s_sql_add(&ins, " FROM %s ORDER BY bi, idx" S_CONFLICT, ks->stage);
+    if (s_prepare_kind_sql(s, k, 0, &ins, err) < 0)
+        return -1;
+    if (ks->child) {
+        s_sql_add(&q, "DELETE FROM %s s USING %s r "
+                      "WHERE r.branch_id = s.branch_id AND r.source_id = s.source_id",
+                  ks->stage, ks->table);
+        if (s_prepare_kind_sql(s, k, 1, &q, err) < 0)
+            return -1;
+        q = (s_sql_t){.len = 0};
+        s_sql_add(&q, "%s", ks->child->insert);
+        if (s_prepare_kind_sql(s, k, 2, &q, err) < 0)
+            return -1;
+        q = (s_sql_t){.len = 0};
+    }
+    /* The insert of a group of several batches also says how many rows of
+     * each batch were new (staged rows are unique per branch and
+     * source_id, see s_plan, so the join is exact). */
+    s_sql_add(&q, "WITH ins AS (%s RETURNING branch_id, source_id) SELECT s.bi, count(*) "
+                  "FROM ins JOIN %s s ON s.branch_id = ins.branch_id "
+                  "AND s.source_id = ins.source_id GROUP BY s.bi",
+              ins.buf, ks->stage);
+    return s_prepare_kind_sql(s, k, 3, &q, err);
+}
+
+int bm_store_connect(bm_store_t *s, bm_err_t *err)
+{
+    bm_db_close(&s->conn);
+    s->conn = bm_db_connect(s->conninfo, "branchmark-collector", err);
+    if (!s->conn)
+        return -1;
+    char sql[512];
+    snprintf(sql, sizeof sql, "CREATE TEMP TABLE stg_batches (%s) ON COMMIT DELETE ROWS",
+             S_STG_BATCHES);
+    if (bm_db_exec(s->conn, sql, err) < 0)
+        goto fail;
+    for (size_t k = 0; k < S_NKINDS; k++) {
+        const s_kind_t *ks = &s_kinds[k];
+        if (s_create_stage(s, ks->stage, S_STG_KEYS, ks->cols, ks->n_cols, err) < 0 ||
+            (ks->child && s_create_stage(s, ks->child->stage, S_CHILD_KEYS, ks->child->cols,
+                                         ks->child->n_cols, err) < 0))
+            goto fail;
+    }
+    for (size_t i = 0; i < sizeof s_statements / sizeof s_statements[0]; i++)
+        if (s_prepare(s, s_statements[i].name, s_statements[i].sql, s_statements[i].name,
+                      err) < 0)
+            goto fail;
+    for (size_t k = 0; k < S_NKINDS; k++)
+        if (s_prepare_kind(s, k, err) < 0)
+            goto fail;
+    return 0;
+fail:
+    bm_db_close(&s->conn);
+    return -1;
 }
 
 /* Starts COPY sql; returns S_OK or a status with err. */
 static int s_copy_begin(bm_store_t *s, const char *sql, bm_err_t *err)
 {
     PGresult *res = PQexec(s->conn, sql);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        bm_db_result_err(res, s->conn, sql, err);
-        int rc = s_classify(s, res);
-        PQclear(res);
-        return rc;
-    }
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        return s_failed(s, &res, sql, err);
     PQclear(res);
     s->copy_len = 0;
     return S_OK;
@@ -805,9 +977,10 @@ static int s_copy_end(bm_store_t *s, const char *sql, bm_err_t *err)
 static int s_copy(bm_store_t *s, const bm_refcache_t *cache, size_t k, bool child, size_t from,
                   size_t to, bm_err_t *err)
 {
+    const s_kind_t *ks = &s_kinds[k];
     char sql[96];
     snprintf(sql, sizeof sql, "COPY %s FROM STDIN (FORMAT binary)",
-             child ? s_kinds[k].child_stage : s_kinds[k].stage);
+             child ? ks->child->stage : ks->stage);
     int rc = s_copy_begin(s, sql, err);
     if (rc != S_OK)
         return rc;
@@ -817,12 +990,12 @@ static int s_copy(bm_store_t *s, const bm_refcache_t *cache, size_t k, bool chil
     s->binary = true;
     for (size_t i = from; i < to; i++) {
         const s_item_t *it = &s->items[i];
-        const bm_store_batch_t *b = s->g[it->bi];
-        const bm_record_t *r = b->records[it->index];
+        const s_rowctx_t ctx = {s->g[it->bi], cache};
+        const bm_record_t *r = ctx.b->records[it->index];
         if (child)
-            s_child_rows(s, it->bi, r);
+            s_child_rows(s, ks, &ctx, it->bi, r);
         else
-            s_row(s, b, it->bi, cache, r, it->index);
+            s_row(s, ks, &ctx, it->bi, r, it->index);
     }
     s_be(s, UINT16_MAX, 2);     /* trailer: field count -1 */
     s->binary = false;
@@ -874,13 +1047,13 @@ static int s_stage_insert(bm_store_t *s, const bm_refcache_t *cache, size_t from
         while (j < to && s->items[j].kind == s->items[i].kind)
             j++;
         size_t k = s_kind_slot(s->items[i].kind);
-        const s_kind_sql_t *ks = &s_kinds[k];
+        const s_kind_t *ks = &s_kinds[k];
         int rc = s_copy(s, cache, k, false, i, j, err);
-        if (rc == S_OK && ks->child_stage)
+        if (rc == S_OK && ks->child)
             rc = s_copy(s, cache, k, true, i, j, err);
         char name[48];
         PGresult *res = NULL;
-        if (rc == S_OK && ks->dedup) {
+        if (rc == S_OK && ks->child) {
             snprintf(name, sizeof name, "bm_k%zu_1", k);
             rc = s_run(s, name, 0, NULL, ks->stage, &res, err);
             if (rc == S_OK && many && !counting && strcmp(PQcmdTuples(res), "0") != 0)
@@ -911,26 +1084,30 @@ static int s_stage_insert(bm_store_t *s, const bm_refcache_t *cache, size_t from
             s->st[s->items[i].bi].stored += (uint32_t)strtoul(PQcmdTuples(res), NULL, 10);
         }
         PQclear(res);
-        if (ks->child_insert) {
+        if (ks->child) {
             snprintf(name, sizeof name, "bm_k%zu_2", k);
-            rc = s_run(s, name, 0, NULL, ks->child_stage, NULL, err);
+            rc = s_run(s, name, 0, NULL, ks->child->stage, NULL, err);
             if (rc != S_OK)
                 return rc;
         }
-        if (clear) {
+        const char *stages[2] = {ks->stage, ks->child ? ks->child->stage : NULL};
+        for (int t = 0; clear && t < 2 && stages[t]; t++) {
             char sql[96];
-            snprintf(sql, sizeof sql, "DELETE FROM %s", ks->stage);
+            snprintf(sql, sizeof sql, "DELETE FROM %s", stages[t]);
             if ((rc = s_cmd(s, sql, err)) != S_OK)
                 return rc;
-            if (ks->child_stage) {
-                snprintf(sql, sizeof sql, "DELETE FROM %s", ks->child_stage);
-                if ((rc = s_cmd(s, sql, err)) != S_OK)
-                    return rc;
-            }
         }
         i = j;
     }
     return S_OK;
+}
+
+/* As sent: by batch position, then index in the batch. */
+static int s_sent_cmp(const s_item_t *x, const s_item_t *y)
+{
+    if (x->bi != y->bi)
+        return x->bi < y->bi ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
 }
 
 /* Dedupe order: one (kind, branch, source_id) after another, first sent first. */
@@ -942,11 +1119,7 @@ static int s_key_cmp(const void *a, const void *b)
     if (x->branch_id != y->branch_id)
         return x->branch_id < y->branch_id ? -1 : 1;
     int c = strcmp(x->source_id, y->source_id);
-    if (c)
-        return c;
-    if (x->bi != y->bi)
-        return x->bi < y->bi ? -1 : 1;
-    return (x->index > y->index) - (x->index < y->index);
+    return c ? c : s_sent_cmp(x, y);
 }
 
 /* Staging order: by kind (one COPY and insert each), then as sent. */
@@ -955,9 +1128,7 @@ static int s_send_cmp(const void *a, const void *b)
     const s_item_t *x = a, *y = b;
     if (x->kind != y->kind)
         return x->kind < y->kind ? -1 : 1;
-    if (x->bi != y->bi)
-        return x->bi < y->bi ? -1 : 1;
-    return (x->index > y->index) - (x->index < y->index);
+    return s_sent_cmp(x, y);
 }
 
 /* Fills s->items with the accepted records of the group's fresh batches,
@@ -1117,6 +1288,15 @@ fail:
     return rc;
 }
 
+/* What every entry point answers when the connection is gone: RETRY, with
+ * the connection closed so that the owner reconnects. */
+static bm_store_status_t s_not_connected(bm_store_t *s, bm_err_t *err)
+{
+    bm_err_set(err, "not connected to the database");
+    bm_db_close(&s->conn);
+    return BM_STORE_RETRY;
+}
+
 static bm_store_status_t s_public(bm_store_t *s, int rc)
 {
     if (rc == S_RETRY) {
@@ -1151,11 +1331,8 @@ bm_store_status_t bm_store_group(bm_store_t *s, const bm_store_batch_t *const *b
 {
     for (size_t i = 0; i < n; i++)
         statuses[i] = BM_STORE_RETRY;
-    if (!bm_store_connected(s)) {
-        bm_err_set(err, "not connected to the database");
-        bm_db_close(&s->conn);
-        return BM_STORE_RETRY;
-    }
+    if (!bm_store_connected(s))
+        return s_not_connected(s, err);
     if (n == 0)
         return BM_STORE_OK;
     if (n > 1 && s_groupable(s, batches, n)) {
@@ -1230,11 +1407,8 @@ bm_store_status_t bm_store_batch(bm_store_t *s, const bm_store_batch_t *b,
 bm_store_status_t bm_store_bind_agent(bm_store_t *s, const char *agent_id, int32_t branch_id,
                                       int32_t *bound_branch_id, bm_err_t *err)
 {
-    if (!bm_store_connected(s)) {
-        bm_err_set(err, "not connected to the database");
-        bm_db_close(&s->conn);
-        return BM_STORE_RETRY;
-    }
+    if (!bm_store_connected(s))
+        return s_not_connected(s, err);
     char branch[16];
     snprintf(branch, sizeof branch, "%" PRId32, branch_id);
     const char *p[] = {agent_id, branch};
@@ -1275,11 +1449,8 @@ bm_store_status_t bm_store_touch_agents(bm_store_t *s, const char *const *agent_
                                         void (*gone)(void *ctx, size_t i), void *ctx,
                                         bm_err_t *err)
 {
-    if (!bm_store_connected(s)) {
-        bm_err_set(err, "not connected to the database");
-        bm_db_close(&s->conn);
-        return BM_STORE_RETRY;
-    }
+    if (!bm_store_connected(s))
+        return s_not_connected(s, err);
     if (n == 0)
         return BM_STORE_OK;
     /* Once a minute, not per record: one allocation per refresh is fine. */

@@ -797,45 +797,83 @@ static int s_apply_regions(PGconn *conn, const bm_refdata_t *rd, int *region_ids
     return 0;
 }
 
+/* The parameters of an outlet (branch or competitor) as text. */
+typedef struct {
+    char what[64];              /* "branch B01", for messages */
+    char region[16];
+    char lat[32], lon[32];
+    const char *lat_p, *lon_p;  /* lat and lon, or NULL without a position */
+    const char *active;         /* "true" or "false" */
+} s_outlet_params_t;
+
+/* Fills o for outlet b (noun: "branch" or "competitor") and runs sql, the
+ * select of its row by code ($1).  Returns the result (no rows: new) or
+ * NULL with err. */
+static PGresult *s_outlet_lookup(PGconn *conn, const char *sql, const char *noun,
+                                 const bm_ref_outlet_t *b, int region_id, s_outlet_params_t *o,
+                                 bm_err_t *err)
+{
+    snprintf(o->what, sizeof o->what, "%s %s", noun, b->code);
+    snprintf(o->region, sizeof o->region, "%d", region_id);
+    s_fmt_double(o->lat, sizeof o->lat, b->latitude);
+    s_fmt_double(o->lon, sizeof o->lon, b->longitude);
+    o->lat_p = b->has_position ? o->lat : NULL;
+    o->lon_p = b->has_position ? o->lon : NULL;
+    o->active = b->active ? "true" : "false";
+    const char *sel[] = {b->code};
+    return s_exec(conn, sql, 1, sel, o->what, err);
+}
+
+/* Whether row 0 of res (id, name, region_id, latitude, longitude, active,
+ * ...) already holds what the file says of b. */
+static bool s_same_outlet(const PGresult *res, const bm_ref_outlet_t *b, int region_id)
+{
+    return strcmp(PQgetvalue(res, 0, 1), b->name) == 0 &&
+           atoi(PQgetvalue(res, 0, 2)) == region_id && s_same_position(res, 0, 3, b) &&
+           (PQgetvalue(res, 0, 5)[0] == 't') == b->active;
+}
+
+/* Runs a statement that returns one value (an id, a version) and copies
+ * it into buf.  Returns 0, or -1 with err. */
+static int s_exec_value(PGconn *conn, const char *sql, int n, const char *const *params,
+                        const char *what, char *buf, size_t size, bm_err_t *err)
+{
+    PGresult *res = s_exec(conn, sql, n, params, what, err);
+    if (!res)
+        return -1;
+    snprintf(buf, size, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
 static int s_apply_branch(PGconn *conn, const bm_ref_outlet_t *b, int region_id,
                           bm_refdata_report_t *rep, bm_err_t *err)
 {
-    char what[64], region[16], lat[32], lon[32];
-    snprintf(what, sizeof what, "branch %s", b->code);
-    snprintf(region, sizeof region, "%d", region_id);
-    s_fmt_double(lat, sizeof lat, b->latitude);
-    s_fmt_double(lon, sizeof lon, b->longitude);
-    const char *sel[] = {b->code};
-    PGresult *res = s_exec(conn,
-                           "SELECT id, name, region_id, latitude, longitude, active "
-                           "FROM branches WHERE code = $1", 1, sel, what, err);
+    s_outlet_params_t o;
+    PGresult *res = s_outlet_lookup(conn,
+                                    "SELECT id, name, region_id, latitude, longitude, active "
+                                    "FROM branches WHERE code = $1",
+                                    "branch", b, region_id, &o, err);
     if (!res)
         return -1;
-    const char *lat_p = b->has_position ? lat : NULL, *lon_p = b->has_position ? lon : NULL;
-    const char *active = b->active ? "true" : "false";
+    char id[16];
     if (PQntuples(res) == 0) {
         PQclear(res);
-        const char *p[] = {b->code, b->name, region, lat_p, lon_p, active};
-        res = s_exec(conn,
-                     "INSERT INTO branches (code, name, region_id, latitude, longitude, active, version) "
-                     "VALUES ($1, $2, $3, $4, $5, $6, 1) RETURNING id", 6, p, what, err);
-        if (!res)
+        const char *p[] = {b->code, b->name, o.region, o.lat_p, o.lon_p, o.active};
+        if (s_exec_value(conn,
+                         "INSERT INTO branches (code, name, region_id, latitude, longitude, "
+                         "active, version) VALUES ($1, $2, $3, $4, $5, $6, 1) RETURNING id",
+                         6, p, o.what, id, sizeof id, err) < 0)
             return -1;
-        char id[16];
-        snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
-        const char *v[] = {id, b->name, region, lat_p, lon_p, active};
+        const char *v[] = {id, b->name, o.region, o.lat_p, o.lon_p, o.active};
         rep->branches.added++;
         return s_exec_ok(conn,
                          "INSERT INTO branch_versions (branch_id, version, name, region_id, "
                          "latitude, longitude, active) VALUES ($1, 1, $2, $3, $4, $5, $6)",
-                         6, v, what, err);
+                         6, v, o.what, err);
     }
-    char id[16];
     snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
-    bool same = strcmp(PQgetvalue(res, 0, 1), b->name) == 0 &&
-                atoi(PQgetvalue(res, 0, 2)) == region_id && s_same_position(res, 0, 3, b) &&
-                (PQgetvalue(res, 0, 5)[0] == 't') == b->active;
+    bool same = s_same_outlet(res, b, region_id);
     PQclear(res);
     if (same) {
         rep->branches.unchanged++;
@@ -843,56 +881,45 @@ static int s_apply_branch(PGconn *conn, const bm_ref_outlet_t *b, int region_id,
     }
     /* History is never overwritten: close the current version and add the
      * next one. */
-    const char *p[] = {id, b->name, region, lat_p, lon_p, active};
-    res = s_exec(conn,
-                 "UPDATE branches SET name = $2, region_id = $3, latitude = $4, longitude = $5, "
-                 "active = $6, version = version + 1 WHERE id = $1 RETURNING version",
-                 6, p, what, err);
-    if (!res)
-        return -1;
+    const char *p[] = {id, b->name, o.region, o.lat_p, o.lon_p, o.active};
     char version[16];
-    snprintf(version, sizeof version, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
+    if (s_exec_value(conn,
+                     "UPDATE branches SET name = $2, region_id = $3, latitude = $4, "
+                     "longitude = $5, active = $6, version = version + 1 WHERE id = $1 "
+                     "RETURNING version", 6, p, o.what, version, sizeof version, err) < 0)
+        return -1;
     const char *c[] = {id};
     if (s_exec_ok(conn, "UPDATE branch_versions SET valid_to = now() "
-                        "WHERE branch_id = $1 AND valid_to IS NULL", 1, c, what, err) < 0)
+                        "WHERE branch_id = $1 AND valid_to IS NULL", 1, c, o.what, err) < 0)
         return -1;
-    const char *v[] = {id, version, b->name, region, lat_p, lon_p, active};
+    const char *v[] = {id, version, b->name, o.region, o.lat_p, o.lon_p, o.active};
     rep->branches.changed++;
     return s_exec_ok(conn,
                      "INSERT INTO branch_versions (branch_id, version, name, region_id, "
                      "latitude, longitude, active) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                     7, v, what, err);
+                     7, v, o.what, err);
 }
 
 static int s_apply_competitor(PGconn *conn, const bm_ref_outlet_t *b, int region_id,
                               bm_refdata_report_t *rep, bm_err_t *err)
 {
-    char what[64], region[16], lat[32], lon[32];
-    snprintf(what, sizeof what, "competitor %s", b->code);
-    snprintf(region, sizeof region, "%d", region_id);
-    s_fmt_double(lat, sizeof lat, b->latitude);
-    s_fmt_double(lon, sizeof lon, b->longitude);
-    const char *sel[] = {b->code};
-    PGresult *res = s_exec(conn,
-                           "SELECT id, name, region_id, latitude, longitude, active, brand "
-                           "FROM competitor_outlets WHERE code = $1", 1, sel, what, err);
+    s_outlet_params_t o;
+    PGresult *res = s_outlet_lookup(conn,
+                                    "SELECT id, name, region_id, latitude, longitude, active, "
+                                    "brand FROM competitor_outlets WHERE code = $1",
+                                    "competitor", b, region_id, &o, err);
     if (!res)
         return -1;
-    const char *p[] = {b->code, b->name, b->brand, region,
-                       b->has_position ? lat : NULL, b->has_position ? lon : NULL,
-                       b->active ? "true" : "false"};
+    const char *p[] = {b->code, b->name, b->brand, o.region, o.lat_p, o.lon_p, o.active};
     if (PQntuples(res) == 0) {
         PQclear(res);
         rep->competitors.added++;
         return s_exec_ok(conn,
                          "INSERT INTO competitor_outlets (code, name, brand, region_id, latitude, "
-                         "longitude, active) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, p, what, err);
+                         "longitude, active) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, p, o.what,
+                         err);
     }
-    bool same = strcmp(PQgetvalue(res, 0, 1), b->name) == 0 &&
-                atoi(PQgetvalue(res, 0, 2)) == region_id && s_same_position(res, 0, 3, b) &&
-                (PQgetvalue(res, 0, 5)[0] == 't') == b->active &&
-                strcmp(PQgetvalue(res, 0, 6), b->brand) == 0;
+    bool same = s_same_outlet(res, b, region_id) && strcmp(PQgetvalue(res, 0, 6), b->brand) == 0;
     PQclear(res);
     if (same) {
         rep->competitors.unchanged++;
@@ -901,7 +928,8 @@ static int s_apply_competitor(PGconn *conn, const bm_ref_outlet_t *b, int region
     rep->competitors.changed++;
     return s_exec_ok(conn,
                      "UPDATE competitor_outlets SET name = $2, brand = $3, region_id = $4, "
-                     "latitude = $5, longitude = $6, active = $7 WHERE code = $1", 7, p, what, err);
+                     "latitude = $5, longitude = $6, active = $7 WHERE code = $1", 7, p, o.what,
+                     err);
 }
 
 static int s_insert_questionnaire_body(PGconn *conn, const bm_ref_questionnaire_t *q,
@@ -916,15 +944,13 @@ static int s_insert_questionnaire_body(PGconn *conn, const bm_ref_questionnaire_
         const char *p[] = {qid, s->code, s->title, pos, weight,
                            bm_critical_rule_name(s->critical_rule),
                            s->critical_rule == BM_CRIT_CAP ? cap : NULL};
-        PGresult *res = s_exec(conn,
-                               "INSERT INTO questionnaire_sections (questionnaire_id, code, title, "
-                               "position, weight, critical_rule, cap_percent) "
-                               "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id", 7, p, what, err);
-        if (!res)
-            return -1;
         char sid[16];
-        snprintf(sid, sizeof sid, "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
+        if (s_exec_value(conn,
+                         "INSERT INTO questionnaire_sections (questionnaire_id, code, title, "
+                         "position, weight, critical_rule, cap_percent) "
+                         "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id", 7, p, what, sid,
+                         sizeof sid, err) < 0)
+            return -1;
         for (size_t j = 0; j < s->n_items; j++) {
             const bm_ref_item_t *it = &s->items[j];
             char ipos[24], iw[32], maxp[32];
@@ -958,21 +984,18 @@ static int s_apply_questionnaire(PGconn *conn, const bm_ref_questionnaire_t *q,
                            2, sel, what, err);
     if (!res)
         return -1;
+    char qid[16];
     if (PQntuples(res) == 0) {
         PQclear(res);
         const char *p[] = {q->code, version, q->title, q->content_sha256};
-        res = s_exec(conn,
-                     "INSERT INTO questionnaires (code, version, title, content_sha256) "
-                     "VALUES ($1, $2, $3, $4) RETURNING id", 4, p, what, err);
-        if (!res)
+        if (s_exec_value(conn,
+                         "INSERT INTO questionnaires (code, version, title, content_sha256) "
+                         "VALUES ($1, $2, $3, $4) RETURNING id", 4, p, what, qid, sizeof qid,
+                         err) < 0)
             return -1;
-        char qid[16];
-        snprintf(qid, sizeof qid, "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
         rep->questionnaires.added++;
         return s_insert_questionnaire_body(conn, q, qid, what, err);
     }
-    char qid[16];
     snprintf(qid, sizeof qid, "%s", PQgetvalue(res, 0, 0));
     bool same = strcmp(PQgetvalue(res, 0, 1), q->content_sha256) == 0;
     long long used = atoll(PQgetvalue(res, 0, 2));
