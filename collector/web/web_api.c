@@ -20,31 +20,22 @@
 #include "output.h"
 #include "render.h"
 #include "reports.h"
+#include "web_guard.h"
 #include "web_session.h"
 
 #define S_VALUE_MAX 256         /* longest query parameter value */
 #define S_PATH_MAX 512          /* longest static file path */
 #define S_HEALTH_CACHE_MS 2000  /* how long a database ping result is reused */
-#define S_THROTTLE_SLOTS 256    /* client addresses with recent failed logins */
-#define S_THROTTLE_WINDOW_MS 60000
-
-/* Failed logins of one client address in the current window. */
-typedef struct {
-    char peer[64];
-    int64_t window_ms;          /* start of the window (monotonic); 0 = free */
-    int64_t failures;
-} s_throttle_t;
 
 struct bm_web_api {
     const bm_web_config_t *cfg;         /* borrowed */
     bm_web_sessions_t *sessions;
     int64_t started_ms;                 /* monotonic */
-    atomic_ullong requests, errors_4xx, errors_5xx, logins, logins_failed;
+    atomic_ullong requests, errors_4xx, errors_5xx, logins, logins_failed, logins_throttled;
     pthread_mutex_t health_lock;        /* guards the two below */
     int64_t health_checked_ms;
     bool health_db_ok;
-    pthread_mutex_t throttle_lock;      /* guards throttle */
-    s_throttle_t throttle[S_THROTTLE_SLOTS];
+    bm_web_guard_t *guard;              /* login throttling */
 };
 
 bm_web_api_t *bm_web_api_new(const bm_web_config_t *cfg, bm_err_t *err)
@@ -58,19 +49,23 @@ bm_web_api_t *bm_web_api_new(const bm_web_config_t *cfg, bm_err_t *err)
     bm_web_sessions_opts_t so = {
         .conninfo = cfg->database,
         .max_sessions = (size_t)cfg->max_sessions,
+        .max_sessions_per_user = (size_t)cfg->max_sessions_per_user,
         .idle_ms = cfg->session_idle_ms,
         .max_age_ms = cfg->session_max_age_ms,
         .statement_timeout_ms = cfg->statement_timeout_ms,
         .require_db_password = cfg->require_db_password,
     };
     self->sessions = bm_web_sessions_new(&so, err);
-    if (!self->sessions) {
+    self->guard = self->sessions ? bm_web_guard_new((int)cfg->max_failed_logins,
+                                                    cfg->login_lockout_ms, err)
+                                 : NULL;
+    if (!self->guard) {
+        bm_web_sessions_destroy(&self->sessions);
         free(self);
         return NULL;
     }
     self->started_ms = bm_mono_ms();
     pthread_mutex_init(&self->health_lock, NULL);
-    pthread_mutex_init(&self->throttle_lock, NULL);
     return self;
 }
 
@@ -80,8 +75,8 @@ void bm_web_api_destroy(bm_web_api_t **self_p)
         return;
     bm_web_api_t *self = *self_p;
     bm_web_sessions_destroy(&self->sessions);
+    bm_web_guard_destroy(&self->guard);
     pthread_mutex_destroy(&self->health_lock);
-    pthread_mutex_destroy(&self->throttle_lock);
     free(self);
     *self_p = NULL;
 }
@@ -200,52 +195,6 @@ static int s_form_value(const char *body, const char *key, char *out, size_t siz
     return -1;
 }
 
-/* The slot of peer (throttle_lock held): its own, else a free or expired
- * one, else the oldest (a flood of addresses forgets the oldest first). */
-static s_throttle_t *s_throttle_slot(bm_web_api_t *self, const char *peer, int64_t now)
-{
-    s_throttle_t *unused = NULL, *oldest = NULL;
-    for (int i = 0; i < S_THROTTLE_SLOTS; i++) {
-        s_throttle_t *t = &self->throttle[i];
-        bool expired = !t->window_ms || now - t->window_ms >= S_THROTTLE_WINDOW_MS;
-        if (t->window_ms && !strcmp(t->peer, peer)) {
-            if (expired) {
-                t->window_ms = now;
-                t->failures = 0;
-            }
-            return t;
-        }
-        if (expired) {
-            if (!unused)
-                unused = t;
-        } else if (!oldest || t->window_ms < oldest->window_ms) {
-            oldest = t;
-        }
-    }
-    s_throttle_t *pick = unused ? unused : oldest;
-    snprintf(pick->peer, sizeof pick->peer, "%s", peer);
-    pick->window_ms = now;
-    pick->failures = 0;
-    return pick;
-}
-
-/* Seconds until peer may try again (0: now).  failed: count one more
- * failure; succeeded: forget the failures. */
-static int64_t s_throttle(bm_web_api_t *self, const char *peer, bool failed, bool succeeded)
-{
-    int64_t now = bm_mono_ms(), wait = 0;
-    pthread_mutex_lock(&self->throttle_lock);
-    s_throttle_t *t = s_throttle_slot(self, peer, now);
-    if (failed)
-        t->failures++;
-    if (succeeded)
-        t->failures = 0;
-    if (t->failures >= self->cfg->max_failed_logins)
-        wait = (t->window_ms + S_THROTTLE_WINDOW_MS - now + 999) / 1000;
-    pthread_mutex_unlock(&self->throttle_lock);
-    return wait;
-}
-
 static void s_login(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *resp)
 {
     char user[BM_WEB_USER_MAX + 2] = "", password[BM_WEB_PASSWORD_MAX + 2] = "";
@@ -282,13 +231,17 @@ static void s_login(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *
         s_error(resp, 400, "login: \"user\" and \"password\" are required (strings)");
         return;
     }
-    int64_t wait = s_throttle(self, req->peer, false, false);
+    /* Counted before PostgreSQL sees it (web_guard.h). */
+    const char *which;
+    int64_t wait = bm_web_guard_begin(self->guard, req->peer, user, &which);
     if (wait > 0) {
         explicit_bzero(password, sizeof password);
         self->logins_failed++;
-        bm_warn("api", "login of \"%s\" from %s refused: %lld failed logins in a minute", user,
-                req->peer, (long long)self->cfg->max_failed_logins);
-        s_error(resp, 429, "too many failed logins from %s; try again in %lld s", req->peer,
+        self->logins_throttled++;
+        bm_debug("api", "login of \"%s\" from %s refused: the %s is locked for %lld s", user,
+                 req->peer, which, (long long)wait);
+        snprintf(resp->retry_after, sizeof resp->retry_after, "%lld", (long long)wait);
+        s_error(resp, 429, "too many failed logins for this %s; try again in %lld s", which,
                 (long long)wait);
         return;
     }
@@ -296,7 +249,8 @@ static void s_login(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *
     bm_err_t err;
     bm_web_login_t rc = bm_web_sessions_login(self->sessions, user, password, token, &err);
     explicit_bzero(password, sizeof password);
-    s_throttle(self, req->peer, rc == BM_WEB_LOGIN_DENIED, rc == BM_WEB_LOGIN_OK);
+    bm_web_guard_end(self->guard, req->peer, user, rc == BM_WEB_LOGIN_DENIED,
+                     rc == BM_WEB_LOGIN_OK);
     if (rc != BM_WEB_LOGIN_OK) {
         self->logins_failed++;
         if (rc == BM_WEB_LOGIN_DENIED) {
@@ -347,17 +301,27 @@ static bool s_db_reachable(bm_web_api_t *self)
     return ok;
 }
 
-static void s_health(bm_web_api_t *self, bm_web_resp_t *resp)
+/* Health for monitors: up or degraded, and the database.  The counters of
+ * use (requests, sessions) only for a logged-in caller. */
+static void s_health(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *resp)
 {
     bool db = s_db_reachable(self);
+    bm_web_session_t *s = bm_web_sessions_acquire(self->sessions, s_token(req));
     json_t *v = json_object();
     json_object_set_new(v, "status", json_string(db ? "ok" : "degraded"));
     json_object_set_new(v, "uptime_s", json_integer((bm_mono_ms() - self->started_ms) / 1000));
-    json_object_set_new(v, "requests", json_integer((json_int_t)self->requests));
-    json_object_set_new(v, "errors_4xx", json_integer((json_int_t)self->errors_4xx));
-    json_object_set_new(v, "errors_5xx", json_integer((json_int_t)self->errors_5xx));
-    json_object_set_new(v, "sessions",
-                        json_integer((json_int_t)bm_web_sessions_count(self->sessions)));
+    if (s) {
+        bm_web_sessions_release(self->sessions, &s);
+        json_object_set_new(v, "requests", json_integer((json_int_t)self->requests));
+        json_object_set_new(v, "errors_4xx", json_integer((json_int_t)self->errors_4xx));
+        json_object_set_new(v, "errors_5xx", json_integer((json_int_t)self->errors_5xx));
+        json_object_set_new(v, "sessions",
+                            json_integer((json_int_t)bm_web_sessions_count(self->sessions)));
+        json_object_set_new(v, "logins_throttled",
+                            json_integer((json_int_t)self->logins_throttled));
+        json_object_set_new(v, "lockouts",
+                            json_integer((json_int_t)bm_web_guard_lockouts(self->guard)));
+    }
     json_object_set_new(v, "db", json_string(db ? "ok" : "unreachable"));
     s_json(resp, 200, v);
 }
@@ -764,6 +728,22 @@ static void s_logfmt(const char *in, char *out, size_t size)
     out[n] = '\0';
 }
 
+/* Login CSRF and its kin: a state-changing request that a browser sends
+ * from another site carries that site in Origin (or, from older browsers,
+ * Referer).  It must name this server (scheme://Host); a request with
+ * neither (curl, scripts) cannot come from a page and is let through. */
+static bool s_same_origin(const bm_web_req_t *req)
+{
+    const char *o = req->origin ? req->origin : req->referer;
+    if (!o)
+        return true;
+    if (!req->host || !*req->host || !strcmp(o, "null"))
+        return false;
+    const char *p = !strncmp(o, "http://", 7) ? o + 7 : !strncmp(o, "https://", 8) ? o + 8 : NULL;
+    size_t hl = strlen(req->host);
+    return p && !strncmp(p, req->host, hl) && (p[hl] == '\0' || p[hl] == '/');
+}
+
 static void s_route(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *resp)
 {
     bool get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
@@ -796,9 +776,18 @@ static void s_route(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *
                 (long long)self->cfg->max_body);
         return;
     }
+    if (!want_get && !s_same_origin(req)) {
+        bm_warn("api", "%s %s from %s refused: Origin/Referer \"%s\" is not this site (%s)",
+                req->method, req->path, req->peer,
+                req->origin ? req->origin : req->referer ? req->referer : "",
+                req->host ? req->host : "no Host");
+        s_error(resp, 403, "cross-site request refused: %s may only be sent from this site's "
+                           "own page", req->path);
+        return;
+    }
     if (s_routes[r].auth == S_ANON) {
         if (!strcmp(req->path, "/api/health"))
-            s_health(self, resp);
+            s_health(self, req, resp);
         else if (!strcmp(req->path, "/api/login"))
             s_login(self, req, resp);
         else

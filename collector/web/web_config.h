@@ -23,16 +23,20 @@ typedef struct {
     int64_t port;
     char *static_dir;           /* the web page's files */
     int64_t max_sessions;       /* hard cap of the session table */
+    int64_t max_sessions_per_user; /* a login beyond closes that person's oldest */
     int64_t session_idle_ms;    /* a session unused this long is closed */
     int64_t session_max_age_ms; /* and any session this old */
     int64_t max_connections;    /* concurrent HTTP connections (one thread each) */
+    int64_t max_connections_per_ip; /* of one client address */
     int64_t request_timeout_ms; /* an idle HTTP connection is closed after this */
+    int64_t request_deadline_ms; /* a request must arrive whole within this */
     int64_t statement_timeout_ms; /* PostgreSQL statement_timeout of each session */
     int64_t max_body;           /* request body cap (login) */
     int64_t max_response;       /* response body cap */
     bool require_db_password;   /* refuse logins PostgreSQL did not check */
     bool cookie_secure;         /* add "Secure" to the session cookie */
-    int64_t max_failed_logins;  /* per client address and minute, then 429 */
+    int64_t max_failed_logins;  /* per client address or account and minute, then 429 */
+    int64_t login_lockout_ms;   /* the first lock-out's length (doubling after) */
     char *log_level;
 } bm_web_config_t;
 

@@ -81,7 +81,9 @@ int main(int argc, char **argv)
             .address = cfg.listen_address,
             .port = (int)cfg.port,
             .max_connections = (unsigned)cfg.max_connections,
+            .max_connections_per_ip = (unsigned)cfg.max_connections_per_ip,
             .timeout_s = (unsigned)((cfg.request_timeout_ms + 999) / 1000),
+            .request_deadline_s = (unsigned)((cfg.request_deadline_ms + 999) / 1000),
             .max_body = (size_t)cfg.max_body,
         };
         server = bm_web_server_new(&so, bm_web_api_handle, api, &err);

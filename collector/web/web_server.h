@@ -5,8 +5,16 @@
  * bm_web_req_t, calls the handler once per request on a connection thread,
  * and sends the bm_web_resp_t it fills (a body or an open file).  Knows
  * nothing about sessions or the API: web_api.c does.
+ *
+ * Slow clients: libmicrohttpd's own timeout counts idle time only, so a
+ * client that trickles one header line every few seconds would hold its
+ * connection (and its thread) for ever.  Each client address may hold at
+ * most max_connections_per_ip connections, and a watchdog thread shuts down
+ * any connection whose current request has not reached the handler within
+ * request_deadline_s of its first byte (a request the handler is working
+ * on is bounded by PostgreSQL's statement_timeout instead).
  * Owns: the libmicrohttpd daemon and its threads (one per connection, up to
- * max_connections). */
+ * max_connections) and the watchdog. */
 #ifndef BM_WEB_SERVER_H
 #define BM_WEB_SERVER_H
 
@@ -33,6 +41,9 @@ typedef struct {
     const char *session_cookie; /* value of cookie bm_session, or NULL */
     const char *authorization;  /* the Authorization header, or NULL */
     const char *content_type;   /* the Content-Type header, or NULL */
+    const char *origin;         /* the Origin header, or NULL */
+    const char *referer;        /* the Referer header, or NULL */
+    const char *host;           /* the Host header, or NULL */
     const char *body;           /* NUL-terminated, body_len bytes */
     size_t body_len;
     bool body_too_large;        /* the body passed the cap (and was dropped) */
@@ -51,6 +62,7 @@ typedef struct {
     char disposition[128];      /* Content-Disposition, "" = none */
     const char *cache_control;  /* NULL = no-store */
     const char *allow;          /* Allow (405), NULL = none */
+    char retry_after[24];       /* Retry-After seconds (429), "" = none */
     char user[72];              /* for the access log */
 } bm_web_resp_t;
 
@@ -60,7 +72,9 @@ typedef struct {
     const char *address;        /* numeric IPv4/IPv6 */
     int port;
     unsigned max_connections;
+    unsigned max_connections_per_ip;
     unsigned timeout_s;         /* idle connection timeout */
+    unsigned request_deadline_s; /* first byte to the handler, at most */
     size_t max_body;
 } bm_web_server_opts_t;
 

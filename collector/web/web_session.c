@@ -130,6 +130,24 @@ static bm_web_session_t *s_unlist(bm_web_sessions_t *self, size_t i)
     return --s->refs == 0 ? s : NULL;
 }
 
+/* How many sessions user holds (lock held); *oldest (if not NULL) gets
+ * the slot of the oldest of them. */
+static size_t s_user_sessions(const bm_web_sessions_t *self, const char *user, size_t *oldest)
+{
+    size_t n = 0, old = 0;
+    for (size_t i = 0; i < self->opts.max_sessions; i++) {
+        const bm_web_session_t *s = self->slots[i];
+        if (!s || strcmp(s->user, user))
+            continue;
+        if (!n || s->created_ms < self->slots[old]->created_ms)
+            old = i;
+        n++;
+    }
+    if (oldest)
+        *oldest = old;
+    return n;
+}
+
 /* Role checks after the connection is made: the password was checked and
  * the role is not a superuser (which row-level security does not bind). */
 static bm_web_login_t s_check_role(bm_web_sessions_t *self, PGconn *conn, const char *user,
@@ -172,7 +190,9 @@ bm_web_login_t bm_web_sessions_login(bm_web_sessions_t *self, const char *user,
     }
     bm_web_sessions_expire(self);
     pthread_mutex_lock(&self->lock);
-    bool full = self->count >= self->opts.max_sessions;
+    /* A person at their own cap frees a slot by this login. */
+    bool full = self->count >= self->opts.max_sessions &&
+                s_user_sessions(self, user, NULL) < self->opts.max_sessions_per_user;
     pthread_mutex_unlock(&self->lock);
     if (full) {
         bm_err_set(err, "too many sessions (max_sessions = %zu)", self->opts.max_sessions);
@@ -211,7 +231,11 @@ bm_web_login_t bm_web_sessions_login(bm_web_sessions_t *self, const char *user,
     s->refs = 1;
     s->listed = true;
     pthread_mutex_lock(&self->lock);
-    size_t i;
+    size_t oldest, i;
+    bm_web_session_t *evicted = NULL;
+    bool evict = s_user_sessions(self, user, &oldest) >= self->opts.max_sessions_per_user;
+    if (evict)
+        evicted = s_unlist(self, oldest);
     for (i = 0; i < self->opts.max_sessions && self->slots[i]; i++)
         ;
     if (i < self->opts.max_sessions) {
@@ -219,6 +243,10 @@ bm_web_login_t bm_web_sessions_login(bm_web_sessions_t *self, const char *user,
         self->count++;
     }
     pthread_mutex_unlock(&self->lock);
+    s_session_free(evicted);
+    if (evict)
+        bm_info("session", "\"%s\" has %zu sessions (max_sessions_per_user): closed the oldest",
+                user, self->opts.max_sessions_per_user);
     if (i == self->opts.max_sessions) {
         /* Filled up by concurrent logins meanwhile. */
         s_session_free(s);

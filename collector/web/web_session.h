@@ -4,7 +4,9 @@
  * the person's own user name and password (so PostgreSQL checks the
  * password and row-level security decides what the person sees) and is
  * known by a token of 32 random bytes (getrandom), 64 hex digits.  The table
- * has a hard cap; a session unused for the idle timeout, or older than the
+ * has a hard cap, and one person at most max_sessions_per_user sessions (a
+ * new login closes their oldest), so one login cannot hold every
+ * PostgreSQL connection the table may open; a session unused for the idle timeout, or older than the
  * maximum age, is closed.  The password is never logged; the only copy kept
  * is inside libpq's connection object (for PQreset after a lost connection).
  *
@@ -33,6 +35,7 @@ typedef struct bm_web_session bm_web_session_t;
 typedef struct {
     const char *conninfo;         /* without user/password (web_config checks) */
     size_t max_sessions;
+    size_t max_sessions_per_user; /* beyond: the person's oldest session is closed */
     int64_t idle_ms;
     int64_t max_age_ms;
     int64_t statement_timeout_ms;
