@@ -483,6 +483,17 @@ bm_delivered() {
 
 # ------------------------------------------- generated chain data (hw-api)
 #
+# bm_load_refdata DATAGEN-ARGS...: starts PostgreSQL, creates the schema and
+# loads the reference data bm-datagen writes for DATAGEN-ARGS into $T/data
+# (no records: for tests that send their own).
+bm_load_refdata() {
+    bm_pg_start
+    "$BM_TOOL" migrate --db "$BM_DB" >"$T/migrate.log" 2>&1 || { cat "$T/migrate.log"; fail "branchmark migrate failed"; }
+    "$BM_DATAGEN" --out "$T/data" "$@" >/dev/null || fail "bm-datagen failed"
+    "$BM_TOOL" refdata load --db "$BM_DB" "$T/data/refdata.json" >"$T/refdata.log" 2>&1 ||
+        { cat "$T/refdata.log"; fail "branchmark refdata load failed"; }
+}
+
 # bm_load_generated NBRANCHES DATAGEN-ARGS...: starts PostgreSQL and fills
 # it the real way: migrate, bm-datagen --branches NBRANCHES DATAGEN-ARGS
 # into $T/data, refdata load, one collector and one agent per branch (B001,

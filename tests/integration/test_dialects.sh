@@ -15,12 +15,7 @@ source "$(dirname "$0")/lib.sh"
 export TZ=UTC
 
 DATA=$BM_SOURCE_DIR/tests/data/inbox
-bm_pg_start
-"$BM_TOOL" migrate --db "$BM_DB" >"$T/migrate.log" 2>&1 || { cat "$T/migrate.log"; fail "branchmark migrate failed"; }
-"$BM_DATAGEN" --out "$T/data" --branches 2 --regions 1 --competitors 1 --days 1 --scale 0.05 >/dev/null ||
-    fail "bm-datagen failed"
-"$BM_TOOL" refdata load --db "$BM_DB" "$T/data/refdata.json" >"$T/refdata.log" 2>&1 ||
-    { cat "$T/refdata.log"; fail "branchmark refdata load failed"; }
+bm_load_refdata --branches 2 --regions 1 --competitors 1 --days 1 --scale 0.05
 
 bm_pick_port CPORT
 start_collector collector "$CPORT"

@@ -23,12 +23,7 @@ BM_WEB=$BM_BUILD_DIR/collector/branchmark-web
 SLOW=$BM_BUILD_DIR/tests/bm-slowclient
 command -v curl >/dev/null || fail "curl is not installed (scripts/deps.sh)"
 
-bm_pg_start
-"$BM_TOOL" migrate --db "$BM_DB" >"$T/migrate.log" 2>&1 || { cat "$T/migrate.log"; fail "branchmark migrate failed"; }
-"$BM_DATAGEN" --out "$T/data" --branches 2 --regions 1 --competitors 1 --days 1 --scale 0.05 >/dev/null ||
-    fail "bm-datagen failed"
-"$BM_TOOL" refdata load --db "$BM_DB" "$T/data/refdata.json" >"$T/refdata.log" 2>&1 ||
-    { cat "$T/refdata.log"; fail "branchmark refdata load failed"; }
+bm_load_refdata --branches 2 --regions 1 --competitors 1 --days 1 --scale 0.05
 REGION=$(bm_psql "SELECT code FROM regions ORDER BY code LIMIT 1")
 adduser() { # adduser NAME PASSWORD ROLE...
     local name=$1 pw=$2
