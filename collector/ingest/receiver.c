@@ -906,7 +906,7 @@ int bm_receiver_check_record(const bm_envelope_t *env, size_t i, const bm_span_t
     const bm_record_t *rec = env->batch->records[i];
     s_lookup_t l = {cache, miss, miss_ctx, sort_buf};
     if (span && bm_record_check_encoding(span, err) < 0)
-        return -1;
+        return -2;
     if (bm_record_validate(rec, window, err) < 0)
         return -1;
     if (rec->kind_case == BRANCHMARK__V1__RECORD__KIND_EVALUATION)
@@ -1116,7 +1116,7 @@ static bool s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, bm_envelope_t *
                                           r->sort_buf, &err);
         accepted[i] = rc == 0;
         if (rc < 0)
-            s_reject(r, p, i, batch->records[i]->source_id, err.msg);
+            s_reject(r, p, i, rc == -2 ? NULL : batch->records[i]->source_id, err.msg);
     }
     /* A reload during validation may have found the database gone. */
     if (!r->db_ready) {

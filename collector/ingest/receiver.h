@@ -94,7 +94,9 @@ int bm_receiver_check_message(const void *data, size_t len, const bm_msg_limits_
  * evaluation's outlet, questionnaire and items; repeated CSI items).  On a
  * lookup miss miss(miss_ctx) is called once (it may reload cache; NULL: no
  * reload).  sort_buf holds BM_RECEIVER_SORT_MAX pointers.  Returns 0, or -1
- * with err saying what is wrong with the record. */
+ * with err saying what is wrong with the record, or -2 with err when its
+ * encoding is (a NUL byte, a field twice): its decoded source_id is then
+ * not what was sent and must not be echoed. */
 int bm_receiver_check_record(const bm_envelope_t *env, size_t i, const bm_span_t *span,
                              const bm_time_window_t *window, const bm_refcache_t *cache,
                              void (*miss)(void *), void *miss_ctx, const char **sort_buf,
@@ -103,7 +105,7 @@ int bm_receiver_check_record(const bm_envelope_t *env, size_t i, const bm_span_t
 /* Fills a rejection of record index.  reason is copied into reason_buf
  * (BM_ERR_MSG_MAX bytes) as valid UTF-8 (bm_utf8_escape); source_id is
  * borrowed when it is valid UTF-8 of at most BM_SOURCE_ID_MAX bytes, else
- * the rejection carries "" (the index still names the record). */
+ * (also NULL) the rejection carries "" (the index still names the record). */
 void bm_receiver_rejection(Branchmark__V1__RecordRejection *j, char *reason_buf, size_t index,
                            const char *source_id, const char *reason);
 

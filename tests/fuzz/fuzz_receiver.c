@@ -94,11 +94,13 @@ static uint8_t *s_batch(const bm_envelope_t *env, const bm_span_t *spans, size_t
     for (size_t i = 0; i < n; i++) {
         bm_err_t err;
         const bm_record_t *rec = env->batch->records[i];
-        if (bm_receiver_check_record(env, i, &spans[i], &window, cache, NULL, NULL, sort_buf,
-                                     &err) < 0) {
+        int rc = bm_receiver_check_record(env, i, &spans[i], &window, cache, NULL, NULL,
+                                          sort_buf, &err);
+        if (rc < 0) {
             if (!err.msg[0])
                 s_finding("a record was refused without a reason", NULL);
-            bm_receiver_rejection(&rej[n_rej], reasons[n_rej], i, rec->source_id, err.msg);
+            bm_receiver_rejection(&rej[n_rej], reasons[n_rej], i,
+                                  rc == -2 ? NULL : rec->source_id, err.msg);
             rej_p[n_rej] = &rej[n_rej];
             n_rej++;
         } else {

@@ -154,6 +154,9 @@ def case_nul_in_source_id():
     e = envelope([receipt("FC-NUL-1"), receipt("X\0a"), receipt("X\0b"), receipt("FC-NUL-2")])
     r = exchange(c, e.SerializeToString())
     expect_ack(c, r, 2, {1: "source_id: contains a NUL byte", 2: "source_id: contains a NUL byte"})
+    for j in r.ack.rejected:
+        if j.source_id != "":
+            fail(c, f"the rejection echoes the cut source_id {j.source_id!r}")
     expect_rows(c, ["FC-NUL-1", "FC-NUL-2"], 1)
     expect_rows(c, ["X"], 0)
 
