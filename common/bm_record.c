@@ -408,11 +408,26 @@ static int s_evaluation(const char *k, const Branchmark__V1__ShopperEvaluation *
     return 0;
 }
 
+/* A record without a kind this side knows: a newer client's kind arrives
+ * as an unknown field (protobuf keeps it), which is named. */
+static int s_no_kind(const bm_record_t *r, bm_err_t *err)
+{
+    for (unsigned i = 0; r && i < r->base.n_unknown_fields; i++) {
+        uint32_t tag = r->base.unknown_fields[i].tag;
+        if (tag >= 10)
+            return bm_err_set(err, "record: kind: field %" PRIu32 " is not a record kind of "
+                              "protocol version %d (those are fields 10..17); this record "
+                              "is refused, the others of the batch are not affected", tag,
+                              BM_PROTOCOL_VERSION);
+    }
+    return bm_err_set(err, "record: has no kind");
+}
+
 int bm_record_validate(const bm_record_t *r, const bm_time_window_t *window, bm_err_t *err)
 {
     bm_kind_t kind = bm_record_kind(r);
     if (kind == BM_KIND_NONE)
-        return bm_err_set(err, "record: has no kind");
+        return s_no_kind(r, err);
     const char *k = bm_kind_name(kind);
 
     const char *sid = r->source_id ? r->source_id : "";

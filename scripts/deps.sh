@@ -2,7 +2,8 @@
 # deps.sh: installs the Debian 12 packages Branchmark needs to build, test and
 # run (compiler, CMake, ZeroMQ, protobuf-c, libpq, OpenSSL, jansson,
 # PostgreSQL 15, valgrind, clang and its libFuzzer runtime for tests/fuzz,
-# libmicrohttpd for branchmark-web, curl for its API tests, Chromium for the
+# libmicrohttpd for branchmark-web, curl for its API tests, Debian's Python
+# with protobuf, protoc and pyzmq for the foreign-client test, Chromium for the
 # browser tests; Node.js and
 # npm only when the machine has none).  Idempotent: checks with dpkg-query first and
 # says nothing when everything is there.  Needs root only when something is
@@ -11,7 +12,8 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libpq-dev libssl-dev postgresql-15 postgresql-client-15
-libjansson-dev valgrind clang libclang-rt-14-dev libmicrohttpd-dev chromium curl"
+libjansson-dev valgrind clang libclang-rt-14-dev libmicrohttpd-dev chromium curl
+python3 python3-protobuf protobuf-compiler python3-zmq"
 
 missing=""
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"

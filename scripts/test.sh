@@ -11,9 +11,11 @@
 #    sanitizers by test_web_api; once is enough for a 60 s test;
 # 4. runs the end-to-end test once more with agent and collector under
 #    valgrind memcheck (BM_VALGRIND=1; any valgrind error fails it);
-# 5. builds the libFuzzer harness with clang in build-fuzz/ (-DBM_FUZZ=ON)
-#    and fuzzes the envelope decoder and validator for 60 s from the seed
-#    corpus tests/fuzz/corpus/ (any crash, leak or sanitizer report fails);
+# 5. builds the libFuzzer harnesses with clang in build-fuzz/ (-DBM_FUZZ=ON)
+#    and fuzzes from the seed corpus tests/fuzz/corpus/ for 60 s in all: the
+#    envelope decoder and validator (fuzz_envelope, 30 s) and the receiver's
+#    whole handling of one message with a fake store (fuzz_receiver, 30 s);
+#    any crash, leak or sanitizer report fails;
 # and prints a summary.  Exits non-zero if anything failed.  Build and test
 # logs stay in build/ and build-asan/ (ctest's Testing/Temporary/).
 set -uo pipefail
@@ -106,23 +108,25 @@ else
     skip_step "end-to-end test under valgrind" "build failed"
 fi
 
-# fuzz_run: 60 s of libFuzzer; new inputs go to build-fuzz/corpus-work,
-# the committed seeds are read only.  Findings land in build-fuzz/.
+# fuzz_run HARNESS SECONDS: libFuzzer for SECONDS; new inputs go to
+# build-fuzz/corpus-HARNESS, the committed seeds are read only.  Findings
+# land in build-fuzz/.  The two harnesses share the 60 s budget.
 fuzz_run() {
-    mkdir -p "$ROOT/build-fuzz/corpus-work"
+    local h=$1 secs=$2
+    mkdir -p "$ROOT/build-fuzz/corpus-$h"
     (cd "$ROOT/build-fuzz" &&
         ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            ./tests/fuzz_envelope corpus-work "$ROOT/tests/fuzz/corpus" -max_total_time=60 \
-            -rss_limit_mb=2048 -detect_leaks=1 -print_final_stats=1 >fuzz.log 2>&1) || {
-        tail -n 40 "$ROOT/build-fuzz/fuzz.log"
+            "./tests/$h" "corpus-$h" "$ROOT/tests/fuzz/corpus" -max_total_time="$secs" \
+            -rss_limit_mb=2048 -detect_leaks=1 -print_final_stats=1 >"$h.log" 2>&1) || {
+        tail -n 40 "$ROOT/build-fuzz/$h.log"
         return 1
     }
-    grep -aE '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$ROOT/build-fuzz/fuzz.log"
+    grep -aE '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$ROOT/build-fuzz/$h.log"
 }
 fuzz_build() {
     mkdir -p "$ROOT/build-fuzz"
     { cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
-        -DBM_FUZZ=ON && cmake --build "$ROOT/build-fuzz" --target fuzz_envelope -j"$JOBS"; } \
+        -DBM_FUZZ=ON && cmake --build "$ROOT/build-fuzz" --target fuzz_envelope fuzz_receiver -j"$JOBS"; } \
         >"$ROOT/build-fuzz/test-build.log" 2>&1 || {
         tail -n 40 "$ROOT/build-fuzz/test-build.log"
         return 1
@@ -131,12 +135,15 @@ fuzz_build() {
 }
 if command -v clang >/dev/null 2>&1; then
     if run_step "build build-fuzz/ (clang, libFuzzer)" fuzz_build; then
-        run_step "fuzz the envelope decoder and validator (60 s)" fuzz_run
+        run_step "fuzz the envelope decoder and validator (30 s)" fuzz_run fuzz_envelope 30
+        run_step "fuzz the receiver's handling of a message (30 s)" fuzz_run fuzz_receiver 30
     else
-        skip_step "fuzz the envelope decoder and validator (60 s)" "build failed"
+        skip_step "fuzz the envelope decoder and validator (30 s)" "build failed"
+        skip_step "fuzz the receiver's handling of a message (30 s)" "build failed"
     fi
 else
-    skip_step "fuzz the envelope decoder and validator (60 s)" "clang is not installed"
+    skip_step "fuzz the envelope decoder and validator (30 s)" "clang is not installed"
+    skip_step "fuzz the receiver's handling of a message (30 s)" "clang is not installed"
 fi
 
 summary

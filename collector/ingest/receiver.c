@@ -43,7 +43,6 @@
 #ifndef ZMQ_ZERO_COPY_RECV
 #define ZMQ_ZERO_COPY_RECV 10
 #endif
-#define S_SORT_MAX 500                 /* answers / CSI items checked for repeats */
 #define S_ERROR_CODES 9
 #define S_KEY_SLOTS 4096               /* CURVE key status cache (power of two) */
 #define S_KEY_RECHECK_MS 3000          /* a revoked key is refused within this */
@@ -133,6 +132,8 @@ struct bm_receiver {
     char (*rej_reasons)[BM_ERR_MSG_MAX];
     bool *accepted;
     const char **sort_buf;
+    bm_span_t *spans;           /* where the records of the current frame lie */
+    size_t n_spans;
 
     bool curve;                 /* CURVE server with the ZAP handler */
     bm_zap_t *zap;
@@ -237,14 +238,15 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
     r->rej_ptrs = calloc(r->pool_cap, sizeof *r->rej_ptrs);
     r->rej_reasons = calloc(r->pool_cap, sizeof *r->rej_reasons);
     r->accepted = calloc(r->pool_cap, sizeof *r->accepted);
-    r->sort_buf = calloc(S_SORT_MAX, sizeof *r->sort_buf);
+    r->sort_buf = calloc(BM_RECEIVER_SORT_MAX, sizeof *r->sort_buf);
+    r->spans = calloc(BM_MAX_RECORDS_PER_BATCH, sizeof *r->spans);
     r->keys = calloc(S_KEY_SLOTS, sizeof *r->keys);
     r->store = bm_store_new(cfg->database);
     r->cache = bm_refcache_new();
     r->ctx = zmq_ctx_new();
     if (!r->socks || !r->items || !r->agents || !r->pending || !r->g_batches || !r->g_ptrs ||
         !r->g_results || !r->g_status || !r->g_errs || !r->rej || !r->rej_ptrs ||
-        !r->rej_reasons || !r->accepted || !r->sort_buf || !r->keys || !r->store ||
+        !r->rej_reasons || !r->accepted || !r->sort_buf || !r->spans || !r->keys || !r->store ||
         !r->cache || !r->ctx) {
         bm_err_set(err, "out of memory");
         bm_receiver_destroy(&r);
@@ -379,6 +381,7 @@ void bm_receiver_destroy(bm_receiver_t **recv_p)
     free(r->rej_reasons);
     free(r->accepted);
     free(r->sort_buf);
+    free(r->spans);
     free(r->keys);
     free(r);
     *recv_p = NULL;
@@ -468,6 +471,11 @@ static void s_miss_reload(bm_receiver_t *r)
         return;
     }
     bm_debug("receiver", "reference data reloaded after a lookup miss");
+}
+
+static void s_miss_cb(void *ctx)
+{
+    s_miss_reload(ctx);
 }
 
 static int32_t s_branch(bm_receiver_t *r, const char *code)
@@ -681,11 +689,9 @@ static void s_security_refuse(bm_receiver_t *r, void *sock, zmq_msg_t *id,
 /* Replies                                                             */
 /* ------------------------------------------------------------------ */
 
-static void s_send(bm_receiver_t *r, void *sock, zmq_msg_t *id, bm_reply_t *reply)
+/* Sends an encoded reply and frees it (NULL: out of memory, logged). */
+static void s_send(bm_receiver_t *r, void *sock, zmq_msg_t *id, uint8_t *buf, size_t len)
 {
-    size_t len = 0;
-    reply->collector_time_ms = bm_now_ms();
-    uint8_t *buf = bm_message_encode(&reply->base, &len);
     if (!buf) {
         bm_error("receiver", "could not encode a reply: out of memory");
         return;
@@ -704,33 +710,69 @@ static void s_note_error(bm_receiver_t *r, Branchmark__V1__ErrorCode code, const
 {
     if ((unsigned)code < S_ERROR_CODES)
         r->c.errors[code]++;
-    snprintf(r->c.last_error, sizeof r->c.last_error, "%s: %s",
-             (unsigned)code < S_ERROR_CODES ? s_error_names[code] : "error", msg);
+    char line[BM_ERR_MSG_MAX + 128];
+    snprintf(line, sizeof line, "%s: %.*s",
+             (unsigned)code < S_ERROR_CODES ? s_error_names[code] : "error",
+             BM_ERR_MSG_MAX + 64, msg);
+    /* Cut at a character boundary: the status file is JSON (UTF-8). */
+    bm_utf8_escape(line, r->c.last_error, sizeof r->c.last_error);
     r->c.last_error_ms = bm_now_ms();
 }
 
-/* stream_id is echoed only when it is short enough to be one. */
-static char *s_echo_stream(const bm_envelope_t *env)
+/* The reply's head: stream id only when it is one (a hostile one may be
+ * anything, also bytes that are not UTF-8), and the sequence. */
+static void s_reply_head(bm_reply_t *reply, const bm_envelope_t *env, int64_t now_ms)
 {
     static char empty[] = "";
-    if (!env || !env->stream_id || strlen(env->stream_id) > 64)
-        return empty;
-    return env->stream_id;
+    branchmark__v1__reply__init(reply);
+    reply->stream_id = env && bm_stream_id_valid(env->stream_id) ? env->stream_id : empty;
+    reply->sequence = env ? env->sequence : 0;
+    reply->collector_time_ms = now_ms;
+}
+
+uint8_t *bm_receiver_encode_error(const bm_envelope_t *env, Branchmark__V1__ErrorCode code,
+                                  const char *msg, int64_t now_ms, size_t *len)
+{
+    char safe[BM_ERR_MSG_MAX + 64];
+    Branchmark__V1__Error e = BRANCHMARK__V1__ERROR__INIT;
+    e.code = code;
+    e.message = bm_utf8_escape(msg, safe, sizeof safe);
+    bm_reply_t reply;
+    s_reply_head(&reply, env, now_ms);
+    reply.result_case = BRANCHMARK__V1__REPLY__RESULT_ERROR;
+    reply.error = &e;
+    return bm_message_encode(&reply.base, len);
+}
+
+uint8_t *bm_receiver_encode_ack(const bm_envelope_t *env, Branchmark__V1__Ack *ack,
+                                int64_t now_ms, size_t *len)
+{
+    bm_reply_t reply;
+    s_reply_head(&reply, env, now_ms);
+    reply.result_case = BRANCHMARK__V1__REPLY__RESULT_ACK;
+    reply.ack = ack;
+    return bm_message_encode(&reply.base, len);
+}
+
+uint8_t *bm_receiver_encode_heartbeat(const bm_envelope_t *env, int64_t now_ms, size_t *len)
+{
+    bm_reply_t reply;
+    s_reply_head(&reply, env, now_ms);
+    reply.result_case = BRANCHMARK__V1__REPLY__RESULT_HEARTBEAT_OK;
+    reply.heartbeat_ok = 1;
+    return bm_message_encode(&reply.base, len);
 }
 
 static void s_reply_error(bm_receiver_t *r, void *sock, zmq_msg_t *id, const bm_envelope_t *env,
                           Branchmark__V1__ErrorCode code, const char *msg)
 {
-    s_note_error(r, code, msg);
-    Branchmark__V1__Error e = BRANCHMARK__V1__ERROR__INIT;
-    e.code = code;
-    e.message = (char *)msg;
-    bm_reply_t reply = BRANCHMARK__V1__REPLY__INIT;
-    reply.stream_id = s_echo_stream(env);
-    reply.sequence = env ? env->sequence : 0;
-    reply.result_case = BRANCHMARK__V1__REPLY__RESULT_ERROR;
-    reply.error = &e;
-    s_send(r, sock, id, &reply);
+    char safe[BM_ERR_MSG_MAX + 64];
+    /* The status file is JSON, which must be UTF-8 as much as the reply. */
+    bm_utf8_escape(msg, safe, sizeof safe);
+    s_note_error(r, code, safe);
+    size_t len = 0;
+    uint8_t *buf = bm_receiver_encode_error(env, code, safe, bm_now_ms(), &len);
+    s_send(r, sock, id, buf, len);
 }
 
 static void s_reply_unavailable(bm_receiver_t *r, void *sock, zmq_msg_t *id,
@@ -750,29 +792,45 @@ static int s_strptr_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Finds a repeated string among n (at most S_SORT_MAX); returns it or NULL. */
-static const char *s_repeated(bm_receiver_t *r, size_t n)
+/* Finds a repeated string among sort_buf[0..n) (n at most
+ * BM_RECEIVER_SORT_MAX); returns it or NULL. */
+static const char *s_repeated(const char **sort_buf, size_t n)
 {
-    qsort(r->sort_buf, n, sizeof *r->sort_buf, s_strptr_cmp);
+    qsort(sort_buf, n, sizeof *sort_buf, s_strptr_cmp);
     for (size_t i = 1; i < n; i++)
-        if (strcmp(r->sort_buf[i - 1], r->sort_buf[i]) == 0)
-            return r->sort_buf[i];
+        if (strcmp(sort_buf[i - 1], sort_buf[i]) == 0)
+            return sort_buf[i];
     return NULL;
 }
 
-static const bm_refcache_questionnaire_t *s_questionnaire(bm_receiver_t *r, const char *code,
+/* The reference-data lookups of one record: the cache, and what to call
+ * once on a miss (the receiver reloads the cache then). */
+typedef struct {
+    const bm_refcache_t *cache;
+    void (*miss)(void *);
+    void *miss_ctx;
+    const char **sort_buf;
+} s_lookup_t;
+
+static void s_miss(const s_lookup_t *l)
+{
+    if (l->miss)
+        l->miss(l->miss_ctx);
+}
+
+static const bm_refcache_questionnaire_t *s_questionnaire(const s_lookup_t *l, const char *code,
                                                           uint32_t version)
 {
-    const bm_refcache_questionnaire_t *q = bm_refcache_questionnaire(r->cache, code, version);
+    const bm_refcache_questionnaire_t *q = bm_refcache_questionnaire(l->cache, code, version);
     if (!q) {
-        s_miss_reload(r);
-        q = bm_refcache_questionnaire(r->cache, code, version);
+        s_miss(l);
+        q = bm_refcache_questionnaire(l->cache, code, version);
     }
     return q;
 }
 
-static int s_check_evaluation(bm_receiver_t *r, const bm_envelope_t *env,
-                              const Branchmark__V1__ShopperEvaluation *e, bm_err_t *err)
+static int s_check_outlet(const s_lookup_t *l, const bm_envelope_t *env,
+                          const Branchmark__V1__ShopperEvaluation *e, bm_err_t *err)
 {
     if (e->outlet_kind == BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_BRANCH) {
         if (!e->outlet_code || strcmp(e->outlet_code, env->branch_code) != 0)
@@ -780,25 +838,33 @@ static int s_check_evaluation(bm_receiver_t *r, const bm_envelope_t *env,
                               "branch \"%s\"", e->outlet_code ? e->outlet_code : "",
                               env->branch_code);
     } else if (e->outlet_kind == BRANCHMARK__V1__OUTLET_KIND__OUTLET_KIND_COMPETITOR) {
-        if (!bm_refcache_competitor(r->cache, e->outlet_code)) {
-            s_miss_reload(r);
-            if (!bm_refcache_competitor(r->cache, e->outlet_code))
+        if (!bm_refcache_competitor(l->cache, e->outlet_code)) {
+            s_miss(l);
+            if (!bm_refcache_competitor(l->cache, e->outlet_code))
                 return bm_err_set(err, "evaluation: outlet: competitor \"%s\" is not in the "
                                   "reference data", e->outlet_code ? e->outlet_code : "");
         }
     } else {
         return bm_err_set(err, "evaluation: outlet: kind is not set");
     }
+    return 0;
+}
+
+static int s_check_evaluation(const s_lookup_t *l, const bm_envelope_t *env,
+                              const Branchmark__V1__ShopperEvaluation *e, bm_err_t *err)
+{
+    if (s_check_outlet(l, env, e, err) < 0)
+        return -1;
     const bm_refcache_questionnaire_t *q =
-        s_questionnaire(r, e->questionnaire_code, e->questionnaire_version);
+        s_questionnaire(l, e->questionnaire_code, e->questionnaire_version);
     if (!q)
         return bm_err_set(err, "evaluation: questionnaire \"%s\" version %" PRIu32
                           " is not in the reference data",
                           e->questionnaire_code ? e->questionnaire_code : "",
                           e->questionnaire_version);
-    if (e->n_answers > S_SORT_MAX)
+    if (e->n_answers > BM_RECEIVER_SORT_MAX)
         return bm_err_set(err, "evaluation: answers: %zu answers, at most %d are allowed",
-                          e->n_answers, S_SORT_MAX);
+                          e->n_answers, BM_RECEIVER_SORT_MAX);
     for (size_t i = 0; i < e->n_answers; i++) {
         const Branchmark__V1__Answer *a = e->answers[i];
         double max = 0;
@@ -810,26 +876,57 @@ static int s_check_evaluation(bm_receiver_t *r, const bm_envelope_t *env,
         if (a->value_case == BRANCHMARK__V1__ANSWER__VALUE_POINTS && a->points > max)
             return bm_err_set(err, "evaluation: answers[%zu]: item \"%s\": %g points exceed "
                               "its maximum %g", i, a->item_code, a->points, max);
-        r->sort_buf[i] = a->item_code;
+        l->sort_buf[i] = a->item_code;
     }
-    const char *rep = s_repeated(r, e->n_answers);
+    const char *rep = s_repeated(l->sort_buf, e->n_answers);
     if (rep)
         return bm_err_set(err, "evaluation: answers: item \"%s\" is answered twice", rep);
     return 0;
 }
 
-static int s_check_survey(bm_receiver_t *r, const Branchmark__V1__SurveyResponse *s,
+static int s_check_survey(const s_lookup_t *l, const Branchmark__V1__SurveyResponse *s,
                           bm_err_t *err)
 {
-    if (s->n_csi > S_SORT_MAX)
+    if (s->n_csi > BM_RECEIVER_SORT_MAX)
         return bm_err_set(err, "survey: csi: %zu items, at most %d are allowed", s->n_csi,
-                          S_SORT_MAX);
+                          BM_RECEIVER_SORT_MAX);
     for (size_t i = 0; i < s->n_csi; i++)
-        r->sort_buf[i] = s->csi[i]->item ? s->csi[i]->item : "";
-    const char *rep = s_repeated(r, s->n_csi);
+        l->sort_buf[i] = s->csi[i]->item ? s->csi[i]->item : "";
+    const char *rep = s_repeated(l->sort_buf, s->n_csi);
     if (rep)
         return bm_err_set(err, "survey: csi: item \"%s\" appears twice", rep);
     return 0;
+}
+
+int bm_receiver_check_record(const bm_envelope_t *env, size_t i, const bm_span_t *span,
+                             const bm_time_window_t *window, const bm_refcache_t *cache,
+                             void (*miss)(void *), void *miss_ctx, const char **sort_buf,
+                             bm_err_t *err)
+{
+    const bm_record_t *rec = env->batch->records[i];
+    s_lookup_t l = {cache, miss, miss_ctx, sort_buf};
+    if (span && bm_record_check_encoding(span, err) < 0)
+        return -2;
+    if (bm_record_validate(rec, window, err) < 0)
+        return -1;
+    if (rec->kind_case == BRANCHMARK__V1__RECORD__KIND_EVALUATION)
+        return s_check_evaluation(&l, env, rec->evaluation, err);
+    if (rec->kind_case == BRANCHMARK__V1__RECORD__KIND_SURVEY)
+        return s_check_survey(&l, rec->survey, err);
+    return 0;
+}
+
+void bm_receiver_rejection(Branchmark__V1__RecordRejection *j, char *reason_buf, size_t index,
+                           const char *source_id, const char *reason)
+{
+    static char empty[] = "";
+    branchmark__v1__record_rejection__init(j);
+    j->index = (uint32_t)index;
+    j->source_id = source_id && strlen(source_id) <= BM_SOURCE_ID_MAX &&
+                           bm_utf8_valid(source_id)
+                       ? (char *)source_id
+                       : empty;
+    j->reason = bm_utf8_escape(reason, reason_buf, BM_ERR_MSG_MAX);
 }
 
 static void s_reject(bm_receiver_t *r, s_pending_t *p, size_t index, const char *source_id,
@@ -840,11 +937,7 @@ static void s_reject(bm_receiver_t *r, s_pending_t *p, size_t index, const char 
         return;
     size_t at = p->off + p->n_rej;
     Branchmark__V1__RecordRejection *j = &r->rej[at];
-    branchmark__v1__record_rejection__init(j);
-    j->index = (uint32_t)index;
-    j->source_id = (char *)(source_id ? source_id : "");
-    snprintf(r->rej_reasons[at], BM_ERR_MSG_MAX, "%s", reason);
-    j->reason = r->rej_reasons[at];
+    bm_receiver_rejection(j, r->rej_reasons[at], index, source_id, reason);
     r->rej_ptrs[at] = j;
     p->n_rej++;
 }
@@ -935,12 +1028,9 @@ static void s_answer(bm_receiver_t *r, s_pending_t *p, bm_store_status_t st,
     ack.n_rejected = p->n_rej;
     ack.rejected = p->n_rej ? &r->rej_ptrs[p->off] : NULL;
     ack.batch_was_duplicate = res->batch_was_duplicate;
-    bm_reply_t reply = BRANCHMARK__V1__REPLY__INIT;
-    reply.stream_id = env->stream_id;
-    reply.sequence = env->sequence;
-    reply.result_case = BRANCHMARK__V1__REPLY__RESULT_ACK;
-    reply.ack = &ack;
-    s_send(r, p->sock, &p->id, &reply);
+    size_t len = 0;
+    uint8_t *buf = bm_receiver_encode_ack(env, &ack, bm_now_ms(), &len);
+    s_send(r, p->sock, &p->id, buf, len);
 }
 
 /* Stores the waiting batches in one transaction (store.c falls back to
@@ -1019,16 +1109,14 @@ static bool s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, bm_envelope_t *
                                r->cfg->clock_max_future_ms};
     bool *accepted = &r->accepted[p->off];
     for (size_t i = 0; i < n; i++) {
-        const bm_record_t *rec = batch->records[i];
         bm_err_t err;
-        int rc = bm_record_validate(rec, &window, &err);
-        if (rc == 0 && rec->kind_case == BRANCHMARK__V1__RECORD__KIND_EVALUATION)
-            rc = s_check_evaluation(r, env, rec->evaluation, &err);
-        else if (rc == 0 && rec->kind_case == BRANCHMARK__V1__RECORD__KIND_SURVEY)
-            rc = s_check_survey(r, rec->survey, &err);
+        /* The spans are those of this envelope's frame (s_envelope). */
+        const bm_span_t *span = r->n_spans == n ? &r->spans[i] : NULL;
+        int rc = bm_receiver_check_record(env, i, span, &window, r->cache, s_miss_cb, r,
+                                          r->sort_buf, &err);
         accepted[i] = rc == 0;
         if (rc < 0)
-            s_reject(r, p, i, rec->source_id, err.msg);
+            s_reject(r, p, i, rc == -2 ? NULL : batch->records[i]->source_id, err.msg);
     }
     /* A reload during validation may have found the database gone. */
     if (!r->db_ready) {
@@ -1044,33 +1132,69 @@ static bool s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, bm_envelope_t *
     r->n_pending++;
     return true;
 }
+/* How far a lies ahead of b, in ms (negative: behind), saturated at the
+ * int64 range: hostile times (INT64_MIN) must not overflow. */
+static int64_t s_ms_ahead(int64_t a, int64_t b)
+{
+    if (b > 0 && a < INT64_MIN + b)
+        return INT64_MIN;
+    if (b < 0 && a > INT64_MAX + b)
+        return INT64_MAX;
+    return a - b;
+}
+
+int bm_receiver_check_message(const void *data, size_t len, const bm_msg_limits_t *lim,
+                              bm_span_t *spans, size_t cap, bm_msg_check_t *out)
+{
+    bm_err_t err;
+    memset(out, 0, sizeof *out);
+    out->code = BRANCHMARK__V1__ERROR_CODE__ERROR_UNSPECIFIED;
+    out->env = bm_envelope_decode(data, len, lim->max_frame_bytes, &err);
+    if (!out->env) {
+        out->code = len > lim->max_frame_bytes ? BRANCHMARK__V1__ERROR_CODE__ERROR_TOO_LARGE
+                                               : BRANCHMARK__V1__ERROR_CODE__ERROR_MALFORMED;
+        snprintf(out->msg, sizeof out->msg, "%s", err.msg);
+        return -1;
+    }
+    /* What protobuf-c decoded must be what was sent (NUL bytes, split
+     * chunks, cut numbers); it also finds where each record lies. */
+    if (bm_envelope_scan(data, len, spans, cap, &out->n_spans, &err) < 0) {
+        out->code = BRANCHMARK__V1__ERROR_CODE__ERROR_MALFORMED;
+        snprintf(out->msg, sizeof out->msg, "%s", err.msg);
+        return -1;
+    }
+    Branchmark__V1__ErrorCode code = BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE;
+    if (bm_envelope_check(out->env, &code, &err) < 0) {
+        out->code = code;
+        snprintf(out->msg, sizeof out->msg, "%s", err.msg);
+        return -1;
+    }
+    int64_t future = s_ms_ahead(out->env->sent_at_ms, lim->now_ms);
+    if (future > lim->clock_max_future_ms) {
+        out->code = BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE;
+        out->future_dated = true;
+        snprintf(out->msg, sizeof out->msg, "sent_at is %" PRId64 " s in the future, more than "
+                 "clock_max_future (%" PRId64 " s)", future / 1000,
+                 lim->clock_max_future_ms / 1000);
+        return -1;
+    }
+    return 0;
+}
+
 static void s_envelope(bm_receiver_t *r, void *sock, zmq_msg_t *id, zmq_msg_t *payload)
 {
     bm_err_t err;
-    size_t len = zmq_msg_size(payload);
-    bm_envelope_t *env = bm_envelope_decode(zmq_msg_data(payload), len,
-                                            (size_t)r->cfg->max_frame_bytes, &err);
-    if (!env) {
-        s_reply_error(r, sock, id, NULL,
-                      len > (size_t)r->cfg->max_frame_bytes
-                          ? BRANCHMARK__V1__ERROR_CODE__ERROR_TOO_LARGE
-                          : BRANCHMARK__V1__ERROR_CODE__ERROR_MALFORMED,
-                      err.msg);
-        return;
-    }
-    Branchmark__V1__ErrorCode code = BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE;
-    if (bm_envelope_check(env, &code, &err) < 0) {
-        s_reply_error(r, sock, id, env, code, err.msg);
-        goto out;
-    }
-    int64_t future = env->sent_at_ms - bm_now_ms();
-    if (future > r->cfg->clock_max_future_ms) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "sent_at is %" PRId64 " s in the future, more than "
-                 "clock_max_future (%" PRId64 " s)", future / 1000,
-                 r->cfg->clock_max_future_ms / 1000);
-        r->c.future_dated++;
-        s_reply_error(r, sock, id, env, BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE, msg);
+    bm_msg_limits_t lim = {(size_t)r->cfg->max_frame_bytes, bm_now_ms(),
+                           r->cfg->clock_max_future_ms};
+    bm_msg_check_t chk;
+    int rc = bm_receiver_check_message(zmq_msg_data(payload), zmq_msg_size(payload), &lim,
+                                       r->spans, BM_MAX_RECORDS_PER_BATCH, &chk);
+    bm_envelope_t *env = chk.env;
+    r->n_spans = chk.n_spans;
+    if (rc < 0) {
+        if (chk.future_dated)
+            r->c.future_dated++;
+        s_reply_error(r, sock, id, env, chk.code, chk.msg);
         goto out;
     }
     r->c.envelopes_ok++;
@@ -1151,12 +1275,9 @@ static void s_envelope(bm_receiver_t *r, void *sock, zmq_msg_t *id, zmq_msg_t *p
     }
     if (env->body_case == BRANCHMARK__V1__ENVELOPE__BODY_HEARTBEAT) {
         r->c.heartbeats++;
-        bm_reply_t reply = BRANCHMARK__V1__REPLY__INIT;
-        reply.stream_id = env->stream_id;
-        reply.sequence = env->sequence;
-        reply.result_case = BRANCHMARK__V1__REPLY__RESULT_HEARTBEAT_OK;
-        reply.heartbeat_ok = 1;
-        s_send(r, sock, id, &reply);
+        size_t len = 0;
+        uint8_t *buf = bm_receiver_encode_heartbeat(env, bm_now_ms(), &len);
+        s_send(r, sock, id, buf, len);
     } else {
         /* Queued for the group commit at the end of this poll round. */
         if (s_batch(r, sock, id, env, branch_id))

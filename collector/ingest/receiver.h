@@ -26,7 +26,10 @@
 #include <signal.h>
 
 #include "bm_err.h"
+#include "bm_record.h"
+#include "bm_wire.h"
 #include "collector_config.h"
+#include "refcache.h"
 
 typedef struct bm_receiver bm_receiver_t;
 
@@ -51,5 +54,69 @@ void bm_receiver_reload(bm_receiver_t *recv);
 
 /* Logs the counters and writes the status file now. */
 void bm_receiver_report(bm_receiver_t *recv);
+
+/* ---- One message's checks and replies, without sockets or a database ----
+ *
+ * The receiver runs these for every message, and tests/fuzz/fuzz_receiver.c
+ * runs the same functions on hostile input with a fake store, so what is
+ * fuzzed is what serves.  Between bm_receiver_check_message and the record
+ * checks the receiver does what needs the database (the key's agent and
+ * branch, the branch code, the agent's binding). */
+
+/* Most answers and CSI items checked for repeats in one record. */
+#define BM_RECEIVER_SORT_MAX 500
+
+typedef struct {
+    size_t max_frame_bytes;
+    int64_t now_ms;               /* wall clock */
+    int64_t clock_max_future_ms;  /* sent_at may be this far ahead */
+} bm_msg_limits_t;
+
+typedef struct {
+    bm_envelope_t *env;               /* decoded (owned: bm_envelope_free), or NULL */
+    Branchmark__V1__ErrorCode code;   /* ERROR_UNSPECIFIED: the message passed */
+    bool future_dated;                /* refused because sent_at is too far ahead */
+    size_t n_spans;                   /* records located in the frame */
+    char msg[BM_ERR_MSG_MAX];         /* why it was refused */
+} bm_msg_check_t;
+
+/* Decodes data[0..len) and checks everything about it that needs no
+ * database: the frame size, the encoding (bm_envelope_scan, which writes
+ * the records' places to spans[0..cap)), the header (bm_envelope_check) and
+ * sent_at against lim.  Returns 0 with out->code ERROR_UNSPECIFIED, or -1
+ * with out->code and out->msg; out->env is set whenever the frame decoded
+ * (also on -1, so the reply can echo stream and sequence). */
+int bm_receiver_check_message(const void *data, size_t len, const bm_msg_limits_t *lim,
+                              bm_span_t *spans, size_t cap, bm_msg_check_t *out);
+
+/* Checks record i of a checked batch: its encoding (span; NULL skips it),
+ * bm_record_validate against window, and the reference data in cache (an
+ * evaluation's outlet, questionnaire and items; repeated CSI items).  On a
+ * lookup miss miss(miss_ctx) is called once (it may reload cache; NULL: no
+ * reload).  sort_buf holds BM_RECEIVER_SORT_MAX pointers.  Returns 0, or -1
+ * with err saying what is wrong with the record, or -2 with err when its
+ * encoding is (a NUL byte, a field twice): its decoded source_id is then
+ * not what was sent and must not be echoed. */
+int bm_receiver_check_record(const bm_envelope_t *env, size_t i, const bm_span_t *span,
+                             const bm_time_window_t *window, const bm_refcache_t *cache,
+                             void (*miss)(void *), void *miss_ctx, const char **sort_buf,
+                             bm_err_t *err);
+
+/* Fills a rejection of record index.  reason is copied into reason_buf
+ * (BM_ERR_MSG_MAX bytes) as valid UTF-8 (bm_utf8_escape); source_id is
+ * borrowed when it is valid UTF-8 of at most BM_SOURCE_ID_MAX bytes, else
+ * (also NULL) the rejection carries "" (the index still names the record). */
+void bm_receiver_rejection(Branchmark__V1__RecordRejection *j, char *reason_buf, size_t index,
+                           const char *source_id, const char *reason);
+
+/* Encode the replies to env (NULL when it did not decode), stamped with
+ * now_ms.  The stream id is echoed only when it is a valid one, every text
+ * is valid UTF-8.  Return a heap buffer of *len bytes (caller frees), or
+ * NULL when out of memory. */
+uint8_t *bm_receiver_encode_error(const bm_envelope_t *env, Branchmark__V1__ErrorCode code,
+                                  const char *msg, int64_t now_ms, size_t *len);
+uint8_t *bm_receiver_encode_ack(const bm_envelope_t *env, Branchmark__V1__Ack *ack,
+                                int64_t now_ms, size_t *len);
+uint8_t *bm_receiver_encode_heartbeat(const bm_envelope_t *env, int64_t now_ms, size_t *len);
 
 #endif

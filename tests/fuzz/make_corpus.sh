@@ -1,7 +1,9 @@
 #!/bin/sh
 # make_corpus.sh: regenerates the committed seed corpus of fuzz_envelope
 # (tests/fuzz/corpus/) from a build tree: one envelope per record kind, all
-# kinds, a heartbeat (bm-fuzz-seeds) and bm-sendraw's hostile cases.
+# kinds, a heartbeat (bm-fuzz-seeds), bm-sendraw's hostile cases and the
+# foreign client's (tests/python/foreign_client.py --dump); fuzz_receiver
+# shares it.
 #
 #   tests/fuzz/make_corpus.sh [BUILD_DIR]      (default: build)
 set -eu
@@ -15,3 +17,12 @@ for c in good truncated garbage unknown-branch nps11 bad-version bad-stream; do
         --stream 0123456789abcdef0123456789abcdef
 done
 echo "seed corpus in $OUT: $(ls "$OUT" | wc -l) files"
+# The foreign client's hostile cases (issue 14 part 5), when Debian's Python
+# with protobuf and protoc are there (scripts/deps.sh).
+if command -v protoc >/dev/null 2>&1 && /usr/bin/python3 -c 'import google.protobuf, zmq' 2>/dev/null; then
+    PYOUT=$(mktemp -d)
+    protoc --python_out="$PYOUT" -I "$SRC/proto" "$SRC/proto/branchmark.proto"
+    PYTHONPATH=$PYOUT /usr/bin/python3 "$SRC/tests/python/foreign_client.py" --dump "$OUT"
+    rm -rf "$PYOUT"
+fi
+echo "seed corpus in $OUT (with the foreign client's cases): $(ls "$OUT" | wc -l) files"

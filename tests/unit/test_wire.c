@@ -1,7 +1,8 @@
 /* test_wire: the envelope codec (common/bm_wire.c) and the shared record
  * validation (common/bm_record.c).  Round trip of every record kind,
  * truncated and mutated frames, the size limit, each header rule and each
- * record rule. */
+ * record rule, the encoding scan (NUL bytes, split batches, cut numbers),
+ * unknown record kinds and the UTF-8 helpers replies are built with. */
 #include "bm_test.h"
 
 #include <math.h>
@@ -620,6 +621,204 @@ static void test_time_window(void)
     CHECK_ERR(err, "(more than 2 hours in the past)");
 }
 
+/* ---- the encoding scan (issue 14 part 5: what a foreign client can send) -- */
+
+/* Encodes s's envelope into buf (heap) and replaces the first occurrence of
+ * `mark` (which must be unique) with a NUL byte. */
+static uint8_t *s_encode_marked(sample_t *s, size_t *len, char mark)
+{
+    uint8_t *buf = bm_message_encode(&s->env.base, len);
+    uint8_t *at = buf ? memchr(buf, mark, *len) : NULL;
+    if (at)
+        *at = 0;
+    return buf;
+}
+
+/* buf + extra bytes appended (a field after the others). */
+static uint8_t *s_append(uint8_t *buf, size_t *len, const uint8_t *extra, size_t n)
+{
+    uint8_t *out = realloc(buf, *len + n);
+    if (!out) {
+        free(buf);
+        return NULL;
+    }
+    memcpy(out + *len, extra, n);
+    *len += n;
+    return out;
+}
+
+static void test_encoding_scan(void)
+{
+    sample_t s;
+    bm_err_t err;
+    size_t len, n = 0;
+    bm_span_t spans[16];
+
+    /* A normal envelope passes; each record's place is found and passes. */
+    s_sample(&s);
+    uint8_t *buf = bm_message_encode(&s.env.base, &len);
+    CHECK(bm_envelope_scan(buf, len, spans, 16, &n, &err) == 0);
+    CHECK(n == 8);
+    for (size_t i = 0; i < n && i < 16; i++)
+        CHECK(bm_record_check_encoding(&spans[i], &err) == 0);
+    free(buf);
+
+    /* NUL inside a header string: protobuf-c would hand on "agent-b0". */
+    s_sample(&s);
+    s.env.agent_id = "agent-b0#1";
+    buf = s_encode_marked(&s, &len, '#');
+    CHECK(bm_envelope_scan(buf, len, spans, 16, &n, &err) < 0);
+    CHECK_ERR(err, "agent_id: contains a NUL byte (byte 9 of 10)");
+    free(buf);
+
+    /* NUL inside a source_id: the envelope passes, that record does not. */
+    s_sample(&s);
+    s.rec[1].source_id = "X#a";
+    buf = s_encode_marked(&s, &len, '#');
+    CHECK(bm_envelope_scan(buf, len, spans, 16, &n, &err) == 0 && n == 8);
+    CHECK(bm_record_check_encoding(&spans[0], &err) == 0);
+    CHECK(bm_record_check_encoding(&spans[1], &err) < 0);
+    CHECK_ERR(err, "source_id: contains a NUL byte (byte 2 of 3)");
+    free(buf);
+
+    /* ... and deeper: an answer's comment of an evaluation. */
+    s_sample(&s);
+    s.ans[0].comment = "o#k";
+    buf = s_encode_marked(&s, &len, '#');
+    CHECK(bm_envelope_scan(buf, len, spans, 16, &n, &err) == 0 && n == 8);
+    CHECK(bm_record_check_encoding(&spans[7], &err) < 0);
+    CHECK_ERR(err, "evaluation.answers[0].comment: contains a NUL byte");
+    free(buf);
+
+    /* A batch split into two chunks (field 10 twice): refused, not merged. */
+    s_sample(&s);
+    buf = bm_message_encode(&s.env.base, &len);
+    size_t blen = 0;
+    s.batch.n_records = 1;
+    uint8_t *bbuf = bm_message_encode(&s.batch.base, &blen);
+    CHECK_OR_RETURN(blen < 128);
+    uint8_t head[2] = {0x52, (uint8_t)blen};   /* field 10, length-delimited */
+    buf = s_append(buf, &len, head, 2);
+    buf = s_append(buf, &len, bbuf, blen);
+    free(bbuf);
+    CHECK(bm_envelope_scan(buf, len, spans, 16, &n, &err) < 0);
+    CHECK_ERR(err, "batch: appears twice");
+    free(buf);
+
+    /* Two members of one oneof: a batch and a heartbeat. */
+    s_sample(&s);
+    buf = bm_message_encode(&s.env.base, &len);
+    static const uint8_t hb[] = {0x5a, 0x00};   /* field 11, empty heartbeat */
+    buf = s_append(buf, &len, hb, sizeof hb);
+    CHECK(bm_envelope_scan(buf, len, spans, 16, &n, &err) < 0);
+    CHECK_ERR(err, "batch and heartbeat: both are given");
+    free(buf);
+
+    /* A 32-bit field with a 33-bit value (protobuf-c would cut it to 1). */
+    s_sample(&s);
+    s.env.protocol_version = 0;
+    buf = bm_message_encode(&s.env.base, &len);
+    static const uint8_t big[] = {0x08, 0x81, 0x80, 0x80, 0x80, 0x10};   /* 2^32 + 1 */
+    buf = s_append(buf, &len, big, sizeof big);
+    CHECK(bm_envelope_scan(buf, len, spans, 16, &n, &err) < 0);
+    CHECK_ERR(err, "protocol_version: 4294967297 does not fit its 32-bit field");
+    free(buf);
+
+    /* A field with the wrong wire type; a cut-off length; an unknown field. */
+    s_sample(&s);
+    s.env.sequence = 0;
+    buf = bm_message_encode(&s.env.base, &len);
+    static const uint8_t wt[] = {0x2a, 0x00};   /* field 5 (sequence) as bytes */
+    uint8_t *b2 = s_append(bm_message_encode(&s.env.base, &len), &len, wt, sizeof wt);
+    CHECK(bm_envelope_scan(b2, len, spans, 16, &n, &err) < 0);
+    CHECK_ERR(err, "sequence: sent with wire type 2, but it is declared with wire type 0");
+    free(b2);
+    free(buf);
+    s_sample(&s);
+    buf = bm_message_encode(&s.env.base, &len);
+    static const uint8_t unknown[] = {0xf8, 0x06, 0x05};   /* field 111 = 5 */
+    buf = s_append(buf, &len, unknown, sizeof unknown);
+    CHECK(bm_envelope_scan(buf, len, spans, 16, &n, &err) == 0);
+    CHECK(bm_envelope_scan(buf, len - 1, spans, 16, &n, &err) < 0);
+    CHECK_ERR(err, "cut off");
+    free(buf);
+
+    /* More records than spans: counted, the first cap written. */
+    s_sample(&s);
+    buf = bm_message_encode(&s.env.base, &len);
+    CHECK(bm_envelope_scan(buf, len, spans, 3, &n, &err) == 0 && n == 8);
+    free(buf);
+}
+
+static void test_unknown_kind_and_bounds(void)
+{
+    sample_t s;
+    bm_err_t err;
+    Branchmark__V1__ErrorCode code;
+    const Branchmark__V1__ErrorCode INVALID = BRANCHMARK__V1__ERROR_CODE__ERROR_INVALID_ENVELOPE;
+
+    /* A record of a kind from a newer protocol (field 18): the envelope
+     * passes, the record alone is refused and the reason names the field. */
+    Branchmark__V1__Record rec = BRANCHMARK__V1__RECORD__INIT;
+    rec.source_id = "F-1";
+    size_t rlen = 0;
+    uint8_t *rbuf = bm_message_encode(&rec.base, &rlen);
+    static const uint8_t kind18[] = {0x92, 0x01, 0x00};   /* field 18, empty */
+    rbuf = s_append(rbuf, &rlen, kind18, sizeof kind18);
+    bm_record_t *dec = (bm_record_t *)protobuf_c_message_unpack(
+        &branchmark__v1__record__descriptor, NULL, rlen, rbuf);
+    free(rbuf);
+    CHECK_OR_RETURN(dec != NULL);
+    s_sample(&s);
+    s.rec_p[2] = dec;
+    CHECK(bm_envelope_check(&s.env, &code, &err) == 0);
+    CHECK(bm_record_validate(dec, &WINDOW, &err) < 0);
+    CHECK_ERR(err, "record: kind: field 18 is not a record kind of protocol version 1");
+    bm_record_free(&dec);
+
+    /* sequence must fit a PostgreSQL bigint. */
+    s_sample(&s);
+    s.env.sequence = BM_SEQUENCE_MAX;
+    CHECK(bm_envelope_check(&s.env, &code, &err) == 0);
+    s.env.sequence = BM_SEQUENCE_MAX + 1;
+    CHECK(bm_envelope_check(&s.env, &code, &err) < 0 && code == INVALID);
+    CHECK_ERR(err, "sequence: 9223372036854775808 exceeds the largest allowed");
+    s.env.sequence = UINT64_MAX;
+    CHECK(bm_envelope_check(&s.env, &code, &err) < 0 && code == INVALID);
+
+    /* sent_at: years 0001..9999, INT64_MIN and INT64_MAX refused. */
+    s_sample(&s);
+    s.env.sent_at_ms = INT64_MIN;
+    CHECK(bm_envelope_check(&s.env, &code, &err) < 0 && code == INVALID);
+    CHECK_ERR(err, "sent_at");
+    s.env.sent_at_ms = INT64_MAX;
+    CHECK(bm_envelope_check(&s.env, &code, &err) < 0 && code == INVALID);
+    s.env.sent_at_ms = 0;
+    CHECK(bm_envelope_check(&s.env, &code, &err) == 0);
+}
+
+static void test_utf8(void)
+{
+    char out[64];
+    CHECK(bm_utf8_valid("caf\xc3\xa9"));
+    CHECK(bm_utf8_valid(""));
+    CHECK(!bm_utf8_valid("a\xff"));
+    CHECK(!bm_utf8_valid("\xc0\xaf"));          /* overlong '/' */
+    CHECK(!bm_utf8_valid("\xed\xa0\x80"));      /* a surrogate */
+    CHECK(!bm_utf8_valid("\xc3"));              /* cut off */
+    CHECK(strcmp(bm_utf8_escape("caf\xc3\xa9", out, sizeof out), "caf\xc3\xa9") == 0);
+    CHECK(strcmp(bm_utf8_escape("a\xff" "b\x01", out, sizeof out), "a\\xffb\\x01") == 0);
+    CHECK(strcmp(bm_utf8_escape("\xc3", out, sizeof out), "\\xc3") == 0);
+    /* Cut at a character boundary, never inside one. */
+    char small[10];
+    bm_utf8_escape("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", small, sizeof small);
+    CHECK(bm_utf8_valid(small) && strlen(small) < sizeof small);
+    CHECK(strcmp(small, "\xc3\xa9\xc3\xa9\xc3\xa9...") == 0);
+    CHECK(bm_stream_id_valid("0123456789abcdef0123456789abcdef"));
+    CHECK(!bm_stream_id_valid("0123456789abcdef0123456789abcde\xff"));
+    CHECK(!bm_stream_id_valid(NULL));
+}
+
 int main(void)
 {
     test_round_trip();
@@ -628,6 +827,9 @@ int main(void)
     test_codes_and_ids();
     test_record_rules();
     test_time_window();
+    test_encoding_scan();
+    test_unknown_kind_and_bounds();
+    test_utf8();
     if (bm_test_failures) {
         fprintf(stderr, "test_wire: %d failure(s)\n", bm_test_failures);
         return 1;
