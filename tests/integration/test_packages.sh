@@ -65,6 +65,7 @@ fi
 T=$(mktemp -d /tmp/test_packages.XXXXXX)
 chmod 755 "$T"
 INSTALLED=0
+CHECKED_CLEAN=0
 WEB_PID=""
 AGENT_PID=""
 
@@ -85,6 +86,17 @@ cleanup() {
     if [ $INSTALLED -eq 1 ]; then
         echo "[$TEST_NAME] purging the packages after a failure" >&2
         dpkg --purge "${PKGS[@]}" >"$T/cleanup-purge.log" 2>&1 || cat "$T/cleanup-purge.log" >&2
+    fi
+    # After a failure, what a broken purge left: none of it existed before
+    # the test (checked at the start), so the next run finds a clean machine.
+    if [ $rc -ne 0 ] && [ $CHECKED_CLEAN -eq 1 ]; then
+        local u
+        for u in "${USERS[@]}"; do
+            getent passwd "$u" >/dev/null && userdel "$u" 2>/dev/null
+            getent group "$u" >/dev/null && groupdel "$u" 2>/dev/null
+        done
+        dpkg-statoverride --remove /etc/branchmark/collector.conf >/dev/null 2>&1
+        rm -rf /var/lib/branchmark /etc/branchmark
     fi
     # man pages formatted for systemd-analyze's check of Documentation=
     # (man-db's cache, not the packages' files).
@@ -109,6 +121,7 @@ done
 [ -e /var/lib/branchmark ] && fail "/var/lib/branchmark already exists: not touching an existing installation"
 [ -e /etc/branchmark ] && fail "/etc/branchmark already exists: not touching an existing installation"
 system_listing >"$T/before.list"
+CHECKED_CLEAN=1
 
 # ---------------------------------------------------------------- 1. build
 t0=$SECONDS
