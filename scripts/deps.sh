@@ -4,7 +4,9 @@
 # PostgreSQL 15, valgrind, clang and its libFuzzer runtime for tests/fuzz,
 # libmicrohttpd for branchmark-web, curl for its API tests, Debian's Python
 # with protobuf, protoc and pyzmq for the foreign-client test, Chromium for the
-# browser tests; Node.js and
+# browser tests; dpkg-dev, debhelper, help2man and lintian for the Debian
+# packages (scripts/package.sh) and systemd for systemd-analyze verify of
+# their units (tests/integration/test_packages.sh); Node.js and
 # npm only when the machine has none).  Idempotent: checks with dpkg-query first and
 # says nothing when everything is there.  Needs root only when something is
 # missing.  Only Debian's own apt repositories are used.
@@ -13,7 +15,7 @@ set -eu
 PACKAGES="build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libpq-dev libssl-dev postgresql-15 postgresql-client-15
 libjansson-dev valgrind clang libclang-rt-14-dev libmicrohttpd-dev chromium curl
-python3 python3-protobuf protobuf-compiler python3-zmq"
+python3 python3-protobuf protobuf-compiler python3-zmq dpkg-dev debhelper help2man lintian systemd"
 
 missing=""
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
