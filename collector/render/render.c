@@ -79,3 +79,39 @@ int bm_render_report(PGconn *conn, const bm_request_t *rq, bm_format_t fmt, FILE
     bm_result_destroy(&res);
     return rc;
 }
+
+bm_table_t *bm_render_period_table(bm_period_kind_t kind, int64_t start,
+                                   const bm_period_status_t *st)
+{
+    static const char *const cols[] = {"period", "label", "start", "days", "days_covered",
+                                       "partial"};
+    bm_table_t *t = bm_table_new("period", 6, cols);
+    if (!t)
+        return NULL;
+    char label[32], day[16];
+    bm_table_add_row(t);
+    bm_table_set_text(t, 0, bm_period_name(kind));
+    bm_table_set_text(t, 1, bm_period_label(kind, start, label, sizeof label));
+    bm_table_set_text(t, 2, bm_date_format(start, day, sizeof day));
+    bm_table_set_int(t, 3, st->days);
+    bm_table_set_int(t, 4, st->covered);
+    bm_table_set_bool(t, 5, st->partial);
+    return t;
+}
+
+void bm_render_tests_note(bm_report_t *rep, int ntests, const bm_period_status_t *st,
+                          const char *what)
+{
+    if (st->partial)
+        bm_report_note(rep, "partial period: %d of %d days; its %s are not tested against "
+                            "full periods (no arrows)", st->covered, st->days, what);
+    bm_report_note(rep, "arrows: %d test%s shown together, Benjamini-Hochberg adjusted (false "
+                        "discovery rate 5%%, change_q = adjusted p); none where either side "
+                        "is low_n", ntests, ntests == 1 ? "" : "s");
+}
+
+void bm_render_q(bm_table_t *t, int col, const bm_verdict_t *v)
+{
+    if (v->test.tested)
+        bm_table_set_num(t, col, v->q, 4);
+}

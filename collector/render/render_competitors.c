@@ -48,17 +48,18 @@ static void s_gap_row(bm_table_t *t, const bm_gap_row_t *g, const bm_q_ref_t *re
     if (g->has_ci) {
         bm_table_set_num(t, 8, g->gap_lo, 1);
         bm_table_set_num(t, 9, g->gap_hi, 1);
-        bm_table_set_arrow(t, 10, g->significant);
+        bm_table_set_arrow(t, 10, g->significant.arrow);
     }
     bm_table_set_bool(t, 11, g->low_n);
+    bm_render_q(t, 12, &g->significant);
 }
 
 bm_table_t *bm_render_gap_table(const bm_gaps_t *gaps, const bm_q_ref_t *ref)
 {
     static const char *const cols[] = {"scope", "versus", "section", "own", "own_n",
                                        "competitors", "competitors_n", "gap", "gap_low",
-                                       "gap_high", "significant", "low_n"};
-    bm_table_t *t = bm_table_new("competitor_gaps", 12, cols);
+                                       "gap_high", "significant", "low_n", "q"};
+    bm_table_t *t = bm_table_new("competitor_gaps", 13, cols);
     for (size_t i = 0; t && i < gaps->nrows; i++)
         s_gap_row(t, &gaps->rows[i], ref);
     return t;
@@ -67,13 +68,19 @@ bm_table_t *bm_render_gap_table(const bm_gaps_t *gaps, const bm_q_ref_t *ref)
 int bm_render_competitors(const bm_competitors_result_t *r, bm_report_t *rep)
 {
     bm_table_t *t = bm_render_gap_table(&r->gaps, r->ref);
-    if (!t)
+    bm_table_t *per = bm_render_period_table(r->kind, r->cur, &r->status);
+    if (!t || !per) {
+        bm_table_destroy(&t);
+        bm_table_destroy(&per);
         return -1;
+    }
     bm_report_add(rep, &t);
+    bm_report_add(rep, &per);
     char label[32];
     bm_report_note(rep, "%s %s; scores in %% (mystery-shopping score, same questionnaires); "
                         "gap = own - competitors with a 95%% Welch interval; low_n = fewer than "
                         "%g evaluations on a side", bm_period_name(r->kind),
                    bm_period_label(r->kind, r->cur, label, sizeof label), r->min_n);
+    bm_render_tests_note(rep, r->ntests, &r->status, "gaps");
     return 0;
 }

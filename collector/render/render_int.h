@@ -17,6 +17,17 @@ int bm_render_metrics(bm_report_t *rep);
 /* The competitor gap table (competitors and the scorecard), or NULL. */
 bm_table_t *bm_render_gap_table(const bm_gaps_t *gaps, const bm_q_ref_t *ref);
 
+/* The table "period": kind, label, first day, days, days covered and
+ * whether the period is partial (still running), or NULL. */
+bm_table_t *bm_render_period_table(bm_period_kind_t kind, int64_t start,
+                                   const bm_period_status_t *st);
+/* The note every report with tests carries: how many tests were adjusted
+ * together, and why a partial period has no arrows. */
+void bm_render_tests_note(bm_report_t *rep, int ntests, const bm_period_status_t *st,
+                          const char *what);
+/* A q-value cell (BH-adjusted p), empty when untested. */
+void bm_render_q(bm_table_t *t, int col, const bm_verdict_t *v);
+
 /* Value, n, interval and low-sample cells from column col on (value,
  * n, ci_low, ci_high, low_n). */
 void bm_render_figure(bm_table_t *t, int col, int decimals, const bm_figure_t *f);

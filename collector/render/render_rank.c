@@ -26,7 +26,8 @@ static void s_branch_row(bm_table_t *t, const bm_rank_result_t *r, const bm_rank
         bm_table_set_num(t, 10, row->prev.value, m->decimals);
     if (row->cur.est.has_value && row->prev.has_value)
         bm_table_set_num(t, 11, row->cur.est.value - row->prev.value, m->decimals);
-    bm_table_set_arrow(t, 12, row->change);
+    bm_table_set_arrow(t, 12, row->change.arrow);
+    bm_render_q(t, 13, &row->change);
 }
 
 static void s_scope_row(bm_table_t *t, const bm_metric_t *m, const bm_rank_scope_t *s)
@@ -39,7 +40,8 @@ static void s_scope_row(bm_table_t *t, const bm_metric_t *m, const bm_rank_scope
         bm_table_set_num(t, 7, s->prev.value, m->decimals);
     if (s->cur.est.has_value && s->prev.has_value)
         bm_table_set_num(t, 8, s->cur.est.value - s->prev.value, m->decimals);
-    bm_table_set_arrow(t, 9, s->change);
+    bm_table_set_arrow(t, 9, s->change.arrow);
+    bm_render_q(t, 10, &s->change);
 }
 
 static void s_notes(const bm_rank_result_t *r, bm_report_t *rep)
@@ -48,29 +50,34 @@ static void s_notes(const bm_rank_result_t *r, bm_report_t *rep)
     char label[32], plabel[32];
     bm_report_note(rep, "metric %s (%s, %s is better): %s", m->name, m->unit,
                    m->higher_better ? "higher" : "lower", m->description);
-    bm_report_note(rep, "period %s %s, previous %s; region %s%s%s%s%s", bm_period_name(r->kind),
+    bm_report_note(rep, "period %s %s%s, previous %s; region %s%s%s%s%s", bm_period_name(r->kind),
                    bm_period_label(r->kind, r->cur, label, sizeof label),
+                   r->status.partial ? " (partial)" : "",
                    bm_period_label(r->kind, r->prev, plabel, sizeof plabel),
                    r->region >= 0 ? r->ref->regions[r->region].code : "all",
                    r->has_channel ? "; channel " : "", r->has_channel ? r->channel : "",
                    r->has_segment ? "; segment " : "", r->has_segment ? r->segment : "");
-    bm_report_note(rep, "ranks: branches whose 95%% intervals overlap their group's leader share "
-                        "a rank range; low_n = n below %g %s (listed, not ranked); arrows only "
-                        "for changes significant at 95%%", r->min_n, m->sample);
+    bm_report_note(rep, "ranks: a branch's range runs from 1 + the branches significantly "
+                        "better to the count - those significantly worse (pairwise tests, "
+                        "Holm-adjusted, 5%% familywise); low_n = n below %g %s (listed, not "
+                        "ranked)", r->min_n, m->sample);
+    bm_render_tests_note(rep, r->ntests, &r->status, "changes");
 }
 
 int bm_render_rank(const bm_rank_result_t *r, bm_report_t *rep)
 {
     static const char *const cols[] = {"rank", "group", "branch", "name", "region", "value", "n",
                                        "ci_low", "ci_high", "low_n", "previous", "change",
-                                       "arrow"};
+                                       "arrow", "change_q"};
     static const char *const acols[] = {"scope", "code", "value", "n", "ci_low", "ci_high",
-                                        "low_n", "previous", "change", "arrow"};
-    bm_table_t *t = bm_table_new("ranking", 13, cols);
-    bm_table_t *agg = bm_table_new("aggregates", 10, acols);
-    if (!t || !agg) {
+                                        "low_n", "previous", "change", "arrow", "change_q"};
+    bm_table_t *t = bm_table_new("ranking", 14, cols);
+    bm_table_t *agg = bm_table_new("aggregates", 11, acols);
+    bm_table_t *per = bm_render_period_table(r->kind, r->cur, &r->status);
+    if (!t || !agg || !per) {
         bm_table_destroy(&t);
         bm_table_destroy(&agg);
+        bm_table_destroy(&per);
         return -1;
     }
     for (size_t i = 0; i < r->nrows; i++)
@@ -79,6 +86,7 @@ int bm_render_rank(const bm_rank_result_t *r, bm_report_t *rep)
         s_scope_row(agg, r->metric, &r->scopes[i]);
     bm_report_add(rep, &t);
     bm_report_add(rep, &agg);
+    bm_report_add(rep, &per);
     s_notes(r, rep);
     return 0;
 }

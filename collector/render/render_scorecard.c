@@ -21,7 +21,8 @@ static void s_metric_row(bm_table_t *t, const bm_scorecard_result_t *r,
     bm_render_figure(t, 2, m->decimals, &row->cur);
     if (row->prev.has_value)
         bm_table_set_num(t, 7, row->prev.value, m->decimals);
-    bm_table_set_arrow(t, 8, row->change);
+    bm_table_set_arrow(t, 8, row->change.arrow);
+    bm_render_q(t, 11, &row->change);
     if (row->has_chain)
         bm_table_set_num(t, 9, row->chain, m->decimals);
     char trend[24 * 16] = "", v[32];
@@ -64,8 +65,8 @@ static void s_trend_rows(bm_table_t *tt, const bm_scorecard_result_t *r,
 static bm_table_t *s_section_table(const bm_scorecard_result_t *r)
 {
     static const char *const cols[] = {"section", "score", "n", "ci_low", "ci_high", "low_n",
-                                       "previous", "arrow"};
-    bm_table_t *t = bm_table_new("sections", 8, cols);
+                                       "previous", "arrow", "change_q"};
+    bm_table_t *t = bm_table_new("sections", 9, cols);
     for (size_t i = 0; t && i < r->nsections; i++) {
         const bm_scorecard_section_t *s = &r->sections[i];
         bm_table_add_row(t);
@@ -73,7 +74,8 @@ static bm_table_t *s_section_table(const bm_scorecard_result_t *r)
         bm_render_figure(t, 1, 1, &s->cur);
         if (s->prev.has_value)
             bm_table_set_num(t, 6, s->prev.value, 1);
-        bm_table_set_arrow(t, 7, s->change);
+        bm_table_set_arrow(t, 7, s->change.arrow);
+        bm_render_q(t, 8, &s->change);
     }
     return t;
 }
@@ -115,16 +117,17 @@ static void s_notes(const bm_scorecard_result_t *r, bm_report_t *rep)
                         "first (- = no data)", br->code, br->name,
                    bm_report_region_code(r->ref, br->region), bm_period_name(r->kind),
                    bm_period_label(r->kind, r->cur, label, sizeof label), r->periods);
-    bm_report_note(rep, "low_n = n below the metric's minimum (see branchmark metrics); arrows "
-                        "only for changes significant at 95%%");
+    bm_report_note(rep, "low_n = n below the metric's minimum (see branchmark metrics)");
+    bm_render_tests_note(rep, r->ntests, &r->status, "changes");
 }
 
 int bm_render_scorecard(const bm_scorecard_result_t *r, bm_report_t *rep)
 {
     static const char *const cols[] = {"metric", "unit", "value", "n", "ci_low", "ci_high",
-                                       "low_n", "previous", "arrow", "chain", "trend"};
+                                       "low_n", "previous", "arrow", "chain", "trend",
+                                       "change_q"};
     static const char *const tcols[] = {"metric", "period", "value", "n", "ci_low", "ci_high"};
-    bm_table_t *t = bm_table_new("metrics", 11, cols);
+    bm_table_t *t = bm_table_new("metrics", 12, cols);
     bm_table_t *tt = bm_table_new("trend", 6, tcols);
     if (!t || !tt) {
         bm_table_destroy(&t);
@@ -141,6 +144,7 @@ int bm_render_scorecard(const bm_scorecard_result_t *r, bm_report_t *rep)
         rc |= s_add(rep, s_count_table(r, (bm_scorecard_counts_t)k));
     /* Last, so the tables before it keep their order in text and CSV. */
     bm_report_add(rep, &tt);
+    rc |= s_add(rep, bm_render_period_table(r->kind, r->cur, &r->status));
     s_notes(r, rep);
     return rc;
 }

@@ -140,7 +140,8 @@ static int s_compute(bm_report_ctx_t *ctx, bm_alerts_result_t *res, bm_err_t *er
     s_causes_t causes;
     int rc = s_causes_load(ctx, first, &causes, err);
     for (const bm_metric_t *m = bm_metrics; rc == 0 && m->name; m++)
-        if (m->family != BM_FAM_QUANTILE && m->family != BM_FAM_COUNT)   /* no SE, no limit */
+        if (m->family != BM_FAM_QUANTILE && m->family != BM_FAM_COUNT &&
+            m->family != BM_FAM_BALANCE)   /* no per-observation SD, no limit */
             rc = s_metric_alerts(ctx, m, first, &causes, res, err);
     s_causes_free(&causes);
     return rc;

@@ -111,10 +111,12 @@ static void s_gap_figures(bm_gap_row_t *row, const bm_q_agg_t *own, const bm_q_a
             row->has_ci = 1;
             row->gap_lo = fmax(row->gap - tq * se, -100);
             row->gap_hi = fmin(row->gap + tq * se, 100);
-            row->significant = bm_change_welch(&a, &b);
         }
     }
     row->low_n = a.n < min_n || b.n < min_n;
+    /* No verdict from a side flagged too small (n = 2 against 20). */
+    if (row->has_ci && !row->low_n)
+        row->significant.test = bm_test_diff(&a, &b);
 }
 
 /* Rows of one scope: one per key with data on either side.  `proto`
@@ -232,6 +234,20 @@ void bm_gaps_free(bm_gaps_t *gaps)
     memset(gaps, 0, sizeof *gaps);
 }
 
+/* Benjamini-Hochberg over the gap table's tests. */
+static int s_adjust(bm_competitors_result_t *res, bm_err_t *err)
+{
+    size_t n = res->gaps.nrows;
+    bm_verdict_t **v = calloc(n ? n : 1, sizeof *v);
+    if (!v)
+        return bm_err_set(err, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        v[i] = &res->gaps.rows[i].significant;
+    res->ntests = bm_verdicts_adjust(v, n);
+    free(v);
+    return res->ntests < 0 ? bm_err_set(err, "out of memory") : 0;
+}
+
 int bm_competitors_compute(bm_report_ctx_t *ctx, bm_competitors_result_t **out, bm_err_t *err)
 {
     bm_competitors_result_t *res = calloc(1, sizeof *res);
@@ -242,8 +258,9 @@ int bm_competitors_compute(bm_report_ctx_t *ctx, bm_competitors_result_t **out, 
     const bm_metric_t *ms = bm_metric_find("ms_score");
     res->kind = ctx->rq->period;
     res->min_n = bm_report_ctx_min_n(ctx, ms);
-    if (bm_report_ctx_period(ctx, ms, &res->cur, err) < 0 ||
-        bm_gaps_compute(ctx, res->cur, -1, &res->gaps, err) < 0) {
+    if (bm_report_ctx_period_st(ctx, ms, &res->cur, &res->status, err) < 0 ||
+        bm_gaps_compute(ctx, res->cur, -1, &res->gaps, err) < 0 ||
+        s_adjust(res, err) < 0) {
         bm_competitors_result_destroy(&res);
         return BM_REPORT_FAILED;
     }

@@ -28,7 +28,9 @@ typedef struct {
     double gap;
     int has_ci;                 /* both sides n >= 2: Welch interval */
     double gap_lo, gap_hi;
-    int significant;            /* +1 / -1 / 0 */
+    bm_verdict_t significant;   /* Welch test of the gap, untested when
+                                 * either side is low-n; BH-adjusted over
+                                 * the table (arrow +1 / -1 / 0) */
     int low_n;                  /* either side below the minimum */
 } bm_gap_row_t;
 
@@ -49,6 +51,8 @@ typedef struct {
     bm_period_kind_t kind;
     int64_t cur;
     double min_n;
+    bm_period_status_t status;  /* of the period */
+    int ntests;                 /* gap tests adjusted together (BH) */
     bm_gaps_t gaps;
 } bm_competitors_result_t;
 

@@ -97,7 +97,7 @@ const bm_metric_t bm_metrics[] = {
      "SELECT branch_id, period_start::text, complaints, open, 0, 0, 0, ''"
      " FROM rollup_complaints WHERE " S_RANGE(""),
      "complaints received in the period and still open", NULL},
-    {"customer_balance", "count", 1, BM_FAM_COUNT, "customer changes", 30, 0, 0, NULL, 0,
+    {"customer_balance", "count", 1, BM_FAM_BALANCE, "customer changes", 30, 0, 0, NULL, 0,
      S_LATEST("rollup_customers"),
      "SELECT branch_id, period_start::text, gained + lost, gained - lost, 0, 0, 0, ''"
      " FROM rollup_customers WHERE " S_RANGE(""),
@@ -133,8 +133,25 @@ static void s_scale(bm_estimate_t *e, double k)
     e->sd *= k;
 }
 
+int bm_metric_pools(const bm_metric_t *m)
+{
+    return m->family == BM_FAM_MEAN && !strcmp(m->sample, "evaluations");
+}
+
+void bm_q_pool_add(const bm_metric_t *m, bm_pool_t *pool, const bm_q_agg_t *a)
+{
+    if (bm_metric_pools(m))
+        bm_pool_add(pool, a->n, a->sum, a->sumsq);
+}
+
 int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb, bm_estimate_t *out,
                   bm_err_t *err)
+{
+    return bm_q_estimate_pooled(m, a, nb, NULL, out, err);
+}
+
+int bm_q_estimate_pooled(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb,
+                         const bm_pool_t *pool, bm_estimate_t *out, bm_err_t *err)
 {
     memset(out, 0, sizeof *out);
     switch (m->family) {
@@ -143,8 +160,7 @@ int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb, bm_estim
         s_scale(out, 100.0);
         break;
     case BM_FAM_RATE1000:
-        *out = bm_est_proportion(a->x, a->n);
-        s_scale(out, 1000.0);
+        *out = bm_est_poisson_rate(a->x, a->n, 1000.0);
         break;
     case BM_FAM_NPS:
         *out = bm_est_nps(a->x, a->y, a->n);
@@ -153,7 +169,8 @@ int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb, bm_estim
         if (a->mixed_currency)
             return bm_err_set(err, "%s: receipts are in more than one currency; "
                                    "the chain must use one currency", m->name);
-        *out = bm_est_mean(a->n, a->sum, a->sumsq);
+        *out = bm_metric_pools(m) ? bm_est_mean_pooled(a->n, a->sum, a->sumsq, pool)
+                                  : bm_est_mean(a->n, a->sum, a->sumsq);
         if (!strcmp(m->unit, "%") || !strcmp(m->unit, "index"))
             bm_est_clamp(out, 0, 100);     /* scores live on 0..100 */
         if (a->currency[0])
@@ -165,35 +182,36 @@ int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb, bm_estim
                                         m->quantile);
         break;
     case BM_FAM_COUNT:
-        if (a->n > 0) {
-            out->has_value = 1;
-            out->value = a->x;
-            out->n = a->n;
-        }
+        *out = bm_est_count(a->x, a->n);
+        break;
+    case BM_FAM_BALANCE:
+        *out = bm_est_balance(a->x, a->n);
         break;
     }
     return 0;
 }
 
-int bm_q_change_est(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
-                    const bm_estimate_t *ce, const bm_estimate_t *pe)
+bm_test_t bm_q_change_test(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
+                           const bm_estimate_t *ce, const bm_estimate_t *pe, double min_n)
 {
-    bm_estimate_t c = *ce, p = *pe;
-    if (!c.has_value || !p.has_value)
-        return 0;
+    bm_test_t none = {0, 0, 1.0};
+    if (!ce->has_value || !pe->has_value || bm_low_sample(ce->n, min_n) ||
+        bm_low_sample(pe->n, min_n))
+        return none;
     switch (m->family) {
     case BM_FAM_PROPORTION:
     case BM_FAM_RATE1000:
-        return bm_change_proportion(cur->x, cur->n, prev->x, prev->n);
+        return bm_test_proportion(cur->x, cur->n, prev->x, prev->n);
     case BM_FAM_NPS:
-        return bm_change_nps(&c, &p);
     case BM_FAM_MEAN:
-        return bm_change_welch(&c, &p);
     case BM_FAM_QUANTILE:
-        return bm_change_disjoint(&c, &p);
+        return bm_test_diff(ce, pe);
     case BM_FAM_COUNT:
+    case BM_FAM_BALANCE:
     default:
-        return 0;
+        /* Counts grow with a branch's size and the period's length; a
+         * change of a count is not a change of service. */
+        return none;
     }
 }
 
@@ -215,15 +233,18 @@ const char *bm_metric_interval_name(bm_family_t f)
 {
     switch (f) {
     case BM_FAM_PROPORTION:
+        return "Wilson, continuity-corrected";
     case BM_FAM_RATE1000:
-        return "Wilson";
+    case BM_FAM_COUNT:
+        return "Garwood (exact Poisson)";
     case BM_FAM_NPS:
-        return "normal, Var = pP + pD - (pP - pD)^2";
+        return "adjusted Wald (Rocks 2016)";
     case BM_FAM_MEAN:
-        return "Student t";
+        return "Student t (evaluations: pooled within-branch SD floor)";
     case BM_FAM_QUANTILE:
         return "order statistics";
-    case BM_FAM_COUNT:
+    case BM_FAM_BALANCE:
+        return "normal, Var = gained + lost (Skellam)";
     default:
         return "none";
     }

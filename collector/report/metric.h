@@ -19,8 +19,9 @@ typedef enum {
     BM_FAM_NPS,          /* x promoters, y detractors, n answers */
     BM_FAM_MEAN,         /* n, sum, sumsq, t-interval */
     BM_FAM_QUANTILE,     /* histogram */
-    BM_FAM_COUNT,        /* x, no interval */
-    BM_FAM_RATE1000,     /* 1000 * x / n, Wilson on x / n */
+    BM_FAM_COUNT,        /* x events, Garwood */
+    BM_FAM_RATE1000,     /* 1000 * x / n, Garwood on x */
+    BM_FAM_BALANCE,      /* x = gained - lost, n = gained + lost, Skellam */
 } bm_family_t;
 
 typedef struct {
@@ -66,11 +67,23 @@ size_t bm_metric_hist_overflow(const bm_metric_t *m);
  * avg_check over several currencies. */
 int bm_q_estimate(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb,
                   bm_estimate_t *out, bm_err_t *err);
-/* +1/-1 when the change from prev to cur is significant at 95%, else 0,
- * given the two estimates bm_q_estimate made of them (every caller has
- * them already; a quantile estimate walks the whole histogram). */
-int bm_q_change_est(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
-                    const bm_estimate_t *cur_est, const bm_estimate_t *prev_est);
+/* The same, with the pooled within-branch variance of the comparison set
+ * for mystery-shopping scores (bm_est_mean_pooled); pool may be NULL. */
+int bm_q_estimate_pooled(const bm_metric_t *m, const bm_q_agg_t *a, size_t nb,
+                         const bm_pool_t *pool, bm_estimate_t *out, bm_err_t *err);
+/* Whether the metric's means borrow the pooled within-branch SD. */
+int bm_metric_pools(const bm_metric_t *m);
+/* Adds the aggregate of one branch to the pool of its comparison set. */
+void bm_q_pool_add(const bm_metric_t *m, bm_pool_t *pool, const bm_q_agg_t *a);
+
+/* The test of the change from prev to cur, given the two estimates
+ * bm_q_estimate made of them (every caller has them already; a quantile
+ * estimate walks the whole histogram).  Untested (no arrow can follow)
+ * when either side has n below min_n: a change of a sample flagged too
+ * small is no verdict. */
+bm_test_t bm_q_change_test(const bm_metric_t *m, const bm_q_agg_t *cur, const bm_q_agg_t *prev,
+                           const bm_estimate_t *cur_est, const bm_estimate_t *prev_est,
+                           double min_n);
 /* The name of the interval method of a metric family ("Wilson", ...). */
 const char *bm_metric_interval_name(bm_family_t f);
 

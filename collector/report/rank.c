@@ -9,27 +9,43 @@
  * ranked ones fill the front, the others (no value, low n) the back. */
 typedef struct {
     bm_estimate_t cur, prev;
-    int change;
+    bm_test_t change;
 } s_branch_t;
+
+/* The pooled within-branch variance of the branches in scope, per period
+ * (index 0 previous, 1 current): mystery-shopping scores only. */
+static void s_pools(bm_report_ctx_t *ctx, const bm_q_grid_t *g, bm_pool_t pool[2])
+{
+    memset(pool, 0, 2 * sizeof *pool);
+    for (int b = 0; b < ctx->ref->nbranches; b++)
+        if (bm_report_ctx_in_scope(ctx, b))
+            for (int p = 0; p < 2; p++)
+                bm_q_pool_add(ctx->rq->metric, &pool[p], bm_q_cell(g, b, p));
+}
 
 /* Estimates every branch in scope; fills entries (ranked at the front,
  * *nranked of them; the others at the back, *nunranked). */
-static int s_estimate_branches(bm_report_ctx_t *ctx, const bm_q_grid_t *g, double min_n,
-                               s_branch_t *br, bm_rank_entry_t *entries, size_t *nranked,
-                               size_t *nunranked, bm_err_t *err)
+static int s_estimate_branches(bm_report_ctx_t *ctx, const bm_q_grid_t *g,
+                               const bm_rank_result_t *res, s_branch_t *br,
+                               bm_rank_entry_t *entries, size_t *nranked, size_t *nunranked,
+                               bm_err_t *err)
 {
     const bm_metric_t *m = ctx->rq->metric;
     size_t nb = bm_q_hist_buckets(g);
     int n = ctx->ref->nbranches;
+    bm_pool_t pool[2];
+    s_pools(ctx, g, pool);
     for (int b = 0; b < n; b++) {
         if (!bm_report_ctx_in_scope(ctx, b))
             continue;
         s_branch_t *x = &br[b];
-        if (bm_q_estimate(m, bm_q_cell(g, b, 1), nb, &x->cur, err) < 0 ||
-            bm_q_estimate(m, bm_q_cell(g, b, 0), nb, &x->prev, err) < 0)
+        if (bm_q_estimate_pooled(m, bm_q_cell(g, b, 1), nb, &pool[1], &x->cur, err) < 0 ||
+            bm_q_estimate_pooled(m, bm_q_cell(g, b, 0), nb, &pool[0], &x->prev, err) < 0)
             return -1;
-        x->change = bm_q_change_est(m, bm_q_cell(g, b, 1), bm_q_cell(g, b, 0), &x->cur, &x->prev);
-        bm_rank_entry_t *slot = (x->cur.has_value && !bm_low_sample(x->cur.n, min_n))
+        if (!res->status.partial)
+            x->change = bm_q_change_test(m, bm_q_cell(g, b, 1), bm_q_cell(g, b, 0), &x->cur,
+                                         &x->prev, res->min_n);
+        bm_rank_entry_t *slot = (x->cur.has_value && !bm_low_sample(x->cur.n, res->min_n))
                                     ? &entries[(*nranked)++]
                                     : &entries[n - 1 - (*nunranked)++];
         slot->est = x->cur;
@@ -40,10 +56,10 @@ static int s_estimate_branches(bm_report_ctx_t *ctx, const bm_q_grid_t *g, doubl
 
 /* Orders the entries: ranked best first, then the unranked in input
  * order (they were filled from the back), and turns them into rows. */
-static void s_fill_rows(bm_rank_result_t *res, bm_rank_entry_t *entries, size_t ranked,
-                        size_t unranked, int n, const s_branch_t *br)
+static int s_fill_rows(bm_rank_result_t *res, bm_rank_entry_t *entries, size_t ranked,
+                       size_t unranked, int n, const s_branch_t *br)
 {
-    bm_rank_entries(entries, ranked, res->metric->higher_better);
+    int rc = bm_rank_entries(entries, ranked, res->metric->higher_better);
     bm_rank_entry_t *tail = entries + n - unranked;
     for (size_t i = 0; i < unranked / 2; i++) {
         bm_rank_entry_t tmp = tail[i];
@@ -60,11 +76,14 @@ static void s_fill_rows(bm_rank_result_t *res, bm_rank_entry_t *entries, size_t 
             row->rank_lo = en->rank_lo;
             row->rank_hi = en->rank_hi;
             row->group = en->group;
+            row->better = en->better;
+            row->worse = en->worse;
         }
         row->cur = bm_figure(&en->est, res->min_n);
         row->prev = br[b].prev;
-        row->change = br[b].change;
+        row->change.test = br[b].change;
     }
+    return rc;
 }
 
 static int s_branch_rows(bm_report_ctx_t *ctx, const bm_q_grid_t *g, bm_rank_result_t *res,
@@ -80,9 +99,9 @@ static int s_branch_rows(bm_report_ctx_t *ctx, const bm_q_grid_t *g, bm_rank_res
         bm_err_set(err, "out of memory");
     } else {
         size_t ranked = 0, unranked = 0;
-        rc = s_estimate_branches(ctx, g, res->min_n, br, entries, &ranked, &unranked, err);
-        if (rc == 0)
-            s_fill_rows(res, entries, ranked, unranked, n, br);
+        rc = s_estimate_branches(ctx, g, res, br, entries, &ranked, &unranked, err);
+        if (rc == 0 && s_fill_rows(res, entries, ranked, unranked, n, br) < 0)
+            rc = bm_err_set(err, "out of memory");
     }
     free(entries);
     free(br);
@@ -118,7 +137,8 @@ static int s_scope_row(bm_report_ctx_t *ctx, const bm_q_grid_t *g, int r, bm_ran
         s->code = r < 0 ? ctx->ref->chain_code : ctx->ref->regions[r].code;
         s->cur = bm_figure(&ec, res->min_n);
         s->prev = ep;
-        s->change = bm_q_change_est(m, &a[1], &a[0], &ec, &ep);
+        if (!res->status.partial)
+            s->change.test = bm_q_change_test(m, &a[1], &a[0], &ec, &ep, res->min_n);
     }
     free(h);
     return ok ? 0 : -1;
@@ -139,6 +159,22 @@ static int s_scope_rows(bm_report_ctx_t *ctx, const bm_q_grid_t *g, bm_rank_resu
     return 0;
 }
 
+/* Benjamini-Hochberg over every change test the ranking shows. */
+static int s_adjust(bm_rank_result_t *res, bm_err_t *err)
+{
+    size_t n = res->nrows + res->nscopes;
+    bm_verdict_t **v = calloc(n ? n : 1, sizeof *v);
+    if (!v)
+        return bm_err_set(err, "out of memory");
+    for (size_t i = 0; i < res->nrows; i++)
+        v[i] = &res->rows[i].change;
+    for (size_t i = 0; i < res->nscopes; i++)
+        v[res->nrows + i] = &res->scopes[i].change;
+    res->ntests = bm_verdicts_adjust(v, n);
+    free(v);
+    return res->ntests < 0 ? bm_err_set(err, "out of memory") : 0;
+}
+
 int bm_rank_compute(bm_report_ctx_t *ctx, bm_rank_result_t **out, bm_err_t *err)
 {
     const bm_request_t *rq = ctx->rq;
@@ -156,13 +192,14 @@ int bm_rank_compute(bm_report_ctx_t *ctx, bm_rank_result_t **out, bm_err_t *err)
         snprintf(res->segment, sizeof res->segment, "%s", rq->segment);
     res->min_n = bm_report_ctx_min_n(ctx, rq->metric);
     bm_q_grid_t *g = NULL;
-    int ok = bm_report_ctx_period(ctx, rq->metric, &res->cur, err) == 0;
+    int ok = bm_report_ctx_period_st(ctx, rq->metric, &res->cur, &res->status, err) == 0;
     if (ok) {
         res->prev = bm_period_add(rq->period, res->cur, -1);
         bm_q_filter_t f = bm_report_ctx_filter(ctx, 0);
         f.region = rq->region;      /* read only the region's rows (and chain totals) */
         g = bm_q_fetch(ctx->conn, ctx->ref, rq->metric, rq->period, res->prev, 2, &f, err);
-        ok = g && s_branch_rows(ctx, g, res, err) == 0 && s_scope_rows(ctx, g, res, err) == 0;
+        ok = g && s_branch_rows(ctx, g, res, err) == 0 && s_scope_rows(ctx, g, res, err) == 0 &&
+             s_adjust(res, err) == 0;
     }
     bm_q_grid_destroy(&g);
     if (!ok) {

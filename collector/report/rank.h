@@ -2,10 +2,13 @@
  * rank range and tie group, plus the region(s) and the chain, each with the
  * change since the previous period (branchmark rank, /api/rank).
  *
- * The tie rule lives in stats.c (bm_rank_entries); which branches are
- * ranked (value and n at or above the minimum) and what is compared with
- * what is decided here.  Branches below the minimum are listed after the
- * ranked ones, not ranked. */
+ * The rank ranges come from Holm-adjusted pairwise tests in stats.c
+ * (bm_rank_entries); which branches are ranked (value and n at or above
+ * the minimum) and what is compared with what is decided here.  Branches
+ * below the minimum are listed after the ranked ones, not ranked.  The
+ * change arrows of one ranking (branches and aggregates) are adjusted
+ * together (Benjamini-Hochberg); a partial period's changes are not
+ * tested. */
 #ifndef BM_RANK_H
 #define BM_RANK_H
 
@@ -18,10 +21,12 @@ typedef struct {
     int branch;                 /* index into the result's ref->branches */
     int ranked;                 /* 0: listed only (no value, or low n) */
     int rank_lo, rank_hi;       /* ranked only: rank range, 1-based */
-    int group;                  /* ranked only: tie group, 1-based */
+    int group;                  /* ranked only: number of its rank range */
+    int better, worse;          /* ranked only: branches significantly
+                                 * better / worse (Holm) */
     bm_figure_t cur;
     bm_estimate_t prev;
-    int change;                 /* +1 / -1 significant change, 0 none */
+    bm_verdict_t change;        /* change since the previous period */
 } bm_rank_row_t;
 
 /* The aggregate lines: a region or the chain. */
@@ -30,7 +35,7 @@ typedef struct {
     const char *code;           /* region or chain code (in the result's ref) */
     bm_figure_t cur;
     bm_estimate_t prev;
-    int change;
+    bm_verdict_t change;
 } bm_rank_scope_t;
 
 typedef struct {
@@ -38,6 +43,8 @@ typedef struct {
     const bm_metric_t *metric;
     bm_period_kind_t kind;
     int64_t cur, prev;          /* period starts */
+    bm_period_status_t status;  /* of the current period */
+    int ntests;                 /* change tests adjusted together */
     int region;                 /* index into ref->regions, -1: the chain */
     int has_channel, has_segment;
     char channel[16], segment[65];      /* the request's filters */

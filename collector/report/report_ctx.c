@@ -4,7 +4,6 @@
 
 #include <string.h>
 
-#include "bm_time.h"
 #include "db.h"
 
 /* Whether the caller's role sees only part of the chain (migration 007). */
@@ -68,17 +67,48 @@ bm_q_ref_t *bm_report_ctx_take_ref(bm_report_ctx_t *ctx)
     return ref;
 }
 
-int bm_report_ctx_period(const bm_report_ctx_t *ctx, const bm_metric_t *only, int64_t *cur,
-                         bm_err_t *err)
+/* Today (days since 1970-01-01) in the chain's time zone, as the
+ * database's clock has it. */
+static int s_today(const bm_report_ctx_t *ctx, int64_t *today, bm_err_t *err)
 {
+    const char *v[1] = {ctx->ref && ctx->ref->timezone[0] ? ctx->ref->timezone : "UTC"};
+    PGresult *res = PQexecParams(ctx->conn, "SELECT (now() AT TIME ZONE $1)::date::text", 1,
+                                 NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        bm_db_result_err(res, ctx->conn, "reading today's date", err);
+        PQclear(res);
+        return -1;
+    }
+    int ok = bm_date_parse(PQgetvalue(res, 0, 0), today, err) == 0;
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+static void s_status(bm_period_kind_t kind, int64_t cur, int64_t today, bm_period_status_t *st)
+{
+    st->days = (int)(bm_period_add(kind, cur, 1) - cur);
+    st->partial = !bm_period_complete(cur, st->days, today, &st->covered);
+}
+
+int bm_report_ctx_period_st(const bm_report_ctx_t *ctx, const bm_metric_t *only, int64_t *cur,
+                            bm_period_status_t *st, bm_err_t *err)
+{
+    bm_period_kind_t kind = ctx->rq->period;
+    bm_period_status_t local;
+    int64_t today;
+    if (!st)
+        st = &local;
+    if (s_today(ctx, &today, err) < 0)
+        return -1;
     if (ctx->rq->has_at) {
-        *cur = bm_period_start(ctx->rq->period, ctx->rq->at);
+        *cur = bm_period_start(kind, ctx->rq->at);
+        s_status(kind, *cur, today, st);
         return 0;
     }
     int found = 0;
     for (const bm_metric_t *m = only ? only : bm_metrics; m->name; m++) {
         int64_t s;
-        int rc = bm_q_latest(ctx->conn, m, ctx->rq->period, &s, err);
+        int rc = bm_q_latest(ctx->conn, m, kind, &s, err);
         if (rc < 0)
             return -1;
         if (rc == 1 && (!found || s > *cur)) {
@@ -89,8 +119,19 @@ int bm_report_ctx_period(const bm_report_ctx_t *ctx, const bm_metric_t *only, in
             break;
     }
     if (!found)
-        *cur = bm_period_start(ctx->rq->period, bm_now_ms() / 86400000);
+        *cur = bm_period_start(kind, today);
+    s_status(kind, *cur, today, st);
+    if (found && st->partial) {       /* the last complete one instead */
+        *cur = bm_period_add(kind, *cur, -1);
+        s_status(kind, *cur, today, st);
+    }
     return 0;
+}
+
+int bm_report_ctx_period(const bm_report_ctx_t *ctx, const bm_metric_t *only, int64_t *cur,
+                         bm_err_t *err)
+{
+    return bm_report_ctx_period_st(ctx, only, cur, NULL, err);
 }
 
 double bm_report_ctx_min_n(const bm_report_ctx_t *ctx, const bm_metric_t *m)

@@ -35,10 +35,23 @@ void bm_report_ctx_close(bm_report_ctx_t *ctx);
 /* Hands the reference data over to the caller (who destroys it). */
 bm_q_ref_t *bm_report_ctx_take_ref(bm_report_ctx_t *ctx);
 
-/* The current period: --at's, else the latest with data for `only` (NULL:
- * any metric), else today's (UTC).  -1 with err on a database error. */
+/* Whether a period is complete, and how much of it has begun. */
+typedef struct {
+    int partial;                /* 1: today falls inside it */
+    int days;                   /* days in the period */
+    int covered;                /* days of it begun by today (<= days) */
+} bm_period_status_t;
+
+/* The current period: --at's (complete or not), else the last complete
+ * period with data for `only` (NULL: any metric): the latest with data, or
+ * the one before it when the latest is still running (a partial month's
+ * figures are not comparable with full ones); else today's.  *st (may be
+ * NULL) gets its status against today in the chain's time zone.  -1 with
+ * err on a database error. */
 int bm_report_ctx_period(const bm_report_ctx_t *ctx, const bm_metric_t *only, int64_t *cur,
                          bm_err_t *err);
+int bm_report_ctx_period_st(const bm_report_ctx_t *ctx, const bm_metric_t *only, int64_t *cur,
+                            bm_period_status_t *st, bm_err_t *err);
 /* The minimum n of metric m: the request's, else the metric's default. */
 double bm_report_ctx_min_n(const bm_report_ctx_t *ctx, const bm_metric_t *m);
 /* 1 if branch index b is in the request's region (or there is none). */

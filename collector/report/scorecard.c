@@ -39,20 +39,34 @@ static int s_metric_row(bm_report_ctx_t *ctx, bm_scorecard_result_t *res,
     size_t nb = bm_q_hist_buckets(g);
     bm_estimate_t e;
     bm_err_t why;
-    if (bm_q_estimate(m, bm_q_cell(g, b, np - 1), nb, &e, &why) < 0 ||
-        bm_q_estimate(m, bm_q_cell(g, b, np - 2), nb, &row->prev, &why) < 0) {
+    /* Every visible branch's within-branch spread, per period. */
+    bm_pool_t *pool = calloc((size_t)np, sizeof *pool);
+    if (!pool) {
+        bm_q_grid_destroy(&g);
+        return bm_err_set(err, "out of memory");
+    }
+    for (int x = 0; x < ctx->ref->nbranches; x++)
+        for (int p = 0; p < np; p++)
+            bm_q_pool_add(m, &pool[p], bm_q_cell(g, x, p));
+    if (bm_q_estimate_pooled(m, bm_q_cell(g, b, np - 1), nb, &pool[np - 1], &e, &why) < 0 ||
+        bm_q_estimate_pooled(m, bm_q_cell(g, b, np - 2), nb, &pool[np - 2], &row->prev, &why) <
+            0) {
+        free(pool);
         row->failed = 1;
         snprintf(row->error, sizeof row->error, "%s", why.msg);
         bm_q_grid_destroy(&g);
         return 0;
     }
-    row->cur = bm_figure(&e, bm_report_ctx_min_n(ctx, m));
-    row->change = bm_q_change_est(m, bm_q_cell(g, b, np - 1), bm_q_cell(g, b, np - 2), &e,
-                                  &row->prev);
+    double min_n = bm_report_ctx_min_n(ctx, m);
+    row->cur = bm_figure(&e, min_n);
+    if (!res->status.partial)
+        row->change.test = bm_q_change_test(m, bm_q_cell(g, b, np - 1), bm_q_cell(g, b, np - 2),
+                                            &e, &row->prev, min_n);
     row->has_chain = s_chain_value(m, g, ctx->ref->nbranches, np - 1, &row->chain);
     for (int p = 0; p < np; p++)
-        if (bm_q_estimate(m, bm_q_cell(g, b, p), nb, &row->trend[p], NULL) < 0)
+        if (bm_q_estimate_pooled(m, bm_q_cell(g, b, p), nb, &pool[p], &row->trend[p], NULL) < 0)
             row->trend[p].has_value = 0;
+    free(pool);
     bm_q_grid_destroy(&g);
     return 0;
 }
@@ -77,6 +91,20 @@ static int s_metric_rows(bm_report_ctx_t *ctx, bm_scorecard_result_t *res, bm_er
     return 0;
 }
 
+/* The pooled within-branch variance of one section over every branch of
+ * the breakdown, per period (0 previous, 1 current). */
+static void s_section_pool(const bm_q_bd_row_t *rows, int n, const bm_q_ref_t *ref,
+                           const char *key, bm_pool_t pool[2])
+{
+    memset(pool, 0, 2 * sizeof *pool);
+    for (int x = 0; x < ref->nbranches; x++)
+        for (int p = 0; p < 2; p++) {
+            bm_q_agg_t a;
+            bm_q_bd_sum(rows, n, ref, x, -1, 0, p, key, &a);
+            bm_pool_add(&pool[p], a.n, a.sum, a.sumsq);
+        }
+}
+
 /* Section scores of the branch, current against previous period. */
 static int s_section_rows(bm_report_ctx_t *ctx, bm_scorecard_result_t *res, bm_err_t *err)
 {
@@ -98,15 +126,19 @@ static int s_section_rows(bm_report_ctx_t *ctx, bm_scorecard_result_t *res, bm_e
         bm_q_bd_sum(rows, n, ctx->ref, res->branch, -1, 0, 0, keys[k], &a0);
         if (a1.n == 0 && a0.n == 0)
             continue;
-        bm_estimate_t e1 = bm_est_mean(a1.n, a1.sum, a1.sumsq);
-        bm_estimate_t e0 = bm_est_mean(a0.n, a0.sum, a0.sumsq);
+        bm_pool_t pool[2];
+        s_section_pool(rows, n, ctx->ref, keys[k], pool);
+        bm_estimate_t e1 = bm_est_mean_pooled(a1.n, a1.sum, a1.sumsq, &pool[1]);
+        bm_estimate_t e0 = bm_est_mean_pooled(a0.n, a0.sum, a0.sumsq, &pool[0]);
         bm_est_clamp(&e1, 0, 100);
         bm_est_clamp(&e0, 0, 100);
         bm_scorecard_section_t *s = &res->sections[res->nsections++];
         snprintf(s->section, sizeof s->section, "%s", keys[k]);
         s->cur = bm_figure(&e1, res->section_min_n);
         s->prev = e0;
-        s->change = bm_change_welch(&e1, &e0);
+        if (!res->status.partial && !bm_low_sample(e1.n, res->section_min_n) &&
+            !bm_low_sample(e0.n, res->section_min_n))
+            s->change.test = bm_test_diff(&e1, &e0);
     }
     free(rows);
     return res->sections ? 0 : bm_err_set(err, "out of memory");
@@ -143,9 +175,28 @@ static int s_count_rows(bm_report_ctx_t *ctx, bm_scorecard_result_t *res, bm_bre
     return out ? 0 : bm_err_set(err, "out of memory");
 }
 
+/* Benjamini-Hochberg over every test the scorecard shows: the metrics'
+ * and sections' changes and the gaps' significance. */
+static int s_adjust(bm_scorecard_result_t *res, bm_err_t *err)
+{
+    size_t n = res->nmetrics + res->nsections + res->gaps.nrows, k = 0;
+    bm_verdict_t **v = calloc(n ? n : 1, sizeof *v);
+    if (!v)
+        return bm_err_set(err, "out of memory");
+    for (size_t i = 0; i < res->nmetrics; i++)
+        v[k++] = &res->metrics[i].change;
+    for (size_t i = 0; i < res->nsections; i++)
+        v[k++] = &res->sections[i].change;
+    for (size_t i = 0; i < res->gaps.nrows; i++)
+        v[k++] = &res->gaps.rows[i].significant;
+    res->ntests = bm_verdicts_adjust(v, n);
+    free(v);
+    return res->ntests < 0 ? bm_err_set(err, "out of memory") : 0;
+}
+
 static int s_compute(bm_report_ctx_t *ctx, bm_scorecard_result_t *res, bm_err_t *err)
 {
-    if (bm_report_ctx_period(ctx, NULL, &res->cur, err) < 0)
+    if (bm_report_ctx_period_st(ctx, NULL, &res->cur, &res->status, err) < 0)
         return -1;
     res->first = bm_period_add(res->kind, res->cur, -(res->periods - 1));
     if (s_metric_rows(ctx, res, err) < 0 || s_section_rows(ctx, res, err) < 0 ||
@@ -155,7 +206,7 @@ static int s_compute(bm_report_ctx_t *ctx, bm_scorecard_result_t *res, bm_err_t 
         s_count_rows(ctx, res, BM_BD_CONTACT_POINT, BM_SC_CONTACT_POINTS, err) < 0 ||
         s_count_rows(ctx, res, BM_BD_LOST_REASON, BM_SC_LOST_REASONS, err) < 0)
         return -1;
-    return 0;
+    return s_adjust(res, err);
 }
 
 int bm_scorecard_compute(bm_report_ctx_t *ctx, bm_scorecard_result_t **out, bm_err_t *err)

@@ -18,7 +18,7 @@ typedef struct {
     char error[BM_ERR_MSG_MAX];
     bm_figure_t cur;
     bm_estimate_t prev;
-    int change;
+    bm_verdict_t change;
     int has_chain;
     double chain;               /* the chain's value (visible branches) */
     bm_estimate_t *trend;       /* periods entries, oldest first */
@@ -28,7 +28,7 @@ typedef struct {
     char section[65];
     bm_figure_t cur;            /* mean score in %, clamped to 0..100 */
     bm_estimate_t prev;
-    int change;
+    bm_verdict_t change;
 } bm_scorecard_section_t;
 
 /* One key of a count breakdown: current and previous period. */
@@ -49,6 +49,8 @@ typedef struct {
     int branch;                 /* index into ref->branches */
     bm_period_kind_t kind;
     int64_t cur, first;         /* the current and the oldest trend period */
+    bm_period_status_t status;  /* of the current period */
+    int ntests;                 /* tests adjusted together (BH) */
     int periods;
     bm_scorecard_metric_t *metrics;     /* one per catalogue entry */
     size_t nmetrics;

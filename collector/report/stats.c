@@ -7,12 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Two-sided 95% quantiles of Student's t, df = 1..29. */
-static const double s_t95_table[30] = {
-    0.0,    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
-    2.228, 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093,
-    2.086, 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045,
-};
+#include "dist.h"
 
 int bm_wilson(double x, double n, double z, double *lo, double *hi)
 {
@@ -30,6 +25,27 @@ int bm_wilson(double x, double n, double z, double *lo, double *hi)
     return 0;
 }
 
+int bm_wilson_cc(double x, double n, double z, double *lo, double *hi)
+{
+    if (!(n > 0) || !(x >= 0) || x > n || !(z > 0))
+        return -1;
+    /* Newcombe (1998), "Two-sided confidence intervals for the single
+     * proportion", Statistics in Medicine 17:857-872, method 4. */
+    double p = x / n, q = 1.0 - p, z2 = z * z, d = 2.0 * (n + z2);
+    double l = 0, h = 1;
+    if (x > 0) {
+        double r = z2 - 2.0 - 1.0 / n + 4.0 * p * (n * q + 1.0);
+        l = (2.0 * n * p + z2 - 1.0 - z * sqrt(r > 0 ? r : 0)) / d;
+    }
+    if (x < n) {
+        double r = z2 + 2.0 - 1.0 / n + 4.0 * p * (n * q - 1.0);
+        h = (2.0 * n * p + z2 + 1.0 + z * sqrt(r > 0 ? r : 0)) / d;
+    }
+    *lo = l < 0 ? 0 : l;
+    *hi = h > 1 ? 1 : h;
+    return 0;
+}
+
 bm_estimate_t bm_est_proportion(double x, double n)
 {
     bm_estimate_t e;
@@ -42,10 +58,77 @@ bm_estimate_t bm_est_proportion(double x, double n)
     if (x >= 0 && x <= n) {
         double p = e.value;
         e.sd = sqrt(p * (1.0 - p));
-        e.se = e.sd / sqrt(n);
-        e.has_ci = bm_wilson(x, n, BM_Z95, &e.lo, &e.hi) == 0;
+        /* Agresti & Caffo (2000): one success and one failure added to
+         * each sample give a difference test that holds at small n and at
+         * 0% or 100%, where p(1 - p) / n is 0. */
+        double pt = (x + 1.0) / (n + 2.0);
+        e.se = sqrt(pt * (1.0 - pt) / (n + 2.0));
+        e.has_ci = bm_wilson_cc(x, n, BM_Z95, &e.lo, &e.hi) == 0;
     }
     return e;
+}
+
+/* The trinomial log-likelihood of promoters P, detractors D, passives O
+ * at pP = a, pD = a - theta (0 log 0 = 0; -inf outside the simplex). */
+static double s_nps_loglik(double P, double D, double O, double a, double theta)
+{
+    double b = a - theta, c = 1.0 - a - b;
+    if (a < 0 || b < 0 || c < 0)
+        return -INFINITY;
+    double l = 0;
+    if (P > 0)
+        l += a > 0 ? P * log(a) : -INFINITY;
+    if (D > 0)
+        l += b > 0 ? D * log(b) : -INFINITY;
+    if (O > 0)
+        l += c > 0 ? O * log(c) : -INFINITY;
+    return l;
+}
+
+/* The score statistic of H0: NPS = theta (proportions, -1..1): the
+ * likelihood maximised under the constraint (the stationary point solves
+ * 2n a^2 - B a + P theta (1 + theta) = 0, B = P(1 + 3 theta) + D(1 + theta)
+ * + 2 O theta; the simplex corners stand in when counts are zero), then
+ * z = (NPS^ - theta) / sqrt(Var_theta / n), Var_theta = pP + pD - theta^2. */
+static double s_nps_score(double P, double D, double n, double theta)
+{
+    double O = n - P - D;
+    double B = P * (1 + 3 * theta) + D * (1 + theta) + 2 * O * theta;
+    double disc = B * B - 8.0 * n * P * theta * (1 + theta);
+    double lo = theta > 0 ? theta : 0, hi = (1 + theta) / 2;
+    double cand[4] = {lo, hi, lo, hi};
+    if (disc >= 0) {
+        cand[2] = (B - sqrt(disc)) / (4 * n);
+        cand[3] = (B + sqrt(disc)) / (4 * n);
+    }
+    double best = lo, bl = -INFINITY;
+    for (int i = 0; i < 4; i++) {
+        double a = cand[i] < lo ? lo : (cand[i] > hi ? hi : cand[i]);
+        double l = s_nps_loglik(P, D, O, a, theta);
+        if (l > bl) {
+            bl = l;
+            best = a;
+        }
+    }
+    double var = 2 * best - theta - theta * theta;
+    double d = (P - D) / n - theta;
+    if (!(var > 1e-15))
+        return d == 0 ? 0 : (d > 0 ? INFINITY : -INFINITY);
+    return d / sqrt(var / n);
+}
+
+/* The theta between `inside` (|z| <= z95) and `outside` where the score
+ * statistic crosses the critical value. */
+static double s_nps_bound(double P, double D, double n, double inside, double outside)
+{
+    for (int i = 0; i < 60; i++) {
+        double mid = 0.5 * (inside + outside);
+        if (fabs(s_nps_score(P, D, n, mid)) <= BM_Z95)
+            inside = mid;
+        else
+            outside = mid;
+    }
+    return inside;
 }
 
 bm_estimate_t bm_est_nps(double promoters, double detractors, double n)
@@ -56,30 +139,34 @@ bm_estimate_t bm_est_nps(double promoters, double detractors, double n)
         return e;
     double pp = promoters / n, pd = detractors / n;
     double var = pp + pd - (pp - pd) * (pp - pd);
-    if (var < 0)
-        var = 0;
+    double v = pp - pd;
     e.has_value = 1;
     e.n = n;
-    e.value = (pp - pd) * 100.0;
-    e.sd = sqrt(var) * 100.0;
-    e.se = e.sd / sqrt(n);
+    e.value = v * 100.0;
+    e.sd = sqrt(var > 0 ? var : 0) * 100.0;
+    /* The score interval: every NPS theta that a score test at 5% does
+     * not reject (the construction of Wilson's interval, for the
+     * difference of two proportions of one trinomial: Tango 1998, with
+     * passives in the place of concordant pairs).  It keeps its coverage
+     * where the Wald interval collapses (one answer: [100, 100]) and
+     * where the adjusted Wald of Rocks (2016) falls to 75% (n = 1 at
+     * NPS 70; see the coverage test). */
     e.has_ci = 1;
-    e.lo = e.value - BM_Z95 * e.se;
-    e.hi = e.value + BM_Z95 * e.se;
-    if (e.lo < -100)
-        e.lo = -100;
-    if (e.hi > 100)
-        e.hi = 100;
+    e.lo = v <= -1 ? -1 : s_nps_bound(promoters, detractors, n, v, -1);
+    e.hi = v >= 1 ? 1 : s_nps_bound(promoters, detractors, n, v, 1);
+    e.lo *= 100.0;
+    e.hi *= 100.0;
+    /* The standard error the tests use: the adjusted Wald one (3/4
+     * promoter and 3/4 detractor added, Rocks 2016), never 0. */
+    double na = n + 3.0;
+    double ap = (promoters + 0.75) / na, ad = (detractors + 0.75) / na;
+    e.se = sqrt((ap + ad - (ap - ad) * (ap - ad)) / na) * 100.0;
     return e;
 }
 
 double bm_t95(double df)
 {
-    if (!(df >= 1))
-        return s_t95_table[1];
-    if (df >= 30)
-        return BM_Z95;
-    return s_t95_table[(int)df];
+    return bm_t_crit(0.05, df);
 }
 
 bm_estimate_t bm_est_mean(double n, double sum, double sumsq)
@@ -97,11 +184,107 @@ bm_estimate_t bm_est_mean(double n, double sum, double sumsq)
             ss = 0;
         e.sd = sqrt(ss / (n - 1));
         e.se = e.sd / sqrt(n);
+        e.df = n - 1;
         double t = bm_t95(n - 1);
         e.has_ci = 1;
         e.lo = e.value - t * e.se;
         e.hi = e.value + t * e.se;
     }
+    return e;
+}
+
+void bm_pool_add(bm_pool_t *pool, double n, double sum, double sumsq)
+{
+    if (!(n >= 2))
+        return;
+    double ss = sumsq - sum * sum / n;
+    pool->ss += ss > 0 ? ss : 0;
+    pool->df += n - 1;
+}
+
+double bm_pool_sd(const bm_pool_t *pool)
+{
+    return pool && pool->df > 0 ? sqrt(pool->ss / pool->df) : 0;
+}
+
+bm_estimate_t bm_est_mean_pooled(double n, double sum, double sumsq, const bm_pool_t *pool)
+{
+    bm_estimate_t e = bm_est_mean(n, sum, sumsq);
+    double sp = bm_pool_sd(pool);
+    if (!e.has_value || !(sp > 0))
+        return e;
+    /* Evaluations of one questionnaire and channel share an instrument:
+     * the within-branch spread of all branches (pool->df degrees of
+     * freedom) is a far better estimate of one branch's spread than its
+     * own 2 df at n = 3 (one-way ANOVA's common-variance interval).  The
+     * own SD still wins when larger, so a branch that really varies more
+     * is not made to look precise. */
+    e.sd = e.sd > sp ? e.sd : sp;
+    e.se = e.sd / sqrt(n);
+    e.df = pool->df;
+    double t = bm_t95(e.df);
+    e.has_ci = 1;
+    e.lo = e.value - t * e.se;
+    e.hi = e.value + t * e.se;
+    return e;
+}
+
+/* Garwood (1936) exact Poisson limits for x observed events. */
+static void s_garwood(double x, double *lo, double *hi)
+{
+    *lo = x > 0 ? bm_gamma_quantile(x, BM_ALPHA / 2) : 0;
+    *hi = bm_gamma_quantile(x + 1.0, 1.0 - BM_ALPHA / 2);
+}
+
+bm_estimate_t bm_est_poisson_rate(double x, double n, double k)
+{
+    bm_estimate_t e;
+    memset(&e, 0, sizeof e);
+    if (!(n > 0) || !(x >= 0))
+        return e;
+    e.has_value = 1;
+    e.n = n;
+    e.value = k * x / n;
+    double lo, hi;
+    s_garwood(x, &lo, &hi);
+    e.has_ci = 1;
+    e.lo = k * lo / n;
+    e.hi = k * hi / n;
+    /* The rate's standard error for comparisons: sqrt(x + 1/2) / n keeps a
+     * branch with no event comparable (Anscombe's 3/8 is similar). */
+    e.se = k * sqrt(x + 0.5) / n;
+    e.sd = k * sqrt(x / n);     /* per unit of exposure: Var = rate */
+    return e;
+}
+
+bm_estimate_t bm_est_count(double x, double n)
+{
+    bm_estimate_t e;
+    memset(&e, 0, sizeof e);
+    if (!(n > 0) || !(x >= 0))
+        return e;
+    e.has_value = 1;
+    e.n = n;
+    e.value = x;
+    s_garwood(x, &e.lo, &e.hi);
+    e.has_ci = 1;
+    e.se = sqrt(x + 0.5);
+    return e;
+}
+
+bm_estimate_t bm_est_balance(double balance, double n)
+{
+    bm_estimate_t e;
+    memset(&e, 0, sizeof e);
+    if (!(n > 0))
+        return e;
+    e.has_value = 1;
+    e.n = n;
+    e.value = balance;
+    e.se = sqrt(n);
+    e.has_ci = 1;
+    e.lo = balance - BM_Z95 * e.se;
+    e.hi = balance + BM_Z95 * e.se;
     return e;
 }
 
@@ -171,63 +354,129 @@ bm_estimate_t bm_est_hist_quantile(const uint32_t *counts, size_t nb, size_t ove
             e.lo = e.value;
         if (e.hi < e.value)
             e.hi = e.value;
-        /* No standard error: changes are judged by disjoint intervals. */
+        /* The interval is the normal approximation of the rank's
+         * binomial spread mapped through the histogram; its half-width
+         * over z is the estimate's standard error (as in Price and
+         * Bonett's test of two medians). */
+        e.se = (e.hi - e.lo) / (2.0 * BM_Z95);
     }
     return e;
 }
 
-int bm_change_proportion(double x1, double n1, double x0, double n0)
+bm_test_t bm_test_proportion(double x1, double n1, double x0, double n0)
 {
+    bm_test_t t = {0, 0, 1.0};
     if (!(n1 > 0) || !(n0 > 0) || x1 < 0 || x0 < 0 || x1 > n1 || x0 > n0)
-        return 0;
+        return t;
     double p1 = x1 / n1, p0 = x0 / n0;
     double p = (x1 + x0) / (n1 + n0);
     double se = sqrt(p * (1.0 - p) * (1.0 / n1 + 1.0 / n0));
     if (!(se > 0))
-        return 0;
+        return t;
     double z = (p1 - p0) / se;
-    if (z > BM_Z95)
-        return 1;
-    if (z < -BM_Z95)
-        return -1;
-    return 0;
+    t.tested = 1;
+    t.dir = z > 0 ? 1 : (z < 0 ? -1 : 0);
+    t.p = bm_norm_p2(z);
+    return t;
+}
+
+bm_test_t bm_test_diff(const bm_estimate_t *a, const bm_estimate_t *b)
+{
+    bm_test_t t = {0, 0, 1.0};
+    if (!a->has_value || !b->has_value || !(a->se > 0) || !(b->se > 0))
+        return t;
+    double v1 = a->se * a->se, v0 = b->se * b->se;
+    double z = (a->value - b->value) / sqrt(v1 + v0);
+    double df = 0;
+    if (a->df > 0 && b->df > 0)     /* Welch-Satterthwaite */
+        df = (v1 + v0) * (v1 + v0) / (v1 * v1 / a->df + v0 * v0 / b->df);
+    t.tested = 1;
+    t.dir = z > 0 ? 1 : (z < 0 ? -1 : 0);
+    t.p = bm_t_p2(z, df);
+    return t;
+}
+
+static int s_dir95(bm_test_t t)
+{
+    return t.tested && t.p < BM_ALPHA ? t.dir : 0;
+}
+
+int bm_change_proportion(double x1, double n1, double x0, double n0)
+{
+    return s_dir95(bm_test_proportion(x1, n1, x0, n0));
 }
 
 int bm_change_nps(const bm_estimate_t *cur, const bm_estimate_t *prev)
 {
-    if (!cur->has_value || !prev->has_value)
-        return 0;
-    double se = sqrt(cur->se * cur->se + prev->se * prev->se);
-    if (!(se > 0))
-        return 0;
-    double z = (cur->value - prev->value) / se;
-    return z > BM_Z95 ? 1 : (z < -BM_Z95 ? -1 : 0);
+    return s_dir95(bm_test_diff(cur, prev));
 }
 
 int bm_change_welch(const bm_estimate_t *cur, const bm_estimate_t *prev)
 {
-    if (!cur->has_value || !prev->has_value || cur->n < 2 || prev->n < 2)
+    if (cur->n < 2 || prev->n < 2)
         return 0;
-    double v1 = cur->se * cur->se, v0 = prev->se * prev->se;
-    double se = sqrt(v1 + v0);
-    if (!(se > 0))
-        return 0;
-    double t = (cur->value - prev->value) / se;
-    double df = (v1 + v0) * (v1 + v0) /
-                (v1 * v1 / (cur->n - 1) + v0 * v0 / (prev->n - 1));
-    double crit = bm_t95(df);
-    return t > crit ? 1 : (t < -crit ? -1 : 0);
+    return s_dir95(bm_test_diff(cur, prev));
 }
 
-int bm_change_disjoint(const bm_estimate_t *cur, const bm_estimate_t *prev)
+static const double *s_bh_p;
+
+static int s_bh_cmp(const void *a, const void *b)
 {
-    if (!cur->has_ci || !prev->has_ci)
+    double x = s_bh_p[*(const size_t *)a], y = s_bh_p[*(const size_t *)b];
+    return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+int bm_bh_adjust(const double *p, size_t m, double *q)
+{
+    if (m == 0)
         return 0;
-    if (cur->lo > prev->hi)
-        return 1;
-    if (cur->hi < prev->lo)
+    size_t *idx = malloc(m * sizeof *idx);
+    double *out = malloc(m * sizeof *out);
+    if (!idx || !out) {
+        free(idx);
+        free(out);
         return -1;
+    }
+    for (size_t i = 0; i < m; i++)
+        idx[i] = i;
+    s_bh_p = p;
+    qsort(idx, m, sizeof *idx, s_bh_cmp);
+    /* Step-up: from the largest p down, the running minimum of p * m / i. */
+    double run = 1.0;
+    for (size_t r = m; r >= 1; r--) {
+        double v = p[idx[r - 1]] * (double)m / (double)r;
+        if (v < run)
+            run = v;
+        out[idx[r - 1]] = run;
+    }
+    memcpy(q, out, m * sizeof *q);
+    free(idx);
+    free(out);
     return 0;
+}
+
+int bm_verdicts_adjust(bm_verdict_t **v, size_t n)
+{
+    size_t m = 0;
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        if (v[i]) {
+            v[i]->q = 1.0;
+            v[i]->arrow = 0;
+            if (p && v[i]->test.tested)
+                p[m++] = v[i]->test.p;
+        }
+    if (!p || bm_bh_adjust(p, m, p) < 0) {
+        free(p);
+        return -1;
+    }
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (v[i] && v[i]->test.tested) {
+            v[i]->q = p[k++];
+            v[i]->arrow = v[i]->q <= BM_ALPHA ? v[i]->test.dir : 0;
+        }
+    free(p);
+    return (int)m;
 }
 
 static int s_higher_better;
@@ -248,42 +497,104 @@ static int s_rank_cmp(const void *a, const void *b)
     return x->key < y->key ? -1 : (x->key > y->key ? 1 : 0);
 }
 
-static int s_overlap(const bm_estimate_t *a, const bm_estimate_t *b)
+/* One pairwise comparison: i is ahead of j in the sorted order. */
+typedef struct {
+    double p;
+    unsigned i, j;
+} s_pair_t;
+
+static int s_pair_cmp(const void *a, const void *b)
 {
-    if (a->value == b->value)
-        return 1;
-    if (!a->has_ci || !b->has_ci)
-        return 0;
-    return a->lo <= b->hi && b->lo <= a->hi;
+    double x = ((const s_pair_t *)a)->p, y = ((const s_pair_t *)b)->p;
+    return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-void bm_rank_entries(bm_rank_entry_t *entries, size_t count, int higher_better)
+/* The p-value that i (ahead) is better than j, 1 when untestable or when
+ * the difference is not in i's favour (equal values). */
+static double s_pair_p(const bm_rank_entry_t *i, const bm_rank_entry_t *j)
+{
+    bm_test_t t = bm_test_diff(&i->est, &j->est);
+    int want = s_higher_better ? 1 : -1;
+    return t.tested && t.dir == want ? t.p : 1.0;
+}
+
+static void s_mark(bm_rank_entry_t *e, unsigned i, unsigned j)
+{
+    e[i].worse++;
+    e[j].better++;
+}
+
+/* Holm (1979) step-down over all k(k-1)/2 pairs: the r-th smallest p is
+ * rejected while p_(r) <= alpha / (m - r + 1). */
+static int s_holm(bm_rank_entry_t *e, size_t k)
+{
+    size_t m = k * (k - 1) / 2, np = 0;
+    s_pair_t *pairs = malloc((m ? m : 1) * sizeof *pairs);
+    if (!pairs)
+        return -1;
+    for (unsigned i = 0; i < k; i++)
+        for (unsigned j = i + 1; j < k; j++) {
+            double p = s_pair_p(&e[i], &e[j]);
+            if (p < BM_ALPHA)       /* larger ones can never be rejected */
+                pairs[np++] = (s_pair_t){p, i, j};
+        }
+    qsort(pairs, np, sizeof *pairs, s_pair_cmp);
+    for (size_t r = 0; r < np && pairs[r].p <= BM_ALPHA / (double)(m - r); r++)
+        s_mark(e, pairs[r].i, pairs[r].j);
+    free(pairs);
+    return 0;
+}
+
+/* Bonferroni over all pairs, for chain-scale rankings: no pair list. */
+static void s_bonferroni(bm_rank_entry_t *e, size_t k)
+{
+    double m = (double)k * (double)(k - 1) / 2.0;
+    for (unsigned i = 0; i < k; i++)
+        for (unsigned j = i + 1; j < k; j++)
+            if (s_pair_p(&e[i], &e[j]) <= BM_ALPHA / m)
+                s_mark(e, i, j);
+}
+
+int bm_rank_entries(bm_rank_entry_t *entries, size_t count, int higher_better)
 {
     if (!entries || count == 0)
-        return;
+        return 0;
     s_higher_better = higher_better;
     qsort(entries, count, sizeof *entries, s_rank_cmp);
-    int group = 0;
-    size_t i = 0;
-    while (i < count) {
-        if (!entries[i].est.has_value) {
-            entries[i].rank_lo = entries[i].rank_hi = 0;
-            entries[i].group = 0;
-            i++;
-            continue;
-        }
-        size_t j = i + 1;
-        while (j < count && entries[j].est.has_value &&
-               s_overlap(&entries[i].est, &entries[j].est))
-            j++;
-        group++;
-        for (size_t k = i; k < j; k++) {
-            entries[k].rank_lo = (int)i + 1;
-            entries[k].rank_hi = (int)j;
-            entries[k].group = group;
-        }
-        i = j;
+    size_t k = 0;
+    for (size_t i = 0; i < count; i++) {
+        entries[i].better = entries[i].worse = 0;
+        entries[i].rank_lo = entries[i].rank_hi = entries[i].group = 0;
+        if (entries[i].est.has_value)
+            k++;
     }
+    int rc = 0;
+    if (k > BM_RANK_HOLM_MAX)
+        s_bonferroni(entries, k);
+    else
+        rc = s_holm(entries, k);
+    int group = 0;
+    for (size_t i = 0; i < k; i++) {
+        bm_rank_entry_t *x = &entries[i];
+        x->rank_lo = rc < 0 ? 1 : 1 + x->better;
+        x->rank_hi = rc < 0 ? (int)k : (int)k - x->worse;
+        if (i == 0 || x->rank_lo != x[-1].rank_lo || x->rank_hi != x[-1].rank_hi)
+            group++;
+        x->group = group;
+    }
+    return rc;
+}
+
+int bm_period_complete(int64_t start, int days, int64_t today, int *covered)
+{
+    int64_t c = today - start + 1;
+    if (c < 0)
+        c = 0;
+    if (c > days)
+        c = days;
+    if (covered)
+        *covered = (int)c;
+    return today >= start + days;
 }
 
 int bm_low_sample(double n, double min_n)

@@ -104,52 +104,70 @@ check_rollups "$BM_DB"
 # ------------------------------------------------------------------- rank
 at=2026-11-15
 bm rank --metric ms_score --at $at --format csv >"$T/ms.csv" || fail "rank ms_score failed"
-# B4 100 (sd 0); B1 {100, 54.17, 70}: mean 74.72, t(2)=4.303 -> [16.9, 132.6]
-# clamped to 100; B2 {0, 100, 100}: 66.7 [0, 100].  Both overlap B4: ranks 1-3.
-# B3 has one evaluation: listed, low_n, not ranked.  B1 was 100 in October;
-# the drop is not significant (Welch, df 2), so no arrow.
-assert_eq "ms_score B4" "1-3,1,B4,Plovdiv,SOUTH,100.0,3,100.0,100.0,false,,," "$(csv_row "$T/ms.csv" 3 B4)"
-assert_eq "ms_score B1" "1-3,1,B1,Sofia Center,NORTH,74.7,3,16.9,100.0,false,100.0,-25.3," "$(csv_row "$T/ms.csv" 3 B1)"
-assert_eq "ms_score B2" "1-3,1,B2,Sofia East,NORTH,66.7,3,0.0,100.0,false,,," "$(csv_row "$T/ms.csv" 3 B2)"
-assert_eq "ms_score B3 (low n)" ",,B3,Pernik,NORTH,100.0,1,,,true,,," "$(csv_row "$T/ms.csv" 3 B3)"
+# Pooled within-branch SD (docs/metrics.md): B1 {100, 54.17, 70} ss 1083.7,
+# B2 {0, 100, 100} ss 6666.7, B4 {100 x3} ss 0 (B3's single visit adds no
+# df): 7750.4 over df 6, sd 35.94.  B4 100, se 35.94/sqrt 3 = 20.75,
+# t(6) = 2.4469 -> [49.2, 100]; B1 74.72 -> [23.9, 125.5] clamped to 100;
+# B2's own sd 57.7 is larger than the pool's and wins: 66.7 -+ 2.4469 *
+# 33.3 -> [0, 100] after clamping.  Pairwise tests: no
+# pair differs (B4 - B2 = 33.3, se 29.3): ranks 1-3.  B3 has one
+# evaluation: listed, low_n, not ranked, and now with an interval from the
+# pool, 100 - 2.4469 * 35.94 = 12.1.  B1 was 100 in October; the drop is
+# not significant, so no arrow.  Last column: change_q (BH-adjusted p).
+assert_eq "ms_score B4" "1-3,1,B4,Plovdiv,SOUTH,100.0,3,49.2,100.0,false,,,," "$(csv_row "$T/ms.csv" 3 B4)"
+assert_eq "ms_score B1" "1-3,1,B1,Sofia Center,NORTH,74.7,3,23.9,100.0,false,100.0,-25.3,," "$(csv_row "$T/ms.csv" 3 B1)"
+assert_eq "ms_score B2" "1-3,1,B2,Sofia East,NORTH,66.7,3,0.0,100.0,false,,,," "$(csv_row "$T/ms.csv" 3 B2)"
+assert_eq "ms_score B3 (low n)" ",,B3,Pernik,NORTH,100.0,1,12.1,100.0,true,,,," "$(csv_row "$T/ms.csv" 3 B3)"
 # Chain: 10 scored evaluations, mean 824.1667/10.
 assert_eq "ms_score chain" "82.4" "$(csv_row "$T/ms.csv" 1 chain | cut -d, -f3)"
 assert_eq "ms_score chain n" "10" "$(csv_row "$T/ms.csv" 1 chain | cut -d, -f4)"
 
-# NPS: B4 45 promoters of 50 -> 90, Var .09, CI 90 +- 1.96*sqrt(.09/50)*100.
-# B1 20 P, 10 D of 40 -> 25 [-0.7, 50.7]; October 8 P, 20 D -> -30; the rise
-# is significant (z = 3.05): arrow "+".  B3 20 P, 15 D of 35 -> 14.3,
-# overlapping B1: ranks 2-3.  B2 has 10 answers (< 30): not ranked.
+# NPS, score intervals (recomputed independently: the constrained trinomial
+# likelihood maximised numerically, bisection on |z| = 1.96): B4 45
+# promoters of 50 -> 90 [76.4, 95.7].  B1 20 P, 10 D of 40 -> 25 [-1.9,
+# 48.2]; October 8 P, 20 D of 40 -> -30; the rise is significant: adjusted-
+# Wald se's (Rocks 2016) sqrt(.67848 / 43) = 12.56 and sqrt(.60817 / 43) =
+# 11.89 points, z = 55 / 17.30 = 3.18, p = .00147.  The ranking shows three
+# tests (B1, region NORTH 45 P 30 D of 85 against the same October: z =
+# 47.6 / 15.39 = 3.09, p = .00198; the chain, p < 1e-6).  BH: NORTH's q =
+# .00198 * 3/3, B1's q = min(.00198, .00147 * 3/2) = .0020: arrow "+".
+# B3 20 P, 15 D of 35 -> 14.3 [-18.3, 44.0].  Pairwise (Holm over 3):
+# B4 above B1 (z = 65 / 15.1) and B3; B1 - B3 not: ranks 1, 2-3, 2-3.
+# B2 has 10 answers (< 30): not ranked.
 bm rank --metric nps --at $at --format csv >"$T/nps.csv" || fail "rank nps failed"
-assert_eq "nps B4" "1,1,B4,Plovdiv,SOUTH,90.0,50,81.7,98.3,false,,," "$(csv_row "$T/nps.csv" 3 B4)"
-assert_eq "nps B1" "2-3,2,B1,Sofia Center,NORTH,25.0,40,-0.7,50.7,false,-30.0,55.0,+" "$(csv_row "$T/nps.csv" 3 B1)"
-assert_eq "nps B3" "2-3,2,B3,Pernik,NORTH,14.3,35,-18.5,47.1,false,,," "$(csv_row "$T/nps.csv" 3 B3)"
-assert_eq "nps B2 (low n)" ",,B2,Sofia East,NORTH,0.0,10,-62.0,62.0,true,,," "$(csv_row "$T/nps.csv" 3 B2)"
-# --min-n 10 lets B2 in; its interval overlaps B1's group.
+assert_eq "nps B4" "1,1,B4,Plovdiv,SOUTH,90.0,50,76.4,95.7,false,,,," "$(csv_row "$T/nps.csv" 3 B4)"
+assert_eq "nps B1" "2-3,2,B1,Sofia Center,NORTH,25.0,40,-1.9,48.2,false,-30.0,55.0,+,0.0020" "$(csv_row "$T/nps.csv" 3 B1)"
+assert_eq "nps B3" "2-3,2,B3,Pernik,NORTH,14.3,35,-18.3,44.0,false,,,," "$(csv_row "$T/nps.csv" 3 B3)"
+# B2 5 P, 5 D of 10: 0 [-52.7, 52.7].
+assert_eq "nps B2 (low n)" ",,B2,Sofia East,NORTH,0.0,10,-52.7,52.7,true,,,," "$(csv_row "$T/nps.csv" 3 B2)"
+# --min-n 10 lets B2 in; only B4 is significantly above it.
 bm rank --metric nps --at $at --min-n 10 --format csv >"$T/nps10.csv"
-assert_eq "nps B2 with --min-n 10" "2-4,2,B2,Sofia East,NORTH,0.0,10,-62.0,62.0,false,,," "$(csv_row "$T/nps10.csv" 3 B2)"
+assert_eq "nps B2 with --min-n 10" "2-4,2,B2,Sofia East,NORTH,0.0,10,-52.7,52.7,false,,,," "$(csv_row "$T/nps10.csv" 3 B2)"
 # Segment "family": the even-numbered half of B1's answers: 10 P, 5 D of 20.
 bm rank --metric nps --at $at --segment family --format csv >"$T/nps-family.csv"
-assert_eq "nps B1 family" ",,B1,Sofia Center,NORTH,25.0,20,-11.3,61.3,true,,," "$(csv_row "$T/nps-family.csv" 3 B1)"
+assert_eq "nps B1 family" ",,B1,Sofia Center,NORTH,25.0,20,-12.9,56.0,true,,,," "$(csv_row "$T/nps-family.csv" 3 B1)"
 
-# Capture rate, Wilson: B1 300 of 1600 entrants/passers-by; B2 200 of 1000.
+# Capture rate, continuity-corrected Wilson: B1 300 of 1600 entrants /
+# passers-by [16.88, 20.77]; B2 200 of 1000 [17.59, 22.64].  Both changes
+# are large (z = 5.3 and 4.9): BH q < .00005 -> change_q 0.0000.
 # The people-counter interval at 2026-10-31T22:30Z is 00:30 on 1 November in
 # Sofia: it counts in November, the one at 21:30Z in October.
 bm rank --metric capture_rate --region NORTH --at $at --format csv >"$T/cap.csv"
-assert_eq "capture B2" "1-2,1,B2,Sofia East,NORTH,20.0,1000,17.6,22.6,false,30.0,-10.0,-" "$(csv_row "$T/cap.csv" 3 B2)"
-assert_eq "capture B1" "1-2,1,B1,Sofia Center,NORTH,18.8,1600,16.9,20.7,false,10.0,8.8,+" "$(csv_row "$T/cap.csv" 3 B1)"
-assert_eq "capture rows in NORTH" "3" "$(tr -d '\r' <"$T/cap.csv" | awk -F, 'NF == 13 && $5 == "NORTH"' | wc -l)"
+assert_eq "capture B2" "1-2,1,B2,Sofia East,NORTH,20.0,1000,17.6,22.6,false,30.0,-10.0,-,0.0000" "$(csv_row "$T/cap.csv" 3 B2)"
+assert_eq "capture B1" "1-2,1,B1,Sofia Center,NORTH,18.8,1600,16.9,20.8,false,10.0,8.8,+,0.0000" "$(csv_row "$T/cap.csv" 3 B1)"
+assert_eq "capture rows in NORTH" "3" "$(tr -d '\r' <"$T/cap.csv" | awk -F, 'NF == 14 && $5 == "NORTH"' | wc -l)"
 
-# Channel: B1's two visits (E1 100, E2 54.17); the call is out.
+# Channel: B1's two visits (E1 100, E2 54.17); the call is out.  The
+# interval's lower end comes from the visits' pooled SD (5.7).
 bm rank --metric ms_score --channel visit --at $at --format csv >"$T/visit.csv"
-assert_eq "ms_score visit B1" ",,B1,Sofia Center,NORTH,77.1,2,0.0,100.0,true,100.0,-22.9," "$(csv_row "$T/visit.csv" 3 B1)"
+assert_eq "ms_score visit B1" ",,B1,Sofia Center,NORTH,77.1,2,5.7,100.0,true,100.0,-22.9,," "$(csv_row "$T/visit.csv" 3 B1)"
 # Section: KNOW of B1: 100, 50, 90.
 bm rank --metric ms_score --section KNOW --at $at --format csv >"$T/know.csv"
 assert_eq "KNOW B1" "80.0" "$(csv_row "$T/know.csv" 3 B1 | cut -d, -f6)"
 
 # An empty period: every branch listed with n 0, none ranked.
 bm rank --metric nps --at 2026-12-15 --format csv >"$T/empty.csv" || fail "rank of an empty period failed"
-assert_eq "empty period rows" "4" "$(tr -d '\r' <"$T/empty.csv" | awk -F, 'NF == 13 && $3 ~ /^B/ && $1 == "" && $7 == 0' | wc -l)"
+assert_eq "empty period rows" "4" "$(tr -d '\r' <"$T/empty.csv" | awk -F, 'NF == 14 && $3 ~ /^B/ && $1 == "" && $7 == 0' | wc -l)"
 
 # Table format: aligned, rank ranges, the arrow as a real arrow.
 bm rank --metric nps --at $at >"$T/nps.txt" || fail "rank table failed"
@@ -160,7 +178,7 @@ bm rank --metric nps --at $at --format json >"$T/nps.json" || fail "rank json fa
 # (psql interpolates :'j' only in input it reads, not in -c.)
 json() { echo "SELECT $1 FROM (SELECT :'j'::jsonb AS j) x" | psql -X -A -t -q -d "$BM_DB" -v j="$(cat "$T/nps.json")" -f -; }
 assert_eq "json rows" "4" "$(json "jsonb_array_length(j->'ranking')")"
-assert_eq "json B1" '{"n": 40, "rank": "2-3", "arrow": "up", "value": 25.0, "branch": "B1", "ci_low": -0.7}' \
+assert_eq "json B1" '{"n": 40, "rank": "2-3", "arrow": "up", "value": 25.0, "branch": "B1", "ci_low": -1.9}' \
     "$(json "(SELECT jsonb_build_object('rank', r->'rank', 'branch', r->'branch', 'value', r->'value', 'n', r->'n', 'ci_low', r->'ci_low', 'arrow', r->'arrow') FROM jsonb_array_elements(j->'ranking') r WHERE r->>'branch' = 'B1')")"
 assert_eq "json low_n B2" "true" "$(json "(SELECT r->>'low_n' FROM jsonb_array_elements(j->'ranking') r WHERE r->>'branch' = 'B2')")"
 
@@ -168,19 +186,25 @@ assert_eq "json low_n B2" "true" "$(json "(SELECT r->>'low_n' FROM jsonb_array_e
 bm scorecard B1 --at $at --format csv >"$T/card.csv" || fail "scorecard failed"
 metric() { csv_row "$T/card.csv" 1 "$1" | cut -d, -f3-8; }
 # value, n, ci_low, ci_high, low_n, previous
-assert_eq "csi" "70.0,40,64.6,75.4,false,60.0" "$(metric csi)"
-assert_eq "conversion (60 sales / 300 entrants)" "20.0,300,15.9,24.9,false,0.0" "$(metric conversion)"
-assert_eq "avg_check (refunds excluded)" "13.05,60,12.61,13.49,false," "$(metric avg_check)"
+# Means: exact t quantiles, t(39) = 2.0227 and t(59) = 2.0010 (1.96 before).
+assert_eq "csi" "70.0,40,64.4,75.6,false,60.0" "$(metric csi)"
+# Shares: continuity-corrected Wilson, 60 / 300 -> [15.72, 25.07].
+assert_eq "conversion (60 sales / 300 entrants)" "20.0,300,15.7,25.1,false,0.0" "$(metric conversion)"
+assert_eq "avg_check (refunds excluded)" "13.05,60,12.60,13.50,false," "$(metric avg_check)"
 # Waits i*10 s, i = 1..40, in 5 s buckets: median rank 20 ends the 200-205 s bucket.
 assert_eq "wait_p50" "205,40,135,275,false," "$(metric wait_p50)"
 assert_eq "wait_p90" "365,40,325,405,false," "$(metric wait_p90)"
-assert_eq "calls answered in 20 s" "60.0,50,46.2,72.4,false," "$(metric calls_answered_share)"
-assert_eq "calls abandoned" "20.0,50,11.2,33.0,false," "$(metric calls_abandoned_share)"
-assert_eq "complaints per 1000 entrants" "10.00,300,3.41,28.98,false,0.00" "$(metric complaints_per_1000)"
+# 30 / 50 -> [45.20, 73.27]; 10 / 50 -> [10.50, 34.14].
+assert_eq "calls answered in 20 s" "60.0,50,45.2,73.3,false," "$(metric calls_answered_share)"
+assert_eq "calls abandoned" "20.0,50,10.5,34.1,false," "$(metric calls_abandoned_share)"
+# 3 complaints, Garwood [0.6187, 8.7673] events / 300 entrants * 1000.
+assert_eq "complaints per 1000 entrants" "10.00,300,2.06,29.22,false,0.00" "$(metric complaints_per_1000)"
 # Resolved after 2 h and 5 h, 1 h buckets: rank 1 of 2 ends the 2-3 h bucket.
 assert_eq "complaint resolution median" "3.0,2,,,true," "$(metric complaint_resolve_median)"
-assert_eq "complaints open" "1,3,,,true," "$(metric complaints_open)"
-assert_eq "customer balance (5 - 2)" "3,7,,,true," "$(metric customer_balance)"
+# 1 open complaint: Garwood [0.025, 5.57]; balance 3 of 7 changes: 3 +-
+# 1.96 sqrt 7 = [-2.2, 8.2] (whole numbers as the count is shown).
+assert_eq "complaints open" "1,3,0,6,true," "$(metric complaints_open)"
+assert_eq "customer balance (5 - 2)" "3,7,-2,8,true," "$(metric customer_balance)"
 assert_eq "ms_score trend" "- - - - 100.0 74.7" "$(csv_row "$T/card.csv" 1 ms_score | cut -d, -f11)"
 assert_eq "section GREET (100, 66.67, 0)" "GREET,55.6,3" "$(csv_row "$T/card.csv" 1 GREET | cut -d, -f1-3)"
 assert_eq "complaint category staff" "staff,2,0,2" "$(csv_row "$T/card.csv" 1 staff)"

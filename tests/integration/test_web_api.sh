@@ -155,7 +155,10 @@ for who in hq_web:$HQ_PW north_web:$NORTH_PW; do
     role=${who%%:*} pw=${who#*:}
     same "$role" "$pw" "$role-rank" "rank?metric=nps" rank --metric nps
     same "$role" "$pw" "$role-scorecard" "scorecard?branch=B001&periods=3" scorecard B001 --periods 3
-    same "$role" "$pw" "$role-competitors" "competitors?period=month" competitors --period month
+    # The data are 8 days up to today: the running month, asked for by
+    # --at (the default is the last complete month, where few branches
+    # have evaluations yet).
+    same "$role" "$pw" "$role-competitors" "competitors?period=month&at=$at" competitors --period month --at "$at"
     same "$role" "$pw" "$role-alerts" "alerts?period=week" alerts --period week
 done
 same hq_web "$HQ_PW" hq_web-metrics "metrics" metrics

@@ -66,16 +66,19 @@ static void test_rank(void)
     CHECK(bm_date_parse("2026-11-01", &r->cur, NULL) == 0);
     r->region = -1;
     r->min_n = 30;
+    r->status = (bm_period_status_t){.partial = 0, .days = 30, .covered = 30};
+    r->ntests = 2;
     r->rows = calloc(3, sizeof *r->rows);
     r->nrows = 3;
     bm_estimate_t e1 = s_est(42.26, 120, 30.5, 54), e2 = s_est(38, 80, 20.04, 55.96);
     bm_estimate_t e3 = s_est(90, 4, 1, 0);   /* no interval */
     r->rows[0] = (bm_rank_row_t){.branch = 1, .ranked = 1, .rank_lo = 1, .rank_hi = 2,
                                  .group = 1, .cur = bm_figure(&e1, 30), .prev = e2,
-                                 .change = 1};
+                                 .change = {.test = {1, 1, 0.01}, .q = 0.02, .arrow = 1}};
     r->rows[1] = (bm_rank_row_t){.branch = 0, .ranked = 1, .rank_lo = 1, .rank_hi = 2,
                                  .group = 1, .cur = bm_figure(&e2, 30)};
-    r->rows[2] = (bm_rank_row_t){.branch = 2, .cur = bm_figure(&e3, 30), .change = -1};
+    r->rows[2] = (bm_rank_row_t){.branch = 2, .cur = bm_figure(&e3, 30),
+                                 .change = {.test = {1, -1, 0.02}, .q = 0.02, .arrow = -1}};
     r->scopes = calloc(1, sizeof *r->scopes);
     r->nscopes = 1;
     r->scopes[0] = (bm_rank_scope_t){.is_chain = 1, .code = r->ref->chain_code,
@@ -84,13 +87,17 @@ static void test_rank(void)
 
     char *csv = s_render(&res, BM_FMT_CSV);
     const char *want =
-        "rank,group,branch,name,region,value,n,ci_low,ci_high,low_n,previous,change,arrow\r\n"
-        "1-2,1,B002,Varna,SOUTH,42.3,120,30.5,54.0,false,38.0,4.3,+\r\n"
-        "1-2,1,B001,\"Ruse, \"\"Center\"\"\",NORTH,38.0,80,20.0,56.0,false,,,\r\n"
-        ",,B003,Burgas,SOUTH,90.0,4,,,true,,,-\r\n"
+        "rank,group,branch,name,region,value,n,ci_low,ci_high,low_n,previous,change,arrow,"
+        "change_q\r\n"
+        "1-2,1,B002,Varna,SOUTH,42.3,120,30.5,54.0,false,38.0,4.3,+,0.0200\r\n"
+        "1-2,1,B001,\"Ruse, \"\"Center\"\"\",NORTH,38.0,80,20.0,56.0,false,,,,\r\n"
+        ",,B003,Burgas,SOUTH,90.0,4,,,true,,,-,0.0200\r\n"
         "\r\n"
-        "scope,code,value,n,ci_low,ci_high,low_n,previous,change,arrow\r\n"
-        "chain,ACME,42.3,120,30.5,54.0,false,42.3,0.0,\r\n";
+        "scope,code,value,n,ci_low,ci_high,low_n,previous,change,arrow,change_q\r\n"
+        "chain,ACME,42.3,120,30.5,54.0,false,42.3,0.0,,\r\n"
+        "\r\n"
+        "period,label,start,days,days_covered,partial\r\n"
+        "month,2026-11,2026-11-01,30,30,false\r\n";
     if (!csv || strcmp(csv, want))
         fprintf(stderr, "got:\n%s\nwant:\n%s\n", csv ? csv : "(null)", want);
     CHECK(csv && !strcmp(csv, want));
@@ -116,6 +123,8 @@ static void test_gaps(void)
     r->kind = BM_PERIOD_QUARTER;
     CHECK(bm_date_parse("2026-10-01", &r->cur, NULL) == 0);
     r->min_n = 3;
+    /* 2026-Q4 while it runs: 65 of its 92 days begun. */
+    r->status = (bm_period_status_t){.partial = 1, .days = 92, .covered = 65};
     r->gaps.rows = calloc(2, sizeof *r->gaps.rows);
     r->gaps.nrows = r->gaps.cap = 2;
     bm_gap_row_t *g = r->gaps.rows;
@@ -130,13 +139,21 @@ static void test_gaps(void)
     char *csv = s_render(&res, BM_FMT_CSV);
     const char *want =
         "scope,versus,section,own,own_n,competitors,competitors_n,gap,gap_low,gap_high,"
-        "significant,low_n\r\n"
-        "branch B001,within 2.5 km (1 outlet),(overall),80.0,5,70.0,2,10.0,-5.5,25.6,,true\r\n"
-        "chain ACME,all competitors (4 outlets),GREET,75.0,40,,0,,,,,false\r\n";
+        "significant,low_n,q\r\n"
+        "branch B001,within 2.5 km (1 outlet),(overall),80.0,5,70.0,2,10.0,-5.5,25.6,,true,\r\n"
+        "chain ACME,all competitors (4 outlets),GREET,75.0,40,,0,,,,,false,\r\n"
+        "\r\n"
+        "period,label,start,days,days_covered,partial\r\n"
+        "quarter,2026-Q4,2026-10-01,92,65,true\r\n";
     if (!csv || strcmp(csv, want))
         fprintf(stderr, "got:\n%s\nwant:\n%s\n", csv ? csv : "(null)", want);
     CHECK(csv && !strcmp(csv, want));
     free(csv);
+    /* The partial period says so, in a note and as "partial": true. */
+    char *json = s_render(&res, BM_FMT_JSON);
+    CHECK(json && strstr(json, "\"partial\": true"));
+    CHECK(json && strstr(json, "partial period: 65 of 92 days; its gaps are not tested"));
+    free(json);
     bm_competitors_result_destroy(&res.u.competitors);
 }
 
