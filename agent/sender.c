@@ -35,6 +35,11 @@ typedef enum {
 static const char *const s_state_names[] = {"connecting", "connected", "disconnected",
                                             "refused"};
 
+/* A batch the collector refuses for its bytes (MALFORMED, TOO_LARGE) is
+ * sent this many times before it is given up: identical bytes get the
+ * same answer, and one such batch must not hold up the whole spool. */
+#define S_PERMANENT_TRIES 3
+
 /* One batch sent and not yet answered. */
 typedef struct {
     uint64_t seq;
@@ -63,6 +68,8 @@ struct bm_sender {
     int64_t backoff_until_mono;     /* no sends (or no socket) before this */
     int backoff_attempt;
     bool refused;                   /* the collector refuses us (state refused) */
+    uint64_t permanent_seq;         /* the batch last refused for its bytes */
+    int permanent_tries;            /* how many times in a row */
     s_flight_t ring[BM_WINDOW_MAX]; /* in-flight batches in sequence order */
     size_t ring_head, ring_count;
     bm_spool_cursor_t *cursor;
@@ -627,6 +634,56 @@ static const char *s_code_name(Branchmark__V1__ErrorCode code)
     return v ? v->name : "ERROR_UNKNOWN";
 }
 
+/* Gives batch seq up after the collector refused its bytes
+ * S_PERMANENT_TRIES times (code, msg): every record of it is refused with
+ * that reason, through the same path as records the collector refuses one
+ * by one (dead letter, the file's .errors, then the spool's ack), so
+ * nothing is lost silently and the spool moves on. */
+static void s_give_up_batch(bm_sender_t *s, uint64_t seq, const char *code, const char *msg)
+{
+    bm_err_t err = {{0}};
+    Branchmark__V1__SpoolEntry *entry = NULL;
+    bm_spool_cursor_t *cur = bm_spool_cursor_new(s->spool, &err);
+    uint64_t got = 0;
+    uint8_t *payload = NULL;
+    size_t len = 0;
+    if (cur && bm_spool_cursor_seek(cur, seq, &err) == 0 &&
+        bm_spool_cursor_next(cur, &got, &payload, &len, NULL, &err) == 1 && got == seq)
+        entry = branchmark__v1__spool_entry__unpack(NULL, len, payload);
+    free(payload);
+    bm_spool_cursor_destroy(&cur);
+    size_t n = entry && entry->batch ? entry->batch->n_records : 0;
+    char reason[512];
+    snprintf(reason, sizeof reason, "the collector refused the whole batch %d times (%s: %s); "
+             "it cannot be sent again unchanged", S_PERMANENT_TRIES, code, msg);
+    Branchmark__V1__RecordRejection *rj = calloc(n ? n : 1, sizeof *rj);
+    Branchmark__V1__RecordRejection **rjp = calloc(n ? n : 1, sizeof *rjp);
+    if (!rj || !rjp) {
+        bm_error(COMP, "out of memory giving up batch %" PRIu64 "; it is kept", seq);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            branchmark__v1__record_rejection__init(&rj[i]);
+            rj[i].index = (uint32_t)i;
+            rj[i].source_id = entry->batch->records[i]->source_id;
+            rj[i].reason = reason;
+            rjp[i] = &rj[i];
+        }
+        Branchmark__V1__Ack ack = BRANCHMARK__V1__ACK__INIT;
+        ack.n_rejected = n;
+        ack.rejected = rjp;
+        Branchmark__V1__Reply reply = BRANCHMARK__V1__REPLY__INIT;
+        reply.sequence = seq;
+        reply.ack = &ack;
+        bm_error(COMP, "batch %" PRIu64 " (%zu records of \"%s\") given up: %s", seq, n,
+                 entry && entry->origin_file ? entry->origin_file : "?", reason);
+        s_on_ack(s, &reply);
+    }
+    free(rj);
+    free(rjp);
+    if (entry)
+        branchmark__v1__spool_entry__free_unpacked(entry, NULL);
+}
+
 static void s_on_error(bm_sender_t *s, const bm_reply_t *r)
 {
     const Branchmark__V1__Error *e = r->error;
@@ -666,8 +723,26 @@ static void s_on_error(bm_sender_t *s, const bm_reply_t *r)
                 s_endpoint(s), msg);
         s_set_error(s, "collector unavailable: %s", msg);
         break;
+    case BRANCHMARK__V1__ERROR_CODE__ERROR_MALFORMED:
+    case BRANCHMARK__V1__ERROR_CODE__ERROR_TOO_LARGE:
+        /* Determined by the bytes: the same batch gets the same answer
+         * (docs/protocol.md).  A few tries cover a collector being
+         * upgraded; then the batch goes aside, visibly. */
+        if (r->sequence > 0) {
+            s->permanent_tries = s->permanent_seq == r->sequence ? s->permanent_tries + 1 : 1;
+            s->permanent_seq = r->sequence;
+            if (s->permanent_tries >= S_PERMANENT_TRIES) {
+                s_set_error(s, "batch %" PRIu64 " given up: collector answered %s: %s",
+                            r->sequence, s_code_name(e->code), msg);
+                s->permanent_tries = 0;
+                s_give_up_batch(s, r->sequence, s_code_name(e->code), msg);
+                return;
+            }
+        }
+        /* fall through */
     default:
-        /* MALFORMED, INVALID_ENVELOPE, TOO_LARGE, INTERNAL: a bug on one side. */
+        /* INVALID_ENVELOPE (also a clock ahead of the collector's, which
+         * may be fixed), INTERNAL: retried with backoff. */
         bm_error(COMP, "collector \"%s\" answered batch %" PRIu64 " with %s: %s; retrying",
                  s_endpoint(s), r->sequence, s_code_name(e->code), msg);
         s_set_error(s, "collector answered %s: %s", s_code_name(e->code), msg);

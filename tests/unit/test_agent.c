@@ -173,6 +173,8 @@ typedef struct {
     int drop_first;         /* envelopes to swallow without a reply */
     int unavailable;        /* envelopes to answer with ERROR_UNAVAILABLE */
     uint64_t reject_seq;    /* refuse record 0 of this batch */
+    uint64_t malformed_seq; /* answer ERROR_MALFORMED to every send of this batch */
+    int malformed_sent;
     int received_seq1;      /* times batch 1 arrived */
     int heartbeats;
     uint64_t records_acked;
@@ -213,6 +215,12 @@ static void s_fake_serve(s_fake_t *f)
                 if (f->drop_first > 0) {
                     f->drop_first--;
                     reply = false;
+                } else if (env->sequence == f->malformed_seq) {
+                    f->malformed_sent++;
+                    rep.result_case = BRANCHMARK__V1__REPLY__RESULT_ERROR;
+                    rep.error = &e;
+                    e.code = BRANCHMARK__V1__ERROR_CODE__ERROR_MALFORMED;
+                    e.message = "batch: appears twice";
                 } else if (f->unavailable > 0) {
                     f->unavailable--;
                     rep.result_case = BRANCHMARK__V1__REPLY__RESULT_ERROR;
@@ -419,6 +427,69 @@ static void test_flow(void)
     CHECK_OR_GOTO(f.heartbeats >= 2, out);
     bm_sender_info(a.sender, &si);
     CHECK_OR_GOTO(strcmp(si.state, "connected") == 0, out);
+out:
+    s_agent_close(&a);
+    if (f.router)
+        zmq_close(f.router);
+    if (f.ctx)
+        zmq_ctx_term(f.ctx);
+}
+
+/* ---- a batch refused for its bytes is given up, visibly ---- */
+
+static void test_give_up(void)
+{
+    s_agent_t a;
+    s_fake_t f = {0};
+    char ts[32], name[300], path[1024], text[1024];
+    if (s_agent_open(&a, "giveup", NULL) < 0) {
+        bm_test_failures++;
+        s_agent_close(&a);
+        return;
+    }
+    s_now_iso(ts, sizeof ts);
+    snprintf(text, sizeof text, "source_id,at,amount,currency\nG-1,%s,1.00,EUR\n"
+             "G-2,%s,2.00,EUR\nG-3,%s,3.00,EUR\n", ts, ts, ts);
+    snprintf(path, sizeof path, "%s/receipts_g.csv", a.inbox_dir);
+    s_write(path, text);
+    s_take_all(&a);
+    f.ctx = zmq_ctx_new();
+    f.router = zmq_socket(f.ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(f.router, ZMQ_LINGER, &zero, sizeof zero);
+    snprintf(path, sizeof path, "ipc://%s/coll.ipc", a.dir);
+    CHECK_OR_GOTO(zmq_bind(f.router, path) == 0, out);
+    f.malformed_seq = 1;        /* G-1, G-2: refused for its bytes, always */
+    bm_err_t err = {{0}};
+    CHECK_OR_GOTO((a.sender = bm_sender_new(&a.cfg, a.spool, a.dl, &err)) != NULL, out);
+    bm_sender_on_refused(a.sender, s_on_refused, a.inbox);
+    bm_spool_stats_t st;
+    int64_t deadline = bm_mono_ms() + 15000;
+    bool finished = false;
+    while (!finished && bm_mono_ms() < deadline) {
+        bm_sender_wait(a.sender, bm_sender_timeout_ms(a.sender, 20));
+        bm_sender_process(a.sender);
+        s_fake_serve(&f);
+        bm_inbox_finalize(a.inbox);
+        bm_spool_stats(a.spool, &st);
+        finished = st.entries == 0 && s_count(a.sending, NULL, NULL, 0) == 0;
+    }
+    /* Not held up for ever, not given up at the first answer, not lost. */
+    CHECK_OR_GOTO(finished, out);
+    CHECK(f.malformed_sent == 3);
+    CHECK(f.records_acked == 1);                        /* G-3's batch went on */
+    bm_sender_info_t si;
+    bm_sender_info(a.sender, &si);
+    CHECK(si.records_rejected == 2 && si.records_deadlettered == 2);
+    CHECK(strstr(si.last_error, "given up") != NULL);
+    CHECK_OR_GOTO(s_count(a.rejected, "receipts_g.csv.errors", name, sizeof name) == 2 && name[0],
+                  out);
+    snprintf(path, sizeof path, "%s/00000000000000000001_receipts_g.csv.errors", a.rejected);
+    const char *errs = s_slurp(path);
+    CHECK(errs && strstr(errs, "record \"G-1\": refused by the collector: the collector "
+                               "refused the whole batch 3 times (ERROR_MALFORMED: batch: "
+                               "appears twice)") &&
+          strstr(errs, "record \"G-2\""));
 out:
     s_agent_close(&a);
     if (f.router)
@@ -885,6 +956,7 @@ int main(void)
     }
     test_config();
     test_flow();
+    test_give_up();
     test_recovery();
     test_spool_full();
     test_intake_rules();
