@@ -196,6 +196,68 @@ static int s_bool(const char *kind, const char *field, const char *text, bool *o
                       text);
 }
 
+/* ---- versions ----------------------------------------------------------- */
+
+bm_version_col_t bm_version_col(const char *name)
+{
+    if (strcmp(name, "updated_at") == 0)
+        return BM_VERSION_UPDATED_AT;
+    if (strcmp(name, "revision") == 0)
+        return BM_VERSION_REVISION;
+    return BM_VERSION_NONE;
+}
+
+/* Reads the version text of column v into *out: empty is 0 (none given);
+ * updated_at a time after 1970; revision 1 .. 2^53 (what every JSON reader
+ * keeps exactly).  Returns 0, or -1 with err naming the column. */
+static int s_version(const char *kind, bm_version_col_t v, const char *text, int64_t *out,
+                     bm_err_t *err)
+{
+    *out = 0;
+    if (!*text || v == BM_VERSION_NONE)
+        return 0;
+    if (v == BM_VERSION_UPDATED_AT) {
+        if (bm_time_parse(text, out, err) < 0)
+            return bm_err_prefix(err, "%s: updated_at", kind);
+        if (*out <= 0)
+            return bm_err_set(err, "%s: updated_at: \"%.40s\" is not after 1970", kind, text);
+        return 0;
+    }
+    uint64_t n = 0;
+    for (const char *p = text; *p; p++) {
+        if (!isdigit((unsigned char)*p) || (n = n * 10 + (uint64_t)(*p - '0')) > (1ULL << 53))
+            return bm_err_set(err, "%s: revision: \"%.40s\" is not a whole number 1..%llu", kind,
+                              text, 1ULL << 53);
+    }
+    if (n == 0)
+        return bm_err_set(err, "%s: revision: 0 is not a revision (they start at 1)", kind);
+    *out = (int64_t)n;
+    return 0;
+}
+
+/* The version of a JSON line: key "updated_at" (a time) or "revision" (a
+ * whole number), at most one of them; none is 0. */
+static int s_json_version(const char *kind, json_t *obj, int64_t *out, bm_err_t *err)
+{
+    json_t *u = json_object_get(obj, "updated_at"), *rv = json_object_get(obj, "revision");
+    *out = 0;
+    if (u && !json_is_null(u) && rv && !json_is_null(rv))
+        return bm_err_set(err, "%s: give updated_at or revision, not both", kind);
+    if (u && !json_is_null(u)) {
+        if (!json_is_string(u))
+            return bm_err_set(err, "%s: updated_at: must be a string", kind);
+        return s_version(kind, BM_VERSION_UPDATED_AT, json_string_value(u), out, err);
+    }
+    if (rv && !json_is_null(rv)) {
+        if (!json_is_integer(rv) || json_integer_value(rv) < 1 ||
+            json_integer_value(rv) > (json_int_t)(1LL << 53))
+            return bm_err_set(err, "%s: revision: must be a whole number 1..%llu", kind,
+                              1ULL << 53);
+        *out = (int64_t)json_integer_value(rv);
+    }
+    return 0;
+}
+
 /* ---- CSV formats: one reader, one table per format ----------------------- */
 
 /* The Record field (oneof kind) a format fills: it has the format's name. */
@@ -363,8 +425,9 @@ int bm_csv_record(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line, s
     int got = bm_csv_split(line, len, d->sep, f, BM_CSV_MAX_FIELDS, err);
     if (got < 0)
         return bm_err_prefix(err, "%s", p->name);
-    if ((size_t)got != p->ncolumns)
-        return bm_err_set(err, "%s: expected %zu fields, found %d", p->name, p->ncolumns, got);
+    size_t want = p->ncolumns + (d->version != BM_VERSION_NONE);
+    if ((size_t)got != want)
+        return bm_err_set(err, "%s: expected %zu fields, found %d", p->name, want, got);
     const ProtobufCFieldDescriptor *kf = s_kind_field(p);
     size_t sid = s_col_index(p, "source_id");
     void *msg;
@@ -382,6 +445,9 @@ int bm_csv_record(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line, s
                 return s_fail(&r);
         }
     }
+    if (s_version(p->name, d->version, want > p->ncolumns ? f[p->ncolumns] : "", &r->version,
+                  err) < 0)
+        return s_fail(&r);
     *out = r;
     return 0;
 }
@@ -522,7 +588,8 @@ static int s_survey(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line,
 {
     (void)p, (void)d;
     static const char *const keys[] = {"source_id", "responded_at", "nps", "csi", "csi_scale",
-                                       "why", "segment", "channel", NULL};
+                                       "why", "segment", "channel", "updated_at", "revision",
+                                       NULL};
     const char *k = "survey";
     Branchmark__V1__SurveyResponse init = BRANCHMARK__V1__SURVEY_RESPONSE__INIT;
     const char *sid, *why, *segment, *channel;
@@ -558,9 +625,12 @@ static int s_survey(const bm_parser_t *p, const bm_csv_dialect_t *d, char *line,
         init.nps_answer_case = BRANCHMARK__V1__SURVEY_RESPONSE__NPS_ANSWER_NPS;
         init.nps = (uint32_t)nps;
     }
-    if (!(r = s_record_new(sid, err)) || !(r->survey = s_msg_new(&init, sizeof init, err)))
+    int64_t ver;
+    if (s_json_version(k, root, &ver, err) < 0 || !(r = s_record_new(sid, err)) ||
+        !(r->survey = s_msg_new(&init, sizeof init, err)))
         goto fail;
     r->kind_case = BRANCHMARK__V1__RECORD__KIND_SURVEY;
+    r->version = ver;
     Branchmark__V1__SurveyResponse *s = r->survey;
     if (s_set_str(&s->why, why, err) < 0 || s_set_str(&s->segment, segment, err) < 0 ||
         s_set_str(&s->survey_channel, channel, err) < 0)
@@ -649,7 +719,8 @@ static int s_evaluation(const bm_parser_t *p, const bm_csv_dialect_t *d, char *l
     (void)p, (void)d;
     static const char *const keys[] = {"source_id", "questionnaire", "version", "channel",
                                        "scenario", "shopper_segment", "outlet", "visited_at",
-                                       "submitted_at", "shopper", "answers", NULL};
+                                       "submitted_at", "shopper", "answers", "updated_at",
+                                       "revision", NULL};
     static const char *const outlet_keys[] = {"branch", "competitor", NULL};
     const char *k = "evaluation";
     Branchmark__V1__ShopperEvaluation init = BRANCHMARK__V1__SHOPPER_EVALUATION__INIT;
@@ -715,9 +786,12 @@ static int s_evaluation(const bm_parser_t *p, const bm_csv_dialect_t *d, char *l
         goto fail;
     }
 
-    if (!(r = s_record_new(sid, err)) || !(r->evaluation = s_msg_new(&init, sizeof init, err)))
+    int64_t ver;
+    if (s_json_version(k, root, &ver, err) < 0 || !(r = s_record_new(sid, err)) ||
+        !(r->evaluation = s_msg_new(&init, sizeof init, err)))
         goto fail;
     r->kind_case = BRANCHMARK__V1__RECORD__KIND_EVALUATION;
+    r->version = ver;
     Branchmark__V1__ShopperEvaluation *e = r->evaluation;
     if (s_set_str(&e->questionnaire_code, questionnaire, err) < 0 ||
         s_set_str(&e->scenario, scenario, err) < 0 ||

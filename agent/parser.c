@@ -130,8 +130,10 @@ static void s_header_text(const bm_parser_t *p, char sep, char *buf, size_t size
 }
 
 /* Whether line is the format's header with sep between the columns: each
- * field (quoted or not) equals its column's name.  Does not change line. */
-static bool s_header_is(const bm_parser_t *p, const char *line, size_t len, char sep)
+ * field (quoted or not) equals its column's name, optionally followed by a
+ * version column (*version says which).  Does not change line. */
+static bool s_header_is(const bm_parser_t *p, const char *line, size_t len, char sep,
+                        bm_version_col_t *version)
 {
     char copy[1024], *fields[16];
     if (len >= sizeof copy)
@@ -139,6 +141,9 @@ static bool s_header_is(const bm_parser_t *p, const char *line, size_t len, char
     memcpy(copy, line, len);
     copy[len] = '\0';
     int n = bm_csv_split(copy, len, sep, fields, 16, NULL);
+    *version = BM_VERSION_NONE;
+    if (n > 0 && (size_t)n == p->ncolumns + 1 && (*version = bm_version_col(fields[n - 1])))
+        n--;
     if (n < 0 || (size_t)n != p->ncolumns)
         return false;
     for (size_t i = 0; i < p->ncolumns; i++)
@@ -197,12 +202,13 @@ static bool s_header(const bm_parser_t *p, int status, const bm_line_t *ln,
 {
     char expected[BM_ERR_MSG_MAX / 2], found[160];
     s_header_text(p, ',', expected, sizeof expected);
-    if (status == BM_LINE_OK && s_header_is(p, ln->text, ln->len, ',')) {
-        *d = (bm_csv_dialect_t){',', '.'};
+    bm_version_col_t v;
+    if (status == BM_LINE_OK && s_header_is(p, ln->text, ln->len, ',', &v)) {
+        *d = (bm_csv_dialect_t){',', '.', v};
         return true;
     }
-    if (status == BM_LINE_OK && s_header_is(p, ln->text, ln->len, ';')) {
-        *d = (bm_csv_dialect_t){';', ','};
+    if (status == BM_LINE_OK && s_header_is(p, ln->text, ln->len, ';', &v)) {
+        *d = (bm_csv_dialect_t){';', ',', v};
         return true;
     }
     int utf16 = status == BM_LINE_OK ? s_looks_utf16(ln->text, ln->len) : 0;
@@ -359,7 +365,7 @@ int bm_parse_file_encoded(const bm_parser_t *p, const char *path, const char *en
 {
     bm_parse_stats_t local = {0, 0, 0};
     s_file_t f = {p, NULL, window, sink, on_error, ctx, stats ? stats : &local,
-                  {',', '.'}, false, false};
+                  {',', '.', BM_VERSION_NONE}, false, false};
     *f.st = local;
     if (!p)
         return bm_err_set(err, "\"%s\": no parser for this file", path);

@@ -54,12 +54,26 @@ typedef struct {
     const char *currency;             /* BM_COL_AMOUNT: the currency column */
 } bm_csv_column_t;
 
+/* The optional last column of every CSV format (and key of the JSON lines
+ * formats): the store system's version of the record, so that a record
+ * exported again after a change supersedes the stored one in the right
+ * order (docs/formats.md, "Versions and corrections"). */
+typedef enum {
+    BM_VERSION_NONE = 0,
+    BM_VERSION_UPDATED_AT,  /* "updated_at": a time; the version is its epoch ms */
+    BM_VERSION_REVISION,    /* "revision": a whole number 1 .. 2^53 */
+} bm_version_col_t;
+
+/* The version column a header field names, or BM_VERSION_NONE. */
+bm_version_col_t bm_version_col(const char *name);
+
 /* A CSV file's dialect, read from its header: ',' with decimal points, or
  * ';' with decimal commas (what Excel writes in locales whose decimal
- * separator is a comma). */
+ * separator is a comma); and whether the header ends with a version column. */
 typedef struct {
     char sep;       /* between fields */
     char decimal;   /* in decimal numbers */
+    bm_version_col_t version;   /* the column after the format's own, if any */
 } bm_csv_dialect_t;
 
 /* Turns one data line (len bytes, NUL-terminated, writable, valid UTF-8

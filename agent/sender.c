@@ -606,12 +606,16 @@ static void s_on_ack(bm_sender_t *s, const bm_reply_t *r)
     else
         bm_debug(COMP, "batch %" PRIu64 " acknowledged: %u stored, %u duplicates, %zu refused",
                  r->sequence, ack->stored, ack->duplicates, ack->n_rejected);
+    if (ack->corrected && !ack->batch_was_duplicate)
+        bm_info(COMP, "batch %" PRIu64 ": %u records were corrections of records stored "
+                "before (same source_id, other content)", r->sequence, ack->corrected);
     /* Count each batch once, when the spool first learns of its ack: a
      * resend is acknowledged again, and a reply may outlive its ring slot. */
     bm_spool_stats(s->spool, &after);
     if (after.entries < before.entries) {
         s->info.records_acked += f ? f->n_records
-                                   : ack->stored + ack->duplicates + ack->n_rejected;
+                                   : ack->stored + ack->duplicates + ack->corrected +
+                                         ack->n_rejected;
         s->info.records_rejected += ack->n_rejected;
     }
     if (f) {

@@ -440,6 +440,9 @@ int bm_record_validate(const bm_record_t *r, const bm_time_window_t *window, bm_
     if (!s_utf8(sid, &chars, true))
         return bm_err_set(err, "%s: source_id: is not valid UTF-8 or contains control characters",
                           k);
+    /* 0 = no version given; the collector compares versions as numbers. */
+    if (r->version < 0)
+        return bm_err_set(err, "%s: version: %" PRId64 " is negative", k, r->version);
 
     switch (kind) {
     case BM_KIND_PEOPLE_COUNT:

@@ -1025,6 +1025,7 @@ static void s_answer(bm_receiver_t *r, s_pending_t *p, bm_store_status_t st,
     Branchmark__V1__Ack ack = BRANCHMARK__V1__ACK__INIT;
     ack.stored = res->stored;
     ack.duplicates = res->duplicates;
+    ack.corrected = res->corrected;
     ack.n_rejected = p->n_rej;
     ack.rejected = p->n_rej ? &r->rej_ptrs[p->off] : NULL;
     ack.batch_was_duplicate = res->batch_was_duplicate;

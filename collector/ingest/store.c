@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "bm_log.h"
 #include "bm_record.h"
 #include "bm_time.h"
@@ -29,17 +31,24 @@
 #define S_BRANCH_LOCK_NS "1651665259"
 
 /* Internal status: a data error means "this input violates a constraint",
- * which the record-by-record pass can narrow down to records; a recount
- * means "some staged rows were already stored, the group must be written
- * again with the insert that counts per batch". */
-enum { S_OK = BM_STORE_OK, S_RETRY = BM_STORE_RETRY, S_FAILED = BM_STORE_FAILED, S_DATA,
-       S_RECOUNT };
+ * which the record-by-record pass can narrow down to records. */
+enum { S_OK = BM_STORE_OK, S_RETRY = BM_STORE_RETRY, S_FAILED = BM_STORE_FAILED, S_DATA };
+
+/* What a staged record is next to the stored row of its (branch, source_id),
+ * the staging column `oc` (010_corrections.sql): NULL new; the same content
+ * (a resend, also of a version in the history); a version older than the
+ * stored one (kept in the history only); a newer one (supersedes). */
+enum { S_OC_DUP = 1, S_OC_LATE = 2, S_OC_NEWER = 3 };
 
 /* Every staging row starts with its batch's position in the group `bi`,
  * its index in the batch, the batch's branch and the record's source id;
  * a child row with its parent's bi and source id. */
 #define S_STG_KEYS "bi int, idx int, branch_id int, source_id text"
 #define S_STG_NKEYS 4
+/* ... and ends with the record's version, its content digest and the two
+ * columns the classification fills (never COPYed: written as NULL). */
+#define S_STG_TRAILER "src_version bigint, content_digest bigint, oc smallint, cur_id bigint"
+#define S_STG_NTRAILER 4
 #define S_CHILD_KEYS "bi int, source_id text"
 #define S_CHILD_NKEYS 2
 #define S_CONFLICT " ON CONFLICT DO NOTHING" /* (branch_id, source_id[, time]): 006_scale */
@@ -69,11 +78,12 @@ static const struct {
      "AND s.sequence = ins.sequence"},
     {"bm_ledger_get",
      "SELECT s.bi, b.stored, b.duplicates, coalesce(b.content_sha256 <> "
-     "decode(nullif(s.digest, ''), 'hex'), false) FROM stg_batches s "
+     "decode(nullif(s.digest, ''), 'hex'), false), b.corrected FROM stg_batches s "
      "JOIN ingest_batches b ON b.stream_id = s.stream_id AND b.sequence = s.sequence"},
     {"bm_ledger_upd",
-     "UPDATE ingest_batches b SET stored = u.st, duplicates = u.du, rejected = u.rj "
-     "FROM stg_batches s, unnest($1::int[], $2::int[], $3::int[], $4::int[]) AS u(bi, st, du, rj) "
+     "UPDATE ingest_batches b SET stored = u.st, duplicates = u.du, rejected = u.rj, "
+     "corrected = u.co FROM stg_batches s, "
+     "unnest($1::int[], $2::int[], $3::int[], $4::int[], $5::int[]) AS u(bi, st, du, rj, co) "
      "WHERE s.bi = u.bi AND b.stream_id = s.stream_id AND b.sequence = s.sequence"},
     {"bm_agent",
      "INSERT INTO agents (agent_id, branch_id) VALUES ($1, $2) "
@@ -92,9 +102,11 @@ static const struct {
 typedef struct {
     uint8_t kind;
     uint16_t bi;                /* batch position in the group */
+    uint16_t round;             /* the key's round-th distinct content in the group */
     uint32_t index;             /* record index in the batch */
     int32_t branch_id;
     const char *source_id;
+    uint64_t digest;            /* of its content (s_digest) */
 } s_item_t;
 
 /* What the store knows about one batch of the group in hand. */
@@ -102,7 +114,10 @@ typedef struct {
     bool fresh;                 /* its ledger row is new: store its records */
     uint32_t planned;           /* records staged (after the in-group dedupe) */
     uint32_t group_dups;        /* repeats in the group, dropped before staging */
-    uint32_t stored, refused;
+    uint32_t stored;            /* new source ids */
+    uint32_t dups;              /* the same content as stored (or in the history) */
+    uint32_t corrected;         /* new versions of stored records, newer or older */
+    uint32_t refused;
 } s_bstate_t;
 
 struct bm_store {
@@ -118,6 +133,8 @@ struct bm_store {
     s_bstate_t *st;             /* max_batches */
     char *arr_buf;              /* max_batches: the int arrays of bm_ledger_upd */
     size_t arr_cap;
+    size_t n_rounds;            /* of the group in hand (s_plan) */
+    EVP_MD_CTX *md;             /* for the content digests, reused per record */
 
     /* The group in hand (for the COPY writers and callbacks). */
     const bm_store_batch_t *const *g;
@@ -127,7 +144,7 @@ struct bm_store {
 static int s_alloc_group(bm_store_t *s, size_t max_batches, size_t max_records)
 {
     size_t max_items = max_records + BM_MAX_RECORDS_PER_BATCH;
-    size_t arr_cap = 4 * (max_batches * 12 + 4);
+    size_t arr_cap = 5 * (max_batches * 12 + 4);
     s_item_t *items = calloc(max_items, sizeof *items);
     s_bstate_t *st = calloc(max_batches, sizeof *st);
     char *arr = malloc(arr_cap);
@@ -155,7 +172,8 @@ bm_store_t *bm_store_new(const char *conninfo)
     if (!s)
         return NULL;
     s->conninfo = strdup(conninfo ? conninfo : "");
-    if (!s->conninfo || s_alloc_group(s, 1, 0) < 0)
+    s->md = EVP_MD_CTX_new();
+    if (!s->conninfo || !s->md || s_alloc_group(s, 1, 0) < 0)
         bm_store_destroy(&s);
     return s;
 }
@@ -183,6 +201,7 @@ void bm_store_destroy(bm_store_t **store_p)
     free(s->items);
     free(s->st);
     free(s->arr_buf);
+    EVP_MD_CTX_free(s->md);
     free(s);
     *store_p = NULL;
 }
@@ -679,6 +698,7 @@ typedef struct {
     size_t n_cols;
     size_t n_off, arr_off;      /* offsets of n_<children> and <children> in the parent */
     const char *insert;         /* children of newly stored parents */
+    const char *json_key;       /* their key in a version's record_history.content */
 } s_child_t;
 
 #define S_CHILDREN(M, f) offsetof(S_MSG(M), n_##f), offsetof(S_MSG(M), f)
@@ -694,7 +714,8 @@ static const s_child_t s_survey_csi = {
     "INSERT INTO survey_csi_scores (response_id, item, score, scale_max) "
     "SELECT r.id, c.item, c.score, c.scale_max FROM stg_survey_csi c "
     "JOIN stg_survey_responses s ON s.bi = c.bi AND s.source_id = c.source_id "
-    "JOIN survey_responses r ON r.branch_id = s.branch_id AND r.source_id = s.source_id"};
+    "JOIN survey_responses r ON r.branch_id = s.branch_id AND r.source_id = s.source_id",
+    "csi_scores"};
 
 static const s_col_t s_answer_cols[] = {
     S_FIELD("item_code", S_TEXT, Answer, item_code),
@@ -708,7 +729,8 @@ static const s_child_t s_evaluation_answers = {
     "comment) SELECT e.id, e.questionnaire_id, a.item_code, a.points, a.comment "
     "FROM stg_evaluation_answers a "
     "JOIN stg_evaluations s ON s.bi = a.bi AND s.source_id = a.source_id "
-    "JOIN evaluations e ON e.branch_id = s.branch_id AND e.source_id = s.source_id"};
+    "JOIN evaluations e ON e.branch_id = s.branch_id AND e.source_id = s.source_id",
+    "answers"};
 
 typedef struct {
     bm_kind_t kind;
@@ -718,10 +740,14 @@ typedef struct {
     const s_col_t *cols;
     size_t n_cols;
     const s_child_t *child;     /* NULL, or the kind's children */
+    /* A new version updates the stored row in place (its id is referenced
+     * by the workflow's tables) instead of replacing it: evaluations. */
+    bool in_place;
 } s_kind_t;
 
 #define S_KIND(kind, table, member, cols, child)                                             \
-    {kind, table, "stg_" table, offsetof(Branchmark__V1__Record, member), S_COLS(cols), child}
+    {kind, table, "stg_" table, offsetof(Branchmark__V1__Record, member), S_COLS(cols), child, \
+     false}
 
 static const s_kind_t s_kinds[] = {
     S_KIND(BM_KIND_PEOPLE_COUNT, "people_counts", people_count, s_people_count_cols, NULL),
@@ -732,8 +758,9 @@ static const s_kind_t s_kinds[] = {
     S_KIND(BM_KIND_SURVEY, "survey_responses", survey, s_survey_cols, &s_survey_csi),
     S_KIND(BM_KIND_CUSTOMER_CHANGE, "customer_changes", customer_change, s_customer_change_cols,
            NULL),
-    S_KIND(BM_KIND_EVALUATION, "evaluations", evaluation, s_evaluation_cols,
-           &s_evaluation_answers),
+    {BM_KIND_EVALUATION, "evaluations", "stg_evaluations",
+     offsetof(Branchmark__V1__Record, evaluation), S_COLS(s_evaluation_cols),
+     &s_evaluation_answers, true},
 };
 #define S_NKINDS (sizeof s_kinds / sizeof s_kinds[0])
 
@@ -754,13 +781,13 @@ static const void *s_ptr_at(const void *base, size_t off)
     return p;
 }
 
-/* Writes the staging row of record r of kind k. */
-static void s_row(bm_store_t *s, const s_kind_t *k, const s_rowctx_t *ctx, uint32_t bi,
-                  const bm_record_t *r, uint32_t idx)
+/* Writes the staging row of item it (record r of kind k). */
+static void s_row(bm_store_t *s, const s_kind_t *k, const s_rowctx_t *ctx, const s_item_t *it,
+                  const bm_record_t *r)
 {
-    s_fields(s, S_STG_NKEYS + (int)k->n_cols);
-    s_i4(s, bi), s_sep(s);
-    s_i4(s, idx), s_sep(s);
+    s_fields(s, S_STG_NKEYS + (int)k->n_cols + S_STG_NTRAILER);
+    s_i4(s, it->bi), s_sep(s);
+    s_i4(s, it->index), s_sep(s);
     s_i4(s, ctx->b->branch_id), s_sep(s);
     s_text(s, r->source_id);
     /* A record of another kind (validation lets none through) gets no
@@ -774,7 +801,63 @@ static void s_row(bm_store_t *s, const s_kind_t *k, const s_rowctx_t *ctx, uint3
         s_sep(s);
         s_put_col(s, &k->cols[c], msg, ctx);
     }
+    s_sep(s);
+    if (r->version > 0)
+        s_int(s, r->version);
+    else
+        s_null(s);
+    s_sep(s);
+    if (it->digest)
+        s_int(s, (int64_t)it->digest);
+    else
+        s_null(s);
+    s_sep(s);
+    s_null(s);
+    s_sep(s);
+    s_null(s);
     s_eol(s);
+}
+
+/* A ProtobufCBuffer that hashes what is packed into it: the digest of a
+ * message without a copy of its bytes. */
+typedef struct {
+    ProtobufCBuffer base;
+    EVP_MD_CTX *md;
+    bool ok;
+} s_hashbuf_t;
+
+static void s_hash_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    s_hashbuf_t *h = (s_hashbuf_t *)(void *)b;
+    if (h->ok && EVP_DigestUpdate(h->md, data, len) != 1)
+        h->ok = false;
+}
+
+/* The content digest of record r: the first 64 bits of SHA-256 of its kind
+ * message as packed (protobuf-c packs fields in number order, so the same
+ * content gives the same bytes).  The source id and the version are not
+ * part of it: the key is compared anyway, and the same content with
+ * another version is a resend, not a correction.  0 when r has no kind or
+ * the digest failed (OpenSSL out of memory): the row is then compared as a
+ * row stored before 010 is, column by column. */
+static uint64_t s_digest(bm_store_t *s, const bm_record_t *r)
+{
+    size_t k = s_kind_slot((uint8_t)bm_record_kind(r));
+    if (bm_record_kind(r) != s_kinds[k].kind)
+        return 0;
+    const ProtobufCMessage *msg = s_ptr_at(r, s_kinds[k].msg_off);
+    s_hashbuf_t h = {{s_hash_append}, s->md, true};
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
+        return 0;
+    protobuf_c_message_pack_to_buffer(msg, &h.base);
+    if (!h.ok || EVP_DigestFinal_ex(s->md, md, &n) != 1 || n < 8)
+        return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | md[i];
+    return v;
 }
 
 /* Writes the child staging rows of record r of kind k (which has children). */
@@ -806,7 +889,7 @@ static void s_child_rows(bm_store_t *s, const s_kind_t *k, const s_rowctx_t *ctx
 
 /* A statement built from the tables.  full: it did not fit (a table entry
  * too long for S_SQL_MAX), and must not be sent. */
-#define S_SQL_MAX 1536
+#define S_SQL_MAX 4096
 typedef struct {
     char buf[S_SQL_MAX];
     size_t len;
@@ -855,13 +938,16 @@ static int s_prepare(bm_store_t *s, const char *name, const char *sql, const cha
     return 0;
 }
 
-/* Creates the TEMP staging table stage: keys, then cols[0..n). */
+/* Creates the TEMP staging table stage: keys, cols[0..n), then trailer
+ * (NULL: none). */
 static int s_create_stage(bm_store_t *s, const char *stage, const char *keys, const s_col_t *cols,
-                          size_t n, bm_err_t *err)
+                          size_t n, const char *trailer, bm_err_t *err)
 {
     s_sql_t q = {.len = 0};
     s_sql_add(&q, "CREATE TEMP TABLE %s (%s", stage, keys);
     s_sql_cols(&q, cols, n, true);
+    if (trailer)
+        s_sql_add(&q, ", %s", trailer);
     s_sql_add(&q, ") ON COMMIT DELETE ROWS");
     if (s_sql_check(&q, stage, err) < 0)
         return -1;
@@ -878,40 +964,97 @@ static int s_prepare_kind_sql(bm_store_t *s, size_t k, int j, const s_sql_t *q, 
     return s_prepare(s, name, q->buf, s_kinds[k].stage, err);
 }
 
-/* Prepares the statements of kind k: 0 the insert from its staging table,
- * 1 the dedupe of staged parents and 2 the insert of their children (kinds
- * with children only), 3 the insert that counts per batch. */
+/* The statements of each kind, "bm_k<kind slot>_<S_Q_...>". */
+enum { S_Q_INSERT, S_Q_CLASSIFY, S_Q_CHILDREN, S_Q_RESOLVE, S_Q_SUPERSEDE };
+
+/* Appends ", p.name" for each of cols[0..n). */
+static void s_sql_qcols(s_sql_t *q, const char *p, const s_col_t *cols, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        s_sql_add(q, "%s%s.%s", i ? ", " : "", p, cols[i].name);
+}
+
+/* The classification of kind k's staged rows against the stored row of
+ * their (branch, source_id), whatever its time (so also in another
+ * partition), into oc and cur_id; returns (bi, oc, count) of the rows that
+ * are not new.  The LATERAL ... LIMIT 1 makes it an index probe per staged
+ * row.  Rows without a digest (stored before 010) compare column by column. */
+static void s_sql_classify(s_sql_t *q, const s_kind_t *ks)
+{
+    s_sql_add(q, "WITH c AS (SELECT s.bi, s.idx, r.id, CASE WHEN r.content_digest = "
+                 "s.content_digest OR ((r.content_digest IS NULL OR s.content_digest IS NULL) "
+                 "AND ROW(");
+    s_sql_qcols(q, "r", ks->cols, ks->n_cols);
+    s_sql_add(q, ") IS NOT DISTINCT FROM ROW(");
+    s_sql_qcols(q, "s", ks->cols, ks->n_cols);
+    s_sql_add(q, ")) OR EXISTS (SELECT 1 FROM record_history h WHERE h.kind = '%s' "
+                 "AND h.branch_id = s.branch_id AND h.source_id = s.source_id "
+                 "AND h.content_digest = s.content_digest) THEN %d "
+                 "WHEN coalesce(s.src_version, -1) >= coalesce(r.src_version, -1) THEN %d "
+                 "ELSE %d END AS oc FROM %s s CROSS JOIN LATERAL (SELECT * FROM %s r "
+                 "WHERE r.branch_id = s.branch_id AND r.source_id = s.source_id LIMIT 1) r), "
+                 "u AS (UPDATE %s s SET oc = c.oc, cur_id = c.id FROM c "
+                 "WHERE s.bi = c.bi AND s.idx = c.idx RETURNING s.bi, s.oc) "
+                 "SELECT bi, oc, count(*) FROM u GROUP BY 1, 2",
+              ks->table, S_OC_DUP, S_OC_NEWER, S_OC_LATE, ks->stage, ks->table, ks->stage);
+}
+
+/* Older versions into the history (with their children), then the staged
+ * rows that are not to be inserted out of the staging table. */
+static void s_sql_resolve(s_sql_t *q, const s_kind_t *ks)
+{
+    s_sql_add(q, "WITH h AS (INSERT INTO record_history (kind, branch_id, source_id, "
+                 "src_version, content_digest, status, content, by_stream, by_sequence) "
+                 "SELECT '%s', s.branch_id, s.source_id, s.src_version, s.content_digest, "
+                 "'late', to_jsonb(s) - 'bi' - 'idx' - 'branch_id' - 'source_id' - "
+                 "'src_version' - 'content_digest' - 'oc' - 'cur_id'",
+              ks->table);
+    if (ks->child)
+        s_sql_add(q, " || jsonb_build_object('%s', (SELECT coalesce(jsonb_agg(to_jsonb(c) - "
+                     "'bi' - 'source_id'), '[]') FROM %s c WHERE c.bi = s.bi "
+                     "AND c.source_id = s.source_id))",
+                  ks->child->json_key, ks->child->stage);
+    s_sql_add(q, ", b.stream_id, b.sequence FROM %s s JOIN stg_batches b ON b.bi = s.bi "
+                 "WHERE s.oc = %d) DELETE FROM %s WHERE oc IN (%d, %d)",
+              ks->stage, S_OC_LATE, ks->stage, S_OC_DUP, S_OC_LATE);
+}
+
+/* Prepares the statements of kind k (see S_Q_...): the insert from its
+ * staging table, the classification, the insert of the children (kinds
+ * with children only), the resolution and the call of bm_supersede
+ * (010_corrections.sql) with the newer versions and their batches. */
 static int s_prepare_kind(bm_store_t *s, size_t k, bm_err_t *err)
 {
     const s_kind_t *ks = &s_kinds[k];
-    s_sql_t ins = {.len = 0}, q = {.len = 0};
-    s_sql_add(&ins, "INSERT INTO %s (branch_id, source_id", ks->table);
-    s_sql_cols(&ins, ks->cols, ks->n_cols, false);
-    s_sql_add(&ins, ") SELECT branch_id, source_id");
-    s_sql_cols(&ins, ks->cols, ks->n_cols, false);
-    s_sql_add(&ins, " FROM %s ORDER BY bi, idx" S_CONFLICT, ks->stage);
-    if (s_prepare_kind_sql(s, k, 0, &ins, err) < 0)
+    s_sql_t q = {.len = 0};
+    s_sql_add(&q, "INSERT INTO %s (branch_id, source_id", ks->table);
+    s_sql_cols(&q, ks->cols, ks->n_cols, false);
+    s_sql_add(&q, ", src_version, content_digest) SELECT branch_id, source_id");
+    s_sql_cols(&q, ks->cols, ks->n_cols, false);
+    s_sql_add(&q, ", src_version, content_digest FROM %s ORDER BY bi, idx" S_CONFLICT,
+              ks->stage);
+    if (s_prepare_kind_sql(s, k, S_Q_INSERT, &q, err) < 0)
+        return -1;
+    q = (s_sql_t){.len = 0};
+    s_sql_classify(&q, ks);
+    if (s_prepare_kind_sql(s, k, S_Q_CLASSIFY, &q, err) < 0)
         return -1;
     if (ks->child) {
-        s_sql_add(&q, "DELETE FROM %s s USING %s r "
-                      "WHERE r.branch_id = s.branch_id AND r.source_id = s.source_id",
-                  ks->stage, ks->table);
-        if (s_prepare_kind_sql(s, k, 1, &q, err) < 0)
-            return -1;
         q = (s_sql_t){.len = 0};
         s_sql_add(&q, "%s", ks->child->insert);
-        if (s_prepare_kind_sql(s, k, 2, &q, err) < 0)
+        if (s_prepare_kind_sql(s, k, S_Q_CHILDREN, &q, err) < 0)
             return -1;
-        q = (s_sql_t){.len = 0};
     }
-    /* The insert of a group of several batches also says how many rows of
-     * each batch were new (staged rows are unique per branch and
-     * source_id, see s_plan, so the join is exact). */
-    s_sql_add(&q, "WITH ins AS (%s RETURNING branch_id, source_id) SELECT s.bi, count(*) "
-                  "FROM ins JOIN %s s ON s.branch_id = ins.branch_id "
-                  "AND s.source_id = ins.source_id GROUP BY s.bi",
-              ins.buf, ks->stage);
-    return s_prepare_kind_sql(s, k, 3, &q, err);
+    q = (s_sql_t){.len = 0};
+    s_sql_resolve(&q, ks);
+    if (s_prepare_kind_sql(s, k, S_Q_RESOLVE, &q, err) < 0)
+        return -1;
+    q = (s_sql_t){.len = 0};
+    s_sql_add(&q, "SELECT bm_supersede('%s', jsonb_agg(to_jsonb(s) || jsonb_build_object("
+                  "'by_stream', b.stream_id, 'by_sequence', b.sequence) ORDER BY s.bi, s.idx)) "
+                  "FROM %s s JOIN stg_batches b ON b.bi = s.bi WHERE s.oc = %d",
+              ks->table, ks->stage, S_OC_NEWER);
+    return s_prepare_kind_sql(s, k, S_Q_SUPERSEDE, &q, err);
 }
 
 int bm_store_connect(bm_store_t *s, bm_err_t *err)
@@ -927,9 +1070,10 @@ int bm_store_connect(bm_store_t *s, bm_err_t *err)
         goto fail;
     for (size_t k = 0; k < S_NKINDS; k++) {
         const s_kind_t *ks = &s_kinds[k];
-        if (s_create_stage(s, ks->stage, S_STG_KEYS, ks->cols, ks->n_cols, err) < 0 ||
+        if (s_create_stage(s, ks->stage, S_STG_KEYS, ks->cols, ks->n_cols, S_STG_TRAILER,
+                           err) < 0 ||
             (ks->child && s_create_stage(s, ks->child->stage, S_CHILD_KEYS, ks->child->cols,
-                                         ks->child->n_cols, err) < 0))
+                                         ks->child->n_cols, NULL, err) < 0))
             goto fail;
     }
     for (size_t i = 0; i < sizeof s_statements / sizeof s_statements[0]; i++)
@@ -995,7 +1139,7 @@ static int s_copy(bm_store_t *s, const bm_refcache_t *cache, size_t k, bool chil
         if (child)
             s_child_rows(s, ks, &ctx, it->bi, r);
         else
-            s_row(s, ks, &ctx, it->bi, r, it->index);
+            s_row(s, ks, &ctx, it, r);
     }
     s_be(s, UINT16_MAX, 2);     /* trailer: field count -1 */
     s->binary = false;
@@ -1026,77 +1170,121 @@ static int s_copy_batches(bm_store_t *s, bm_err_t *err)
     return s_copy_end(s, sql, err);
 }
 
-/* Stages and inserts items[from..to) (sorted by kind), adding to the
- * batches' stored counts.  With clear, the staging tables are emptied
- * afterwards (the record-by-record pass stages one record at a time in one
- * transaction). */
-static int s_stage_insert(bm_store_t *s, const bm_refcache_t *cache, size_t from, size_t to,
-                          bool clear, bool counting, bm_err_t *err)
+/* Runs statement q (S_Q_...) of kind slot k. */
+static int s_run_kind(bm_store_t *s, size_t k, int q, const char *what, PGresult **res,
+                      bm_err_t *err)
 {
-    /* One batch: PQcmdTuples is its count.  Several: when every staged row
-     * is new (the usual case) each batch stored all it staged; otherwise
-     * S_RECOUNT, and the caller writes the group again with the insert that
-     * counts per batch (a join of the inserted rows with the staging table,
-     * which costs a few per cent when run for every group). */
-    bool many = false;
-    for (size_t i = from + 1; i < to && !many; i++)
-        many = s->items[i].bi != s->items[from].bi;
+    char name[48];
+    snprintf(name, sizeof name, "bm_k%zu_%d", k, q);
+    return s_run(s, name, 0, NULL, what, res, err);
+}
+
+/* Empties kind k's staging tables (the next round or record reuses them in
+ * this transaction; COMMIT empties them anyway). */
+static int s_clear_stage(bm_store_t *s, const s_kind_t *ks, bm_err_t *err)
+{
+    const char *stages[2] = {ks->stage, ks->child ? ks->child->stage : NULL};
+    for (int t = 0; t < 2 && stages[t]; t++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DELETE FROM %s", stages[t]);
+        int rc = s_cmd(s, sql, err);
+        if (rc != S_OK)
+            return rc;
+    }
+    return S_OK;
+}
+
+/* Totals of the classification rows (bi, oc, count) by oc. */
+static void s_class_totals(const PGresult *cls, unsigned long n[4])
+{
+    for (int row = 0; row < PQntuples(cls); row++) {
+        int oc = atoi(PQgetvalue(cls, row, 1));
+        if (oc >= 1 && oc <= 3)
+            n[oc] += strtoul(PQgetvalue(cls, row, 2), NULL, 10);
+    }
+}
+
+/* Adds a stored run's counts to its batches: every staged record is new,
+ * but for those the classification found stored already. */
+static void s_count_run(bm_store_t *s, size_t from, size_t to, const PGresult *cls)
+{
+    for (size_t m = from; m < to; m++)
+        s->st[s->items[m].bi].stored++;
+    for (int row = 0; row < PQntuples(cls); row++) {
+        unsigned long bi = strtoul(PQgetvalue(cls, row, 0), NULL, 10);
+        int oc = atoi(PQgetvalue(cls, row, 1));
+        uint32_t n = (uint32_t)strtoul(PQgetvalue(cls, row, 2), NULL, 10);
+        if (bi >= s->g_n || n > s->st[bi].stored)
+            continue;
+        s->st[bi].stored -= n;
+        if (oc == S_OC_DUP)
+            s->st[bi].dups += n;
+        else
+            s->st[bi].corrected += n;
+    }
+}
+
+/* Stages and stores items[from..to), all of one kind and round: COPY,
+ * classification against the stored rows, older versions to the history,
+ * newer ones superseding (bm_supersede), then the insert of the new rows
+ * and their children.  Counts go to the batches only once the run has
+ * succeeded (the record-by-record pass rolls a refused record back). */
+static int s_store_run(bm_store_t *s, const bm_refcache_t *cache, size_t from, size_t to,
+                       bool clear, bm_err_t *err)
+{
+    size_t k = s_kind_slot(s->items[from].kind);
+    const s_kind_t *ks = &s_kinds[k];
+    PGresult *cls = NULL, *res = NULL;
+    unsigned long n[4] = {0, 0, 0, 0};
+    int rc = s_copy(s, cache, k, false, from, to, err);
+    if (rc == S_OK && ks->child)
+        rc = s_copy(s, cache, k, true, from, to, err);
+    if (rc == S_OK && (rc = s_run_kind(s, k, S_Q_CLASSIFY, ks->stage, &cls, err)) == S_OK)
+        s_class_totals(cls, n);
+    if (rc == S_OK && n[S_OC_DUP] + n[S_OC_LATE] > 0)
+        rc = s_run_kind(s, k, S_Q_RESOLVE, "record_history", NULL, err);
+    if (rc == S_OK && n[S_OC_NEWER] > 0)
+        rc = s_run_kind(s, k, S_Q_SUPERSEDE, "bm_supersede", NULL, err);
+    if (rc == S_OK)
+        rc = s_run_kind(s, k, S_Q_INSERT, bm_kind_name(ks->kind), &res, err);
+    if (rc == S_OK) {
+        /* Rows classified new cannot conflict (batches of a branch are
+         * serialised by its advisory lock); a difference is a bug. */
+        unsigned long want = (to - from) - n[S_OC_DUP] - n[S_OC_LATE] -
+                             (ks->in_place ? n[S_OC_NEWER] : 0);
+        unsigned long got = strtoul(PQcmdTuples(res), NULL, 10);
+        if (got != want) {
+            bm_err_set(err, "%s: inserted %lu rows where %lu were new or newer versions",
+                       ks->table, got, want);
+            rc = S_FAILED;
+        }
+    }
+    if (rc == S_OK && ks->child)
+        rc = s_run_kind(s, k, S_Q_CHILDREN, ks->child->stage, NULL, err);
+    if (rc == S_OK && clear)
+        rc = s_clear_stage(s, ks, err);
+    if (rc == S_OK)
+        s_count_run(s, from, to, cls);
+    PQclear(cls);
+    PQclear(res);
+    return rc;
+}
+
+/* Stores items[from..to) (sorted by round, then kind), one run per kind and
+ * round.  With clear the staging tables are emptied after each run (when a
+ * later round or record reuses them in this transaction). */
+static int s_stage_insert(bm_store_t *s, const bm_refcache_t *cache, size_t from, size_t to,
+                          bool clear, bm_err_t *err)
+{
     size_t i = from;
     while (i < to) {
         size_t j = i;
-        while (j < to && s->items[j].kind == s->items[i].kind)
+        while (j < to && s->items[j].kind == s->items[i].kind &&
+               s->items[j].round == s->items[i].round)
             j++;
-        size_t k = s_kind_slot(s->items[i].kind);
-        const s_kind_t *ks = &s_kinds[k];
-        int rc = s_copy(s, cache, k, false, i, j, err);
-        if (rc == S_OK && ks->child)
-            rc = s_copy(s, cache, k, true, i, j, err);
-        char name[48];
-        PGresult *res = NULL;
-        if (rc == S_OK && ks->child) {
-            snprintf(name, sizeof name, "bm_k%zu_1", k);
-            rc = s_run(s, name, 0, NULL, ks->stage, &res, err);
-            if (rc == S_OK && many && !counting && strcmp(PQcmdTuples(res), "0") != 0)
-                rc = S_RECOUNT;
-            PQclear(res);
-            res = NULL;
-        }
-        if (rc == S_OK) {
-            snprintf(name, sizeof name, "bm_k%zu_%d", k, many && counting ? 3 : 0);
-            rc = s_run(s, name, 0, NULL, bm_kind_name(ks->kind), &res, err);
-        }
+        int rc = s_store_run(s, cache, i, j, clear, err);
         if (rc != S_OK)
             return rc;
-        if (many && !counting) {
-            if (strtoul(PQcmdTuples(res), NULL, 10) != j - i) {
-                PQclear(res);
-                return S_RECOUNT;
-            }
-            for (size_t m = i; m < j; m++)
-                s->st[s->items[m].bi].stored++;
-        } else if (many) {
-            for (int row = 0; row < PQntuples(res); row++) {
-                unsigned long bi = strtoul(PQgetvalue(res, row, 0), NULL, 10);
-                if (bi < s->g_n)
-                    s->st[bi].stored += (uint32_t)strtoul(PQgetvalue(res, row, 1), NULL, 10);
-            }
-        } else {
-            s->st[s->items[i].bi].stored += (uint32_t)strtoul(PQcmdTuples(res), NULL, 10);
-        }
-        PQclear(res);
-        if (ks->child) {
-            snprintf(name, sizeof name, "bm_k%zu_2", k);
-            rc = s_run(s, name, 0, NULL, ks->child->stage, NULL, err);
-            if (rc != S_OK)
-                return rc;
-        }
-        const char *stages[2] = {ks->stage, ks->child ? ks->child->stage : NULL};
-        for (int t = 0; clear && t < 2 && stages[t]; t++) {
-            char sql[96];
-            snprintf(sql, sizeof sql, "DELETE FROM %s", stages[t]);
-            if ((rc = s_cmd(s, sql, err)) != S_OK)
-                return rc;
-        }
         i = j;
     }
     return S_OK;
@@ -1122,20 +1310,32 @@ static int s_key_cmp(const void *a, const void *b)
     return c ? c : s_sent_cmp(x, y);
 }
 
-/* Staging order: by kind (one COPY and insert each), then as sent. */
+/* Staging order: by round, then kind (one COPY and insert each), then as
+ * sent. */
 static int s_send_cmp(const void *a, const void *b)
 {
     const s_item_t *x = a, *y = b;
+    if (x->round != y->round)
+        return x->round < y->round ? -1 : 1;
     if (x->kind != y->kind)
         return x->kind < y->kind ? -1 : 1;
     return s_sent_cmp(x, y);
 }
 
-/* Fills s->items with the accepted records of the group's fresh batches,
- * each (kind, branch, source_id) once: the first sent wins and later ones
- * count as duplicates of their own batch (in one batch or another of the
- * group).  Storing both parents would mix their children, and the counting
- * insert relies on staged rows being unique per branch and source_id. */
+static bool s_same_key(const s_item_t *p, const s_item_t *q)
+{
+    return p->kind == q->kind && p->branch_id == q->branch_id &&
+           strcmp(p->source_id, q->source_id) == 0;
+}
+
+/* Fills s->items with the accepted records of the group's fresh batches.
+ * A (kind, branch, source_id) sent again in the group with the same content
+ * counts as a duplicate of its own batch; each other content of it is a
+ * version, staged in a round of its own in the order sent (the first
+ * content in round 0, the next in round 1, ...), so that every round stages
+ * a key at most once (children are joined to their parent by key) and a
+ * later round finds the earlier one stored, as if it had come in a later
+ * transaction: versions in one group end as they would in several. */
 static void s_plan(bm_store_t *s)
 {
     size_t n = 0;
@@ -1143,30 +1343,44 @@ static void s_plan(bm_store_t *s)
         const bm_store_batch_t *b = s->g[bi];
         if (!s->st[bi].fresh)
             continue;
-        for (size_t i = 0; i < b->n_records && i < BM_MAX_RECORDS_PER_BATCH; i++)
-            if (b->accepted[i] && n < s->max_items)
-                s->items[n++] = (s_item_t){(uint8_t)bm_record_kind(b->records[i]), (uint16_t)bi,
-                                           (uint32_t)i, b->branch_id,
-                                           b->records[i]->source_id ? b->records[i]->source_id
-                                                                    : ""};
+        for (size_t i = 0; i < b->n_records && i < BM_MAX_RECORDS_PER_BATCH; i++) {
+            if (!b->accepted[i] || n >= s->max_items)
+                continue;
+            const bm_record_t *r = b->records[i];
+            s->items[n++] = (s_item_t){.kind = (uint8_t)bm_record_kind(r), .bi = (uint16_t)bi,
+                                       .index = (uint32_t)i, .branch_id = b->branch_id,
+                                       .source_id = r->source_id ? r->source_id : "",
+                                       .digest = s_digest(s, r)};
+        }
     }
     qsort(s->items, n, sizeof *s->items, s_key_cmp);
-    size_t m = 0;
+    size_t m = 0, key_start = 0, rounds = 0;
     for (size_t i = 0; i < n; i++) {
-        const s_item_t *p = &s->items[i], *q = i > 0 ? &s->items[i - 1] : NULL;
-        if (q && p->kind == q->kind && p->branch_id == q->branch_id &&
-            strcmp(p->source_id, q->source_id) == 0)
-            s->st[p->bi].group_dups++;
-        else
-            s->items[m++] = *p;
+        s_item_t p = s->items[i];
+        if (m == 0 || !s_same_key(&p, &s->items[m - 1]))
+            key_start = m;
+        uint16_t round = 0;
+        bool dup = false;
+        for (size_t q = key_start; q < m && !dup; q++, round++)
+            dup = s->items[q].digest == p.digest;
+        if (dup) {
+            s->st[p.bi].group_dups++;
+            continue;
+        }
+        p.round = round;
+        if ((size_t)round + 1 > rounds)
+            rounds = (size_t)round + 1;
+        s->items[m++] = p;
     }
     qsort(s->items, m, sizeof *s->items, s_send_cmp);
     for (size_t i = 0; i < m; i++)
         s->st[s->items[i].bi].planned++;
     s->n_items = m;
+    s->n_rounds = rounds;
 }
 
-/* Appends "{v0,v1,...}" of the fresh batches' values to the array buffer. */
+/* Appends "{v0,v1,...}" of the fresh batches' values (0 batch position,
+ * 1 stored, 2 duplicates, 3 rejected, 4 corrected) to the array buffer. */
 static const char *s_int_array(bm_store_t *s, size_t *off, int which)
 {
     char *start = s->arr_buf + *off;
@@ -1176,11 +1390,11 @@ static const char *s_int_array(bm_store_t *s, size_t *off, int which)
         const s_bstate_t *t = &s->st[bi];
         if (!t->fresh)
             continue;
-        uint32_t dups = t->group_dups + t->planned - t->stored - t->refused;
         uint32_t v = which == 0 ? (uint32_t)bi
                    : which == 1 ? t->stored
-                   : which == 2 ? dups
-                                : s->g[bi]->rejected + t->refused;
+                   : which == 2 ? t->group_dups + t->dups
+                   : which == 3 ? s->g[bi]->rejected + t->refused
+                                : t->corrected;
         int n = snprintf(start + len, cap - len, "%s%" PRIu32, len > 1 ? "," : "", v);
         if (n > 0)
             len += (size_t)n;
@@ -1190,11 +1404,24 @@ static const char *s_int_array(bm_store_t *s, size_t *off, int which)
     return start;
 }
 
+/* Says in the log which batches brought corrections (the agent's log says
+ * it too, from the ack). */
+static void s_log_corrections(const bm_store_t *s)
+{
+    for (size_t bi = 0; bi < s->g_n; bi++) {
+        const s_bstate_t *t = &s->st[bi];
+        if (t->fresh && t->corrected)
+            bm_info("store", "batch %s/%" PRIu64 " of agent %s: %" PRIu32 " records were new "
+                    "versions of records stored before (the older versions are in "
+                    "record_history)", s->g[bi]->stream_id, s->g[bi]->sequence,
+                    s->g[bi]->agent_id, t->corrected);
+    }
+}
+
 /* One transaction for the group in s->g: ledger, records, ledger counts,
  * COMMIT.  per_record (groups of one batch only) stages each record under
- * a savepoint and reports the ones the database refuses; counting uses the
- * insert that counts new rows per batch (after S_RECOUNT). */
-static int s_txn(bm_store_t *s, const bm_refcache_t *cache, bool per_record, bool counting,
+ * a savepoint and reports the ones the database refuses. */
+static int s_txn(bm_store_t *s, const bm_refcache_t *cache, bool per_record,
                  bm_store_group_refused_fn refused, void *ctx, size_t base,
                  bm_store_result_t *results, bm_err_t *err)
 {
@@ -1231,6 +1458,7 @@ static int s_txn(bm_store_t *s, const bm_refcache_t *cache, bool per_record, boo
             results[bi].stored = (uint32_t)strtoul(PQgetvalue(res, row, 1), NULL, 10);
             results[bi].duplicates = (uint32_t)strtoul(PQgetvalue(res, row, 2), NULL, 10);
             results[bi].replayed = PQgetvalue(res, row, 3)[0] == 't';
+            results[bi].corrected = (uint32_t)strtoul(PQgetvalue(res, row, 4), NULL, 10);
             results[bi].batch_was_duplicate = true;
         }
         PQclear(res);
@@ -1244,13 +1472,13 @@ static int s_txn(bm_store_t *s, const bm_refcache_t *cache, bool per_record, boo
     }
     s_plan(s);
     if (!per_record) {
-        if ((rc = s_stage_insert(s, cache, 0, s->n_items, false, counting, err)) != S_OK)
+        if ((rc = s_stage_insert(s, cache, 0, s->n_items, s->n_rounds > 1, err)) != S_OK)
             goto fail;
     } else {
         for (size_t i = 0; i < s->n_items; i++) {
             if ((rc = s_cmd(s, "SAVEPOINT bm_record", err)) != S_OK)
                 goto fail;
-            rc = s_stage_insert(s, cache, i, i + 1, true, false, err);
+            rc = s_stage_insert(s, cache, i, i + 1, true, err);
             if (rc == S_DATA) {
                 if ((rc = s_cmd(s, "ROLLBACK TO SAVEPOINT bm_record", err)) != S_OK)
                     goto fail;
@@ -1268,8 +1496,9 @@ static int s_txn(bm_store_t *s, const bm_refcache_t *cache, bool per_record, boo
     const char *sts = s_int_array(s, &off, 1);
     const char *dus = s_int_array(s, &off, 2);
     const char *rjs = s_int_array(s, &off, 3);
-    const char *upd[] = {bis, sts, dus, rjs};
-    if ((rc = s_run(s, "bm_ledger_upd", 4, upd, "ingest_batches", NULL, err)) != S_OK ||
+    const char *cos = s_int_array(s, &off, 4);
+    const char *upd[] = {bis, sts, dus, rjs, cos};
+    if ((rc = s_run(s, "bm_ledger_upd", 5, upd, "ingest_batches", NULL, err)) != S_OK ||
         (rc = s_cmd(s, "COMMIT", err)) != S_OK)
         goto fail;
     for (size_t bi = 0; bi < s->g_n; bi++) {
@@ -1277,9 +1506,11 @@ static int s_txn(bm_store_t *s, const bm_refcache_t *cache, bool per_record, boo
         if (!t->fresh)
             continue;
         results[bi].stored = t->stored;
-        results[bi].duplicates = t->group_dups + t->planned - t->stored - t->refused;
+        results[bi].duplicates = t->group_dups + t->dups;
+        results[bi].corrected = t->corrected;
         results[bi].refused = t->refused;
     }
+    s_log_corrections(s);
     return S_OK;
 fail:
     PQclear(res);
@@ -1338,9 +1569,7 @@ bm_store_status_t bm_store_group(bm_store_t *s, const bm_store_batch_t *const *b
     if (n > 1 && s_groupable(s, batches, n)) {
         s->g = batches;
         s->g_n = n;
-        int rc = s_txn(s, cache, false, false, refused, ctx, 0, results, err);
-        if (rc == S_RECOUNT)
-            rc = s_txn(s, cache, false, true, refused, ctx, 0, results, err);
+        int rc = s_txn(s, cache, false, refused, ctx, 0, results, err);
         if (rc == S_OK) {
             for (size_t i = 0; i < n; i++)
                 statuses[i] = BM_STORE_OK;
@@ -1356,11 +1585,11 @@ bm_store_status_t bm_store_group(bm_store_t *s, const bm_store_batch_t *const *b
         const bm_store_batch_t *b = batches[i];
         s->g = &batches[i];
         s->g_n = 1;
-        int rc = s_txn(s, cache, false, false, refused, ctx, i, &results[i], &errs[i]);
+        int rc = s_txn(s, cache, false, refused, ctx, i, &results[i], &errs[i]);
         if (rc == S_DATA) {
             bm_warn("store", "database refused batch %s/%" PRIu64 " (%s); storing it record "
                     "by record", b->stream_id, b->sequence, errs[i].msg);
-            rc = s_txn(s, cache, true, false, refused, ctx, i, &results[i], &errs[i]);
+            rc = s_txn(s, cache, true, refused, ctx, i, &results[i], &errs[i]);
             if (rc == S_DATA)
                 rc = S_FAILED;
         }

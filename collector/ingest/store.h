@@ -6,12 +6,19 @@
  * — a (stream_id, sequence) already there is a resend and is answered from
  * the original row, or flagged as a replay when its digest differs — then
  * the records of the new batches, COPYed into per-connection TEMP staging
- * tables and moved with one `INSERT INTO <raw> ... SELECT ... ON CONFLICT
- * (branch_id, source_id) DO NOTHING` per kind and group (so statement-level
- * triggers on the raw tables fire once per kind and group).  Records
- * already stored (same branch and source_id), or carried twice in the group
- * (in one batch or in two), are stored once; the later copies count as
- * duplicates of their batch.  If the group fails for a reason one batch may
+ * tables and moved with one `INSERT INTO <raw> ... SELECT` per kind and
+ * group (so statement-level triggers on the raw tables fire once per kind
+ * and group).  Before the insert each staged record is classified against
+ * the stored row of its (branch, source_id), whatever its time: the same
+ * content (by a digest of what the agent sent, also of older versions) is
+ * a duplicate of its batch; other content is a correction: a version at
+ * least as new (by the store system's version, Record.version, else by
+ * arrival) supersedes the stored one through bm_supersede (old row to
+ * record_history and deleted, so the rollups subtract it; evaluations
+ * updated in place and sent back to review), an older one is kept in
+ * record_history only (010_corrections.sql).  Several versions of one
+ * record in a group are stored in rounds, in the order sent, so a group
+ * ends as separate transactions would.  If the group fails for a reason one batch may
  * cause (a constraint, any non-connection error), it is rolled back and
  * every batch is written again in a transaction of its own, so one bad
  * batch never holds back the others.
@@ -63,7 +70,11 @@ typedef struct {
 
 typedef struct {
     uint32_t stored;           /* records newly stored */
-    uint32_t duplicates;       /* records stored before (or twice in the batch) */
+    uint32_t duplicates;       /* records stored before (or twice in the batch) with
+                                  the same content */
+    uint32_t corrected;        /* new versions (same key, other content) of records
+                                  stored before: newer ones supersede the stored
+                                  version, older ones go to record_history only */
     uint32_t refused;          /* records the database refused (reported by callback) */
     bool batch_was_duplicate;  /* the ledger already had the batch */
     bool replayed;             /* ... with a different content digest: a replay, not a

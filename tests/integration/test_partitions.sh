@@ -134,14 +134,17 @@ bm_psql "INSERT INTO receipts (branch_id, source_id, at, amount_minor, currency)
 assert_eq "far-future record in the default partition" receipts_default \
     "$(bm_psql "SELECT tableoid::regclass FROM receipts WHERE source_id = 'RFAR-1'")"
 
-# Documented: the same source id re-exported with another time is a second
-# row (the unique key is (branch_id, source_id, at)).
+# The same source id re-exported with another time is a correction since
+# 010: the stored row (in another partition or not) is found by (branch,
+# source_id) and superseded, the old version kept in record_history.
 printf 'source_id,at,amount,currency\nR3-1,%s,21.25,EUR\n' \
     "$(date -u -d "@$((now - 7200))" +%Y-%m-%dT%H:%M:%SZ)" >"$T/drop/receipts_reexport.csv"
 bm_drop_files "$T/drop" "$T/agents/B001/inbox" "receipts_reexport.csv"
 wait_until "B001 delivered the re-export" 60 bm_delivered agent-B001 "$T/agents/B001" 3
-assert_eq "re-export with another time stored as a second row" 2 \
-    "$(bm_psql "SELECT count(*) FROM receipts WHERE source_id = 'R3-1'")"
+assert_eq "re-export with another time supersedes the stored row" "1 2125" \
+    "$(bm_psql "SELECT count(*), max(amount_minor) FROM receipts WHERE source_id = 'R3-1'" | tr '|' ' ')"
+assert_eq "the old version of R3-1 is in the history" 1 \
+    "$(bm_psql "SELECT count(*) FROM record_history WHERE source_id = 'R3-1' AND status = 'superseded'")"
 
 bm_check_alive collector agent-B001
 note "ok"

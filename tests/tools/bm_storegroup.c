@@ -19,7 +19,12 @@
  *  5. a group whose records are partly in the database already counts stored
  *     and duplicates per batch;
  *  6. the batched last_seen refresh touches the agents still bound as cached
- *     and reports the others.
+ *     and reports the others;
+ *  7. (run before 6) corrections: two versions of a receipt in one group end
+ *     with the later one, an older version (by Record.version) arriving
+ *     late is kept in record_history only, the first version sent again is
+ *     a duplicate, a newer version whose time moves it to another partition
+ *     replaces the stored row; rollups equal a full recomputation.
  * Prints what it checked; exit status 0 when everything held, 1 otherwise.
  * Owns: one store (connection) and an empty reference cache. */
 #include "bm_test.h"
@@ -61,7 +66,9 @@ static void s_make(s_batch_t *t, const char *stream, uint64_t seq, int32_t branc
         for (const char *c = ids[i]; *c; c++)
             h = h * 31 + *c;
         t->receipt[i].at_ms = s_now - 3600000 + (h % 3600) * 1000;
-        t->receipt[i].amount_minor = 1000 + (int64_t)i;
+        /* So is the amount: the same source id with other content would be
+         * a correction (the corrections are bm_storegroup's part 7). */
+        t->receipt[i].amount_minor = 1000 + h % 1000;
         t->receipt[i].currency = (char *)(i + 1 == n && last_currency ? last_currency : "EUR");
         t->rec[i].source_id = (char *)ids[i];
         t->rec[i].kind_case = BRANCHMARK__V1__RECORD__KIND_RECEIPT;
@@ -82,6 +89,21 @@ static long s_count(PGconn *conn, const char *sql)
                  ? atol(PQgetvalue(res, 0, 0)) : -1;
     PQclear(res);
     return v;
+}
+
+/* Whether the rollups equal their full recomputation; prints the ones that
+ * do not. */
+static bool s_rollups_ok(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT rollup, only_incremental, only_full "
+                                 "FROM bm_rollups_check() "
+                                 "WHERE only_incremental <> 0 OR only_full <> 0");
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0;
+    for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++)
+        printf("  %s: %s only incremental, %s only full\n", PQgetvalue(res, i, 0),
+               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    PQclear(res);
+    return ok;
 }
 
 static size_t s_refused_n;
@@ -113,6 +135,7 @@ static void s_gone(void *ctx, size_t i)
 #define SC "cccccccccccccccccccccccccccccccc"
 #define SD "dddddddddddddddddddddddddddddddd"
 #define SE "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+#define SF "ffffffffffffffffffffffffffffffff"
 
 int main(int argc, char **argv)
 {
@@ -224,8 +247,59 @@ int main(int argc, char **argv)
     CHECK(s_count(conn, "SELECT count(*) FROM ingest_batches WHERE stream_id IN ('" SD "', '"
                         SE "') AND stored = 1 AND duplicates = 1") == 2);
 
-    CHECK(s_count(conn, "SELECT count(*) FROM bm_rollups_check() "
-                        "WHERE only_incremental <> 0 OR only_full <> 0") == 0);
+    CHECK(s_rollups_ok(conn));
+
+    printf("7. corrections: versions in one group, a late older version, a resend of an "
+           "old version, a new time in another partition\n");
+    static s_batch_t x1, x2, x3, x4;
+    const char *ids_x1[] = {"G-50"};
+    const char *ids_x2[] = {"G-50", "G-51"};
+    const char *ids_x3[] = {"G-51"};
+    const char *ids_x4[] = {"G-50", "G-51"};
+    s_make(&x1, SF, 1, b1, NULL, NULL, 1, ids_x1);
+    s_make(&x2, SF, 2, b1, NULL, NULL, 2, ids_x2);
+    s_make(&x3, SF, 3, b1, NULL, NULL, 1, ids_x3);
+    x1.receipt[0].amount_minor = 100;
+    x2.receipt[0].amount_minor = 200;             /* G-50: unversioned, by arrival */
+    x2.receipt[1].amount_minor = 300;
+    x2.rec[1].version = 5;
+    x3.receipt[0].amount_minor = 999;             /* G-51 version 3: older, late */
+    x3.rec[0].version = 3;
+    const bm_store_batch_t *grp5[] = {&x1.b, &x2.b, &x3.b};
+    CHECK_OR_GOTO(bm_store_group(store, grp5, 3, cache, s_refused, NULL, res, st, errs, &err) ==
+                      BM_STORE_OK, out);
+    CHECK(st[0] == BM_STORE_OK && res[0].stored == 1 && res[0].corrected == 0);
+    CHECK(st[1] == BM_STORE_OK && res[1].stored == 1 && res[1].corrected == 1);
+    CHECK(st[2] == BM_STORE_OK && res[2].stored == 0 && res[2].corrected == 1 &&
+          res[2].duplicates == 0);
+    CHECK(s_count(conn, "SELECT amount_minor FROM receipts WHERE source_id = 'G-50'") == 200);
+    CHECK(s_count(conn, "SELECT amount_minor FROM receipts WHERE source_id = 'G-51'") == 300);
+    CHECK(s_count(conn, "SELECT count(*) FROM record_history WHERE source_id = 'G-50' AND "
+                        "status = 'superseded' AND by_stream = '" SF "' AND by_sequence = 2 "
+                        "AND (content->>'amount_minor')::int = 100") == 1);
+    CHECK(s_count(conn, "SELECT count(*) FROM record_history WHERE source_id = 'G-51' AND "
+                        "status = 'late' AND src_version = 3 AND by_sequence = 3") == 1);
+    CHECK(s_count(conn, "SELECT corrected FROM ingest_batches WHERE stream_id = '" SF
+                        "' AND sequence = 3") == 1);
+    s_make(&x4, SF, 4, b1, NULL, NULL, 2, ids_x4);
+    x4.receipt[0].amount_minor = 100;             /* G-50's first content again */
+    x4.receipt[1].amount_minor = 400;
+    x4.receipt[1].at_ms += 40LL * 86400000;       /* next month: another partition */
+    x4.rec[1].version = 7;
+    const bm_store_batch_t *grp6[] = {&x4.b};
+    CHECK_OR_GOTO(bm_store_group(store, grp6, 1, cache, s_refused, NULL, res, st, errs, &err) ==
+                      BM_STORE_OK, out);
+    CHECK(st[0] == BM_STORE_OK && res[0].duplicates == 1 && res[0].corrected == 1 &&
+          res[0].stored == 0);
+    CHECK(s_count(conn, "SELECT count(*) FROM receipts WHERE source_id = 'G-51'") == 1);
+    CHECK(s_count(conn, "SELECT amount_minor FROM receipts WHERE source_id = 'G-51' AND "
+                        "src_version = 7") == 400);
+    CHECK(s_count(conn, "SELECT amount_minor FROM receipts WHERE source_id = 'G-50'") == 200);
+    CHECK(s_rollups_ok(conn));
+    /* A resent batch is answered with its corrected count. */
+    CHECK_OR_GOTO(bm_store_group(store, grp6, 1, cache, s_refused, NULL, res, st, errs, &err) ==
+                      BM_STORE_OK, out);
+    CHECK(st[0] == BM_STORE_OK && res[0].batch_was_duplicate && res[0].corrected == 1);
 
     printf("6. one last_seen refresh for several agents reports changed bindings\n");
     int32_t bound = 0;

@@ -871,6 +871,61 @@ static void test_file_names(void)
     CHECK(bm_parser_for_file(NULL) == NULL);
 }
 
+/* The optional version column (CSV) and keys (JSON lines). */
+static void test_versions(void)
+{
+    static const char complaints[] =
+        "source_id,received_at,category,contact_point,channel,resolved_at,updated_at\n"
+        "K-1,2026-11-02T09:00:00Z,waiting,checkout,in_person,,2026-11-02T09:05:00Z\n"
+        "K-1,2026-11-02T09:00:00Z,waiting,checkout,in_person,2026-11-03T10:00:00Z,"
+        "2026-11-03T10:00:00.250Z\n"
+        "K-2,2026-11-02T10:00:00Z,product,checkout,phone,,\n"
+        "K-3,2026-11-02T10:00:00Z,product,checkout,phone,,yesterday\n";
+    result_t r;
+    s_parse_bytes("complaints_v.csv", complaints, sizeof complaints - 1, NULL, &r);
+    CHECK(r.rc == 0 && r.nrecs == 3 && r.nerrs == 1);
+    if (r.nrecs == 3) {
+        CHECK(r.recs[0]->version == s_t("2026-11-02T09:05:00Z"));
+        CHECK(r.recs[1]->version == s_t("2026-11-03T10:00:00Z") + 250);
+        CHECK(r.recs[1]->complaint->resolved_case ==
+              BRANCHMARK__V1__COMPLAINT__RESOLVED_RESOLVED_AT_MS);
+        CHECK(r.recs[2]->version == 0);   /* empty: not given */
+    }
+    CHECK(r.nerrs == 1 && r.err_lines[0] == 5 && strstr(r.errs[0], "updated_at") != NULL);
+    s_release(&r);
+
+    static const char tickets[] =
+        "source_id;issued_at;called_at;served_at;service_point;revision\n"
+        "Q-1;2026-11-02T09:00:00Z;;;desk 1;1\n"
+        "Q-1;2026-11-02T09:00:00Z;2026-11-02T09:05:00Z;2026-11-02T09:12:00Z;desk 1;2\n"
+        "Q-2;2026-11-02T09:00:00Z;;;desk 1;0\n"
+        "Q-3;2026-11-02T09:00:00Z;;;desk 1;-4\n";
+    s_parse_bytes("queue_v.csv", tickets, sizeof tickets - 1, NULL, &r);
+    CHECK(r.rc == 0 && r.nrecs == 2 && r.nerrs == 2);
+    if (r.nrecs == 2)
+        CHECK(r.recs[0]->version == 1 && r.recs[1]->version == 2);
+    CHECK(r.nerrs == 2 && strstr(r.errs[0], "revision: 0 is not a revision") != NULL);
+    CHECK(r.nerrs == 2 && strstr(r.errs[1], "is not a whole number") != NULL);
+    s_release(&r);
+
+    /* Another name in the last place is still a wrong header. */
+    static const char wrong[] = "source_id,at,amount,currency,version\nR-1,2026-11-02T09:00:00Z,"
+                                "1.00,EUR,3\n";
+    s_parse_bytes("receipts_v.csv", wrong, sizeof wrong - 1, NULL, &r);
+    CHECK(r.nrecs == 0 && r.nerrs >= 1 && strstr(r.errs[0], "header") != NULL);
+    s_release(&r);
+
+    static const char surveys[] =
+        "{\"source_id\":\"S-1\",\"responded_at\":\"2026-11-02T09:00:00Z\",\"nps\":9,"
+        "\"revision\":3}\n"
+        "{\"source_id\":\"S-2\",\"responded_at\":\"2026-11-02T09:00:00Z\",\"nps\":9,"
+        "\"revision\":3,\"updated_at\":\"2026-11-02T09:00:00Z\"}\n";
+    s_parse_bytes("surveys_v.jsonl", surveys, sizeof surveys - 1, NULL, &r);
+    CHECK(r.nrecs == 1 && r.nrecs && r.recs[0]->version == 3);
+    CHECK(r.nerrs == 1 && strstr(r.errs[0], "not both") != NULL);
+    s_release(&r);
+}
+
 int main(void)
 {
     snprintf(s_tmpdir, sizeof s_tmpdir, "%s/bm_test_parsers.XXXXXX",
@@ -896,6 +951,7 @@ int main(void)
     test_utf16();
     test_cp1251();
     test_encoding_edges();
+    test_versions();
 
     static const char *const tmp_files[] = {"receipts_long.csv", "surveys_edge.jsonl",
         "calls_empty.csv", "calls_header.csv", "calls_wrong.csv", "people_count_big.csv",
