@@ -532,10 +532,12 @@ static void s_note_clock(bm_sender_t *s, int64_t collector_ms, int64_t sent_wall
 }
 
 /* Writes the refused records of batch seq to the dead-letter folder. */
-static void s_dead_letter(bm_sender_t *s, uint64_t seq, const Branchmark__V1__Ack *ack)
+/* The spool entry of batch seq (the caller frees it), or NULL: *gone is
+ * set when the spool no longer holds it (acknowledged before), clear on a
+ * read error. */
+static Branchmark__V1__SpoolEntry *s_spool_entry(bm_sender_t *s, uint64_t seq, bool *gone)
 {
     bm_err_t err = {{0}};
-    const char *stream = bm_spool_stream_id(s->spool);
     Branchmark__V1__SpoolEntry *entry = NULL;
     bm_spool_cursor_t *cur = bm_spool_cursor_new(s->spool, &err);
     uint64_t got = 0;
@@ -546,7 +548,16 @@ static void s_dead_letter(bm_sender_t *s, uint64_t seq, const Branchmark__V1__Ac
         entry = branchmark__v1__spool_entry__unpack(NULL, len, payload);
     free(payload);
     bm_spool_cursor_destroy(&cur);
-    if (!entry && got != seq && !err.msg[0]) {
+    *gone = !entry && got != seq && !err.msg[0];
+    return entry;
+}
+
+static void s_dead_letter(bm_sender_t *s, uint64_t seq, const Branchmark__V1__Ack *ack)
+{
+    const char *stream = bm_spool_stream_id(s->spool);
+    bool gone;
+    Branchmark__V1__SpoolEntry *entry = s_spool_entry(s, seq, &gone);
+    if (gone) {
         /* Already acknowledged: these rejections were handled before. */
         bm_debug(COMP, "batch %" PRIu64 " already acknowledged; rejections not written again",
                  seq);
@@ -645,17 +656,8 @@ static const char *s_code_name(Branchmark__V1__ErrorCode code)
  * nothing is lost silently and the spool moves on. */
 static void s_give_up_batch(bm_sender_t *s, uint64_t seq, const char *code, const char *msg)
 {
-    bm_err_t err = {{0}};
-    Branchmark__V1__SpoolEntry *entry = NULL;
-    bm_spool_cursor_t *cur = bm_spool_cursor_new(s->spool, &err);
-    uint64_t got = 0;
-    uint8_t *payload = NULL;
-    size_t len = 0;
-    if (cur && bm_spool_cursor_seek(cur, seq, &err) == 0 &&
-        bm_spool_cursor_next(cur, &got, &payload, &len, NULL, &err) == 1 && got == seq)
-        entry = branchmark__v1__spool_entry__unpack(NULL, len, payload);
-    free(payload);
-    bm_spool_cursor_destroy(&cur);
+    bool gone;
+    Branchmark__V1__SpoolEntry *entry = s_spool_entry(s, seq, &gone);
     size_t n = entry && entry->batch ? entry->batch->n_records : 0;
     char reason[512];
     snprintf(reason, sizeof reason, "the collector refused the whole batch %d times (%s: %s); "

@@ -327,6 +327,44 @@ static void s_on_refused(void *ctx, const char *origin, const char *source_id,
     bm_inbox_note_refused(ctx, origin, source_id, reason);
 }
 
+/* Binds the fake collector where a's config sends. */
+static int s_fake_bind(s_fake_t *f, const s_agent_t *a)
+{
+    char path[1024];
+    f->ctx = zmq_ctx_new();
+    f->router = zmq_socket(f->ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(f->router, ZMQ_LINGER, &zero, sizeof zero);
+    snprintf(path, sizeof path, "ipc://%s/coll.ipc", a->dir);
+    return zmq_bind(f->router, path);
+}
+
+static void s_fake_close(s_fake_t *f)
+{
+    if (f->router)
+        zmq_close(f->router);
+    if (f->ctx)
+        zmq_ctx_term(f->ctx);
+}
+
+/* Runs a's sender against f until the spool and sending/ are empty or
+ * timeout_ms pass; true if they emptied. */
+static bool s_run_until_drained(s_agent_t *a, s_fake_t *f, int64_t timeout_ms)
+{
+    bm_spool_stats_t st;
+    int64_t deadline = bm_mono_ms() + timeout_ms;
+    bool finished = false;
+    while (!finished && bm_mono_ms() < deadline) {
+        bm_sender_wait(a->sender, bm_sender_timeout_ms(a->sender, 20));
+        bm_sender_process(a->sender);
+        s_fake_serve(f);
+        bm_inbox_finalize(a->inbox);
+        bm_spool_stats(a->spool, &st);
+        finished = st.entries == 0 && s_count(a->sending, NULL, NULL, 0) == 0;
+    }
+    return finished;
+}
+
 static void test_flow(void)
 {
     s_agent_t a;
@@ -369,29 +407,14 @@ static void test_flow(void)
 
     /* The collector loses the first send, is unavailable once, refuses
      * record 0 of batch 2, then acks everything. */
-    f.ctx = zmq_ctx_new();
-    f.router = zmq_socket(f.ctx, ZMQ_ROUTER);
-    int zero = 0;
-    zmq_setsockopt(f.router, ZMQ_LINGER, &zero, sizeof zero);
-    snprintf(path, sizeof path, "ipc://%s/coll.ipc", a.dir);
-    CHECK_OR_GOTO(zmq_bind(f.router, path) == 0, out);
+    CHECK_OR_GOTO(s_fake_bind(&f, &a) == 0, out);
     f.drop_first = 1;
     f.unavailable = 1;
     f.reject_seq = 2;
     bm_err_t err = {{0}};
     CHECK_OR_GOTO((a.sender = bm_sender_new(&a.cfg, a.spool, a.dl, &err)) != NULL, out);
     bm_sender_on_refused(a.sender, s_on_refused, a.inbox);
-    int64_t deadline = bm_mono_ms() + 15000;
-    bool finished = false;
-    while (!finished && bm_mono_ms() < deadline) {
-        bm_sender_wait(a.sender, bm_sender_timeout_ms(a.sender, 20));
-        bm_sender_process(a.sender);
-        s_fake_serve(&f);
-        bm_inbox_finalize(a.inbox);
-        bm_spool_stats(a.spool, &st);
-        finished = st.entries == 0 && s_count(a.sending, NULL, NULL, 0) == 0;
-    }
-    CHECK_OR_GOTO(finished, out);
+    CHECK_OR_GOTO(s_run_until_drained(&a, &f, 15000), out);
     CHECK_OR_GOTO(f.received_seq1 >= 2, out);           /* resent after the lost reply */
     CHECK_OR_GOTO(s_exists(a.rejected, "00000000000000000001_receipts_a.csv"), out);
     CHECK_OR_GOTO(s_exists(a.rejected, "00000000000000000001_receipts_a.csv.errors"), out);
@@ -418,7 +441,7 @@ static void test_flow(void)
                   out);
 
     /* Idle: heartbeats flow and are answered. */
-    deadline = bm_mono_ms() + 5000;
+    int64_t deadline = bm_mono_ms() + 5000;
     while (f.heartbeats < 2 && bm_mono_ms() < deadline) {
         bm_sender_wait(a.sender, bm_sender_timeout_ms(a.sender, 20));
         bm_sender_process(a.sender);
@@ -429,10 +452,7 @@ static void test_flow(void)
     CHECK_OR_GOTO(strcmp(si.state, "connected") == 0, out);
 out:
     s_agent_close(&a);
-    if (f.router)
-        zmq_close(f.router);
-    if (f.ctx)
-        zmq_ctx_term(f.ctx);
+    s_fake_close(&f);
 }
 
 /* ---- a batch refused for its bytes is given up, visibly ---- */
@@ -453,29 +473,13 @@ static void test_give_up(void)
     snprintf(path, sizeof path, "%s/receipts_g.csv", a.inbox_dir);
     s_write(path, text);
     s_take_all(&a);
-    f.ctx = zmq_ctx_new();
-    f.router = zmq_socket(f.ctx, ZMQ_ROUTER);
-    int zero = 0;
-    zmq_setsockopt(f.router, ZMQ_LINGER, &zero, sizeof zero);
-    snprintf(path, sizeof path, "ipc://%s/coll.ipc", a.dir);
-    CHECK_OR_GOTO(zmq_bind(f.router, path) == 0, out);
+    CHECK_OR_GOTO(s_fake_bind(&f, &a) == 0, out);
     f.malformed_seq = 1;        /* G-1, G-2: refused for its bytes, always */
     bm_err_t err = {{0}};
     CHECK_OR_GOTO((a.sender = bm_sender_new(&a.cfg, a.spool, a.dl, &err)) != NULL, out);
     bm_sender_on_refused(a.sender, s_on_refused, a.inbox);
-    bm_spool_stats_t st;
-    int64_t deadline = bm_mono_ms() + 15000;
-    bool finished = false;
-    while (!finished && bm_mono_ms() < deadline) {
-        bm_sender_wait(a.sender, bm_sender_timeout_ms(a.sender, 20));
-        bm_sender_process(a.sender);
-        s_fake_serve(&f);
-        bm_inbox_finalize(a.inbox);
-        bm_spool_stats(a.spool, &st);
-        finished = st.entries == 0 && s_count(a.sending, NULL, NULL, 0) == 0;
-    }
     /* Not held up for ever, not given up at the first answer, not lost. */
-    CHECK_OR_GOTO(finished, out);
+    CHECK_OR_GOTO(s_run_until_drained(&a, &f, 15000), out);
     CHECK(f.malformed_sent == 3);
     CHECK(f.records_acked == 1);                        /* G-3's batch went on */
     bm_sender_info_t si;
@@ -492,10 +496,7 @@ static void test_give_up(void)
           strstr(errs, "record \"G-2\""));
 out:
     s_agent_close(&a);
-    if (f.router)
-        zmq_close(f.router);
-    if (f.ctx)
-        zmq_ctx_term(f.ctx);
+    s_fake_close(&f);
 }
 
 /* ---- restart recovery ---- */
