@@ -12,7 +12,19 @@
  * Which tables are partitioned, and by which column, is read from the table
  * bm_partitioned_tables.  Identifiers come from the catalogue and are quoted
  * with PQescapeIdentifier; values are parameters.  Owns nothing beyond one
- * command's run.  Exit codes as in cli.h. */
+ * command's run.  Exit codes as in cli.h.
+ *
+ * Why not pg_partman (Debian's postgresql-15-partman 4.7) with pg_cron:
+ * the upkeep here is three verbs over native declarative partitions that
+ * migration 006 already creates; pg_partman would add two server
+ * extensions (installed by the DBA into every database server, with
+ * superuser rights, and pg_cron's background worker in
+ * shared_preload_libraries, i.e. a server restart) to replace about 300
+ * lines, and its retention drops or detaches on its own schedule, where
+ * ours never drops and moves rows out of the default partition
+ * explicitly.  Managed PostgreSQL offerings often lack one of the two.
+ * A chain that already runs pg_partman can let it own these tables: they
+ * are plain monthly RANGE partitions (docs/scaling.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
