@@ -25,7 +25,8 @@
  * name file, line and key.  inih also accepts what we must refuse (keys
  * outside a section, `:` as separator, inline `;` comments that would cut a
  * conninfo or a password) unless compiled with options Debian's build does
- * not set.  The line splitting here is about 40 lines with unit tests
+ * not set.  The line handling here is a part of bm_config_load (about 75
+ * lines, the rest is the map) with unit tests
  * (test_common); the config map is the part worth having. */
 #ifndef BM_CONFIG_H
 #define BM_CONFIG_H

@@ -19,8 +19,8 @@
  * migration 006 already creates; pg_partman would add two server
  * extensions (installed by the DBA into every database server, with
  * superuser rights, and pg_cron's background worker in
- * shared_preload_libraries, i.e. a server restart) to replace about 300
- * lines, and its retention drops or detaches on its own schedule, where
+ * shared_preload_libraries, i.e. a server restart) to replace this
+ * file (about 400 lines), and its retention drops or detaches on its own schedule, where
  * ours never drops and moves rows out of the default partition
  * explicitly.  Managed PostgreSQL offerings often lack one of the two.
  * A chain that already runs pg_partman can let it own these tables: they
