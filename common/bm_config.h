@@ -22,11 +22,10 @@
  * and bounds checked against a table, unknown and missing keys refused by
  * name, repeated keys as lists, defaults applied from the same table that
  * prints --help and the packages' commented config files, and messages that
- * name file, line and key.  inih also accepts what we must refuse (keys
- * outside a section, `:` as separator, inline `;` comments that would cut a
- * conninfo or a password) unless compiled with options Debian's build does
- * not set.  The line handling here is a part of bm_config_load (about 75
- * lines, the rest is the map) with unit tests
+ * name file, line and key.  inih also reads what we must not: `:` as a
+ * separator and, by default, inline ` ;` comments, which would cut a
+ * conninfo or a password.  The line handling here is a part of
+ * bm_config_load (about 75 lines, the rest is the map) with unit tests
  * (test_common); the config map is the part worth having. */
 #ifndef BM_CONFIG_H
 #define BM_CONFIG_H

@@ -20,8 +20,8 @@
  * extensions (installed by the DBA into every database server, with
  * superuser rights, and pg_cron's background worker in
  * shared_preload_libraries, i.e. a server restart) to replace this
- * file (about 400 lines), and its retention drops or detaches on its own schedule, where
- * ours never drops and moves rows out of the default partition
+ * file (about 400 lines), and its retention drops or detaches on its own
+ * schedule, where ours never drops and moves rows out of the default partition
  * explicitly.  Managed PostgreSQL offerings often lack one of the two.
  * A chain that already runs pg_partman can let it own these tables: they
  * are plain monthly RANGE partitions (docs/scaling.md). */
