@@ -171,42 +171,101 @@ int bm_table_rows(const bm_table_t *t)
     return t->rows;
 }
 
-/* "%.*f" of v with d decimals into buf (at least 32 bytes), never "-0.0".
- * A chain-wide ranking prints 100,000 numbers, and printf's exact decimal
- * conversion was a tenth of its time: values whose scaled form is below
- * 1e9 and not within 1e-6 of a rounding tie are rounded here (the scaling
- * error, < 1.2e-7, cannot then change the result); ties and large values
- * go to snprintf, which rounds the exact binary value. */
-static void s_format_fixed(double v, int d, char *buf, size_t size)
+/* ---- the one rounding rule ---------------------------------------------
+ * Every number of every format (table, CSV, JSON, the scorecard's trend
+ * text) is rounded here: half away from zero, on the decimal value the
+ * double stands for.  A double near a decimal tie is almost never the tie
+ * itself (-5.55 is stored as -5.54999999999999982236...), so printf, which
+ * rounds the exact binary value half to even, printed -5.5 where JSON's
+ * round(x * 10) / 10 gave -5.6 (issue 15, finding 11).  Here a value whose
+ * scaled form |x| * 10^d lies within S_TIE_REL (relative, about 8 units in
+ * the last place of a double) of a half counts as the half: the error of
+ * storing a decimal (1/2 ulp), of the scaling (1/2 ulp) and of the few
+ * additions behind a mean stay far below it, and a value that is really
+ * that close to a half cannot be told from one anyway.
+ *
+ * Below 2^44 the scaled value is rounded as an integer and printed digit by
+ * digit (no printf: a chain-wide ranking prints 100,000 numbers); there
+ * the tolerance is at most 1/32 of the last digit.  Above it (|x| >= 1.7e12
+ * at 1 decimal) 8 ulps would reach the last digit itself, so the exact
+ * binary value, written out by printf with enough digits to be exact, is
+ * rounded as a decimal string, half away from zero on exact ties. */
+#define S_TIE_REL 0x1p-49
+#define S_FAST_MAX 0x1p44
+
+static const double s_p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+/* Writes k (an integer) with d decimals: "-" when negative, never "-0". */
+static size_t s_put_scaled(unsigned long long k, int d, int negative, char *out)
 {
-    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
-    if (d >= 0 && d <= 6 && size >= 32 && isfinite(v)) {
-        double ax = fabs(v * p10[d]);
-        if (ax < 1e9 && fabs(ax - floor(ax) - 0.5) > 1e-6) {
-            unsigned long long k = (unsigned long long)llround(ax);
-            int negative = v < 0 && k != 0;
-            char digits[24];
-            int n = 0;
-            do {
-                digits[n++] = (char)('0' + k % 10);
-                k /= 10;
-            } while (k || n <= d);
-            char *p = buf;
-            if (negative)
-                *p++ = '-';
-            for (int i = n - 1; i >= 0; i--) {
-                *p++ = digits[i];
-                if (i == d && d > 0)
-                    *p++ = '.';
-            }
-            *p = '\0';
-            return;
+    char digits[32];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + k % 10);
+        k /= 10;
+    } while (k || n <= d);
+    char *p = out;
+    if (negative)
+        *p++ = '-';
+    for (int i = n - 1; i >= 0; i--) {
+        *p++ = digits[i];
+        if (i == d && d > 0)
+            *p++ = '.';
+    }
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
+/* |v| * 10^d >= S_FAST_MAX: the exact decimal expansion of v (a binary fraction
+ * of at most ~3.4 d bits, so 40 digits are exact), rounded at d decimals
+ * half away from zero. */
+static size_t s_fixed_large(double v, int d, char *out)
+{
+    char exact[BM_FIXED_MAX + 48];
+    int len = snprintf(exact, sizeof exact, "%.40f", fabs(v));
+    char *dot = strchr(exact, '.');
+    if (len <= 0 || !dot)
+        return (size_t)snprintf(out, BM_FIXED_MAX, "%.*f", d, v);
+    int up = dot[1 + d] >= '5';
+    size_t keep = (size_t)(dot - exact) + (d ? (size_t)d + 1 : 0);
+    exact[keep] = '\0';
+    for (size_t i = keep; up && i-- > 0;) {
+        if (exact[i] == '.')
+            continue;
+        if (exact[i] == '9') {
+            exact[i] = '0';
+        } else {
+            exact[i]++;
+            up = 0;
         }
     }
-    /* No "-0.0" for a value that rounds to zero. */
-    if (round(v * pow(10.0, d)) == 0)
-        v = 0;
-    snprintf(buf, size, "%.*f", d, v);
+    return (size_t)snprintf(out, BM_FIXED_MAX, "%s%s%s", v < 0 ? "-" : "", up ? "1" : "", exact);
+}
+
+int bm_format_fixed(double value, int decimals, char *buf, size_t size)
+{
+    char tmp[BM_FIXED_MAX + 48];
+    int d = decimals < 0 ? 0 : (decimals > 9 ? 9 : decimals);
+    size_t n;
+    if (!isfinite(value)) {
+        tmp[0] = '\0';
+        n = 0;
+    } else {
+        double ax = fabs(value) * s_p10[d];
+        if (ax < S_FAST_MAX) {
+            double f = floor(ax);
+            unsigned long long k = (unsigned long long)f + (ax - f >= 0.5 - ax * S_TIE_REL);
+            n = s_put_scaled(k, d, value < 0 && k != 0, tmp);
+        } else {
+            n = s_fixed_large(value, d, tmp);
+        }
+    }
+    if (size > 0) {
+        size_t c = n < size - 1 ? n : size - 1;
+        memcpy(buf, tmp, c);
+        buf[c] = '\0';
+    }
+    return (int)n;
 }
 
 /* The cell as text for the text and CSV formats. */
@@ -216,7 +275,7 @@ static const char *s_cell_str(const s_cell_t *c, bm_format_t fmt, char *buf, siz
     case S_TEXT:
         return c->text;
     case S_NUM:
-        s_format_fixed(c->num, c->decimals, buf, size);
+        bm_format_fixed(c->num, c->decimals, buf, size);
         return buf;
     case S_INT:
         snprintf(buf, size, "%lld", c->i);
@@ -248,7 +307,7 @@ static int s_print_text(const bm_table_t *t, int with_title, FILE *out)
 {
     size_t width[BM_TABLE_MAX_COLS];
     int right[BM_TABLE_MAX_COLS];
-    char buf[64];
+    char buf[BM_FIXED_MAX];
     for (int c = 0; c < t->ncols; c++) {
         width[c] = s_utf8_width(t->columns[c]);
         right[c] = 0;
@@ -334,7 +393,7 @@ static int s_csv_field(s_line_t *l, const char *s)
 
 static int s_print_csv(const bm_table_t *t, FILE *out)
 {
-    char buf[64];
+    char buf[BM_FIXED_MAX];
     s_line_t l = {NULL, 0, 0};
     int rc = 0;
     for (int c = 0; c < t->ncols && rc == 0; c++)
@@ -394,50 +453,18 @@ static int s_json_str(s_line_t *l, const char *s)
     return rc < 0 ? -1 : s_line_put(l, "\"", 1);
 }
 
-/* A real as jansson writes it: "%.12g", ".0" added to integral values,
- * no '+' or leading zeros in the exponent; null when not finite. */
-static int s_json_real(s_line_t *l, double v)
+/* A number cell: the digits bm_format_fixed gives the table and CSV (the
+ * one rounding rule), trailing zeros dropped and ".0" kept on integral
+ * values, the layout jansson's "%.12g" reals had for the API's usual
+ * numbers (12.5, 887.0, 0.0001).  Unlike "%.12g" it never cuts digits or
+ * switches to an exponent, so a JSON value is always the CSV value. */
+static int s_json_num(s_line_t *l, double v, int d)
 {
     if (!isfinite(v))
         return s_line_put(l, "null", 4);
-    char buf[48];
-    snprintf(buf, sizeof buf, "%.12g", v);
-    char *e = strchr(buf, 'e');
-    if (e) {
-        char *src = e + 1, *dst = e + 1;
-        if (*src == '+')
-            src++;
-        else if (*src == '-')
-            *dst++ = *src++;
-        while (*src == '0' && src[1])
-            src++;
-        memmove(dst, src, strlen(src) + 1);
-    } else if (!strchr(buf, '.')) {
-        strcat(buf, ".0");
-    }
-    return s_line_put(l, buf, strlen(buf));
-}
-
-/* A number cell as jansson writes json_real(round(v * 10^d) / 10^d): the
- * rounded value has at most d decimals, so when it has at most 12
- * significant digits and %g would not use an exponent (1e-4 <= |r| <
- * 1e9), "%.12g" is its fixed form with trailing zeros dropped; that is
- * written without printf.  Everything else goes through s_json_real. */
-static int s_json_num(s_line_t *l, double v, int d)
-{
-    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
-    if (d < 0 || d > 6)
-        return s_json_real(l, round(v * pow(10.0, d)) / pow(10.0, d));
-    double r = round(v * p10[d]) / p10[d];
-    if (r == 0 && isfinite(v))
-        return signbit(r) ? s_line_put(l, "-0.0", 4) : s_line_put(l, "0.0", 3);
-    double a = fabs(r);
-    if (!(a >= 1e-4 && a < 1e9 && a * p10[d] < 1e12))
-        return s_json_real(l, r);
-    char buf[48];
-    s_format_fixed(r, d, buf, sizeof buf);
-    size_t n = strlen(buf);
-    if (d > 0) {
+    char buf[BM_FIXED_MAX + 2];
+    size_t n = (size_t)bm_format_fixed(v, d, buf, sizeof buf);
+    if (strchr(buf, '.')) {
         while (buf[n - 1] == '0')
             n--;
         if (buf[n - 1] == '.')

@@ -140,7 +140,8 @@ static void test_gaps(void)
     const char *want =
         "scope,versus,section,own,own_n,competitors,competitors_n,gap,gap_low,gap_high,"
         "significant,low_n,q\r\n"
-        "branch B001,within 2.5 km (1 outlet),(overall),80.0,5,70.0,2,10.0,-5.5,25.6,,true,\r\n"
+        /* -5.55 and 25.55 both round away from zero (printf gave -5.5) */
+        "branch B001,within 2.5 km (1 outlet),(overall),80.0,5,70.0,2,10.0,-5.6,25.6,,true,\r\n"
         "chain ACME,all competitors (4 outlets),GREET,75.0,40,,0,,,,,false,\r\n"
         "\r\n"
         "period,label,start,days,days_covered,partial\r\n"

@@ -441,8 +441,122 @@ static void test_metric_estimates(void)
     CHECK(bm_format_parse("xml", &f, &err) == -1 && strstr(err.msg, "unknown format \"xml\""));
 }
 
-/* CSV output: every number as printf's "%.*f" would write it (the fast
- * formatter must agree, ties included), never "-0.0", fields quoted. */
+/* The one rounding rule (bm_format_fixed): half away from zero on the
+ * decimal value, ties within a few ulps counted as ties, never "-0". */
+static void test_rounding(void)
+{
+    static const struct {
+        double v;
+        int d;
+        const char *want;
+    } cases[] = {
+        {-5.55, 1, "-5.6"},  {5.55, 1, "5.6"},    {4.35, 1, "4.4"},    {-4.35, 1, "-4.4"},
+        {0.125, 2, "0.13"},  {-0.125, 2, "-0.13"}, {2.675, 2, "2.68"},  {1.005, 2, "1.01"},
+        {17.125, 2, "17.13"}, {0.005, 2, "0.01"}, {-0.005, 2, "-0.01"}, {0.375, 2, "0.38"},
+        {2.5, 0, "3"},       {-2.5, 0, "-3"},     {0.5, 0, "1"},       {1.5, 0, "2"},
+        {-0.5, 0, "-1"},     {0.4999, 0, "0"},    {-0.4, 0, "0"},      {-0.04, 1, "0.0"},
+        {-0.0, 1, "0.0"},    {0, 0, "0"},         {-0.05, 1, "-0.1"},  {99.95, 1, "100.0"},
+        {-99.95, 1, "-100.0"}, {999999999.5, 0, "1000000000"}, {1e9, 0, "1000000000"},
+        {12345678.125, 2, "12345678.13"}, {4503599627370495.5, 0, "4503599627370496"},
+        {1e15 + 0.5, 0, "1000000000000001"},
+        /* above 2^53 once scaled: the exact value is rounded as a decimal */
+        {1e15 + 0.25, 1, "1000000000000000.3"}, {-1e15 - 0.25, 1, "-1000000000000000.3"},
+        {1e15 + 0.125, 1, "1000000000000000.1"}, {9999999999999999.0, 1, "10000000000000000.0"},
+        {1e20, 2, "100000000000000000000.00"}, {-1e15, 0, "-1000000000000000"},
+        /* not ties: plain nearest */
+        {0.30000000000000004, 1, "0.3"}, {4.500000000000004, 0, "5"}, {1.0049, 2, "1.00"},
+        {123.456789, 6, "123.456789"}, {0.1234567895, 9, "0.123456790"}, {7, 12, "7.000000000"},
+        {-3.14159, -1, "-3"},
+    };
+    char buf[BM_FIXED_MAX];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int n = bm_format_fixed(cases[i].v, cases[i].d, buf, sizeof buf);
+        CHECK_STR(buf, cases[i].want);
+        CHECK(n == (int)strlen(cases[i].want));
+    }
+    /* Arithmetic artefacts: a mean of 5.5 and 5.6 is a tie at 1 decimal. */
+    bm_format_fixed((5.5 + 5.6) / 2, 1, buf, sizeof buf);
+    CHECK_STR(buf, "5.6");
+    bm_format_fixed(-(0.1 + 0.2) * 5 - 0.0, 0, buf, sizeof buf);    /* -1.5000000000000002 */
+    CHECK_STR(buf, "-2");
+    /* snprintf semantics: truncated, NUL-terminated, full length returned */
+    char small[4];
+    CHECK(bm_format_fixed(-1234.5, 1, small, sizeof small) == 7);
+    CHECK_STR(small, "-12");
+    CHECK(bm_format_fixed(NAN, 1, buf, sizeof buf) == 0 && buf[0] == '\0');
+    CHECK(bm_format_fixed(1.7976931348623157e308, 9, buf, sizeof buf) == 319);
+    /* Away from ties it is printf's (correctly rounded) result. */
+    uint64_t x = 88172645463325252ull;
+    int bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double v = ((double)(x >> 11) / 9007199254740992.0 - 0.5) * 2 * pow(10.0, (double)(x % 14) - 4.0);
+        int d = (int)(x % 10);
+        double ax = fabs(v) * pow(10.0, d);
+        if (fabs(ax - floor(ax) - 0.5) < 1e-9 * (ax > 1 ? ax : 1))
+            continue;
+        char want[BM_FIXED_MAX];
+        snprintf(want, sizeof want, "%.*f", d, round(ax) == 0 ? 0.0 : v);
+        bm_format_fixed(v, d, buf, sizeof buf);
+        if (strcmp(buf, want) && bad++ < 3)
+            fprintf(stderr, "fixed: %.17g with %d decimals: got %s, want %s\n", v, d, buf, want);
+    }
+    CHECK(bad == 0);
+}
+
+/* The cells of a one-column report printed in fmt, one string. */
+static char *s_print_one(double v, int d, bm_format_t fmt)
+{
+    static const char *const cols[] = {"v"};
+    bm_table_t *t = bm_table_new("t", 1, cols);
+    bm_report_t *r = bm_report_new();
+    char *text = NULL;
+    size_t len = 0;
+    if (t && r && bm_table_add_row(t) == 0) {
+        bm_table_set_num(t, 0, v, d);
+        bm_report_add(r, &t);
+        FILE *out = open_memstream(&text, &len);
+        if (out) {
+            CHECK(bm_report_print(r, fmt, out) == 0);
+            fclose(out);
+        }
+    }
+    bm_table_destroy(&t);
+    bm_report_destroy(&r);
+    return text;
+}
+
+/* Table, CSV and JSON print the same digits for the same value (the
+ * finding of issue 15: CSV -5.5, JSON -5.6). */
+static void test_formats_agree(void)
+{
+    static const struct {
+        double v;
+        int d;
+        const char *fixed, *json;
+    } cases[] = {
+        {-5.55, 1, "-5.6", "-5.6"}, {0.125, 2, "0.13", "0.13"}, {2.5, 0, "3", "3.0"},
+        {-0.04, 1, "0.0", "0.0"},   {45.25, 1, "45.3", "45.3"}, {100, 1, "100.0", "100.0"},
+        {0.00005, 4, "0.0001", "0.0001"}, {123456789012.5, 0, "123456789013", "123456789013.0"},
+        {1e15 + 0.25, 1, "1000000000000000.3", "1000000000000000.3"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char want[128];
+        char *csv = s_print_one(cases[i].v, cases[i].d, BM_FMT_CSV);
+        snprintf(want, sizeof want, "v\r\n%s\r\n", cases[i].fixed);
+        CHECK_STR(csv, want);
+        char *json = s_print_one(cases[i].v, cases[i].d, BM_FMT_JSON);
+        snprintf(want, sizeof want, "[\n  {\n    \"v\": %s\n  }\n]\n", cases[i].json);
+        CHECK_STR(json, want);
+        char *table = s_print_one(cases[i].v, cases[i].d, BM_FMT_TABLE);
+        CHECK(table && strstr(table, cases[i].fixed) != NULL);
+        free(csv);
+        free(json);
+        free(table);
+    }
+}
+
+/* CSV output: every number as bm_format_fixed writes it, fields quoted. */
 static void test_csv_output(void)
 {
     static const char *const cols[] = {"v", "name"};
@@ -478,11 +592,9 @@ static void test_csv_output(void)
         int bad = 0;
         for (int i = 0; i < n; i++) {
             line = strtok(NULL, "\n");
-            char want[96];
-            double v = values[i];
-            if (round(v * pow(10.0, d)) == 0)
-                v = 0;
-            snprintf(want, sizeof want, "%.*f,%s\r", d, v, i == 0 ? "\"a,\"\"b\"\"\"" : "plain");
+            char want[BM_FIXED_MAX + 32], num[BM_FIXED_MAX];
+            bm_format_fixed(values[i], d, num, sizeof num);
+            snprintf(want, sizeof want, "%s,%s\r", num, i == 0 ? "\"a,\"\"b\"\"\"" : "plain");
             if (!line || strcmp(line, want)) {
                 if (bad++ < 3)
                     fprintf(stderr, "csv: %.17g with %d decimals: got \"%s\", want \"%s\"\n",
@@ -495,22 +607,27 @@ static void test_csv_output(void)
     }
 }
 
-/* JSON output: byte for byte what jansson's json_dumpf gave for the same
- * report (the writer replaced it; the API's format must not change). */
-static json_t *s_ref_table(const char *const *cols, int ncols, int rows, const double *v)
+/* JSON output: the layout byte for byte what jansson's json_dumpf gave
+ * for the same report (the writer replaced it; the API's format must not
+ * change), and the numbers those of the one rounding rule: jansson's
+ * "%.12g" would cut digits, so tables with numbers are compared as parsed
+ * values (each number the double of bm_format_fixed's digits) and tables
+ * without them byte for byte. */
+static json_t *s_ref_table(const char *const *cols, int ncols, int rows, const double *v,
+                           int with_num)
 {
     json_t *arr = json_array();
     for (int r = 0; r < rows; r++) {
         json_t *o = json_object();
         for (int c = 0; c < ncols; c++) {
             json_t *x;
+            char num[BM_FIXED_MAX];
             switch (c) {
             case 0: x = json_string(r % 3 ? "B\"1\\\x01\t\u00e9/" : "plain"); break;
-            case 1: {
-                double k = pow(10.0, r % 7);       /* 0..6 decimals */
-                x = json_real(round(v[r] * k) / k);
+            case 1:
+                bm_format_fixed(v[r], r % 7, num, sizeof num);      /* 0..6 decimals */
+                x = with_num ? json_real(strtod(num, NULL)) : json_null();
                 break;
-            }
             case 2: x = json_integer((json_int_t)(v[r] * 1000)); break;
             case 3: x = r % 4 ? json_string(v[r] > 0 ? "up" : "down") : json_null(); break;
             case 4: x = json_boolean(r % 2); break;
@@ -524,13 +641,14 @@ static json_t *s_ref_table(const char *const *cols, int ncols, int rows, const d
 }
 
 static bm_table_t *s_out_table(const char *name, const char *const *cols, int ncols, int rows,
-                               const double *v)
+                               const double *v, int with_num)
 {
     bm_table_t *t = bm_table_new(name, ncols, cols);
     for (int r = 0; t && r < rows; r++) {
         bm_table_add_row(t);
         bm_table_set_text(t, 0, r % 3 ? "B\"1\\\x01\t\u00e9/" : "plain");
-        bm_table_set_num(t, 1, v[r], r % 7);
+        if (with_num)
+            bm_table_set_num(t, 1, v[r], r % 7);
         bm_table_set_int(t, 2, (long long)(v[r] * 1000));
         if (r % 4)
             bm_table_set_arrow(t, 3, v[r] > 0 ? 1 : -1);
@@ -549,6 +667,26 @@ static char *s_render(const bm_report_t *r)
     return text;
 }
 
+/* got is want: byte for byte (with_num 0) or as parsed JSON values. */
+static void s_json_same(const char *got, json_t *ref, int with_num, const char *what, int rows)
+{
+    char *want = json_dumps(ref, JSON_INDENT(2) | JSON_REAL_PRECISION(12) | JSON_PRESERVE_ORDER);
+    int ok;
+    if (with_num) {
+        json_error_t jerr;
+        json_t *parsed = got ? json_loads(got, 0, &jerr) : NULL;
+        ok = parsed && json_equal(parsed, ref);
+        json_decref(parsed);
+    } else {
+        ok = got && want && !strncmp(got, want, strlen(want)) && !strcmp(got + strlen(want), "\n");
+    }
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "%s, %d rows, numbers %d: got\n%.400s\nwant\n%.400s\n", what, rows,
+                with_num, got ? got : "(null)", want ? want : "(null)");
+    free(want);
+}
+
 static void test_json_output(void)
 {
     static const char *const cols[] = {"name", "value", "n", "arrow", "low_n", "empty"};
@@ -562,40 +700,32 @@ static void test_json_output(void)
     v[6] = -0.004, v[7] = 0.0001, v[8] = 99999.99999, v[9] = 999999999.6, v[10] = -12.5;
     v[11] = 0.00049, v[12] = 123456.123456, v[13] = 45.25, v[14] = 100, v[15] = -1e-4;
     const int sizes[] = {0, 1, 300};
-    for (int k = 0; k < 3; k++) {
-        int rows = sizes[k];
+    for (int k = 0; k < 3 * 2; k++) {
+        int rows = sizes[k / 2], with_num = k % 2;
         /* one table, no notes: a bare array */
         bm_report_t *r = bm_report_new();
-        bm_table_t *t = s_out_table("ranking", cols, 6, rows, v);
+        bm_table_t *t = s_out_table("ranking", cols, 6, rows, v, with_num);
         CHECK(r && t && bm_report_add(r, &t) == 0);
         char *got = s_render(r);
-        json_t *ref = s_ref_table(cols, 6, rows, v);
-        char *want = json_dumps(ref, JSON_INDENT(2) | JSON_REAL_PRECISION(12) | JSON_PRESERVE_ORDER);
-        CHECK(got && want && !strncmp(got, want, strlen(want)) && !strcmp(got + strlen(want), "\n"));
-        if (got && want && strncmp(got, want, strlen(want)))
-            fprintf(stderr, "json, %d rows: got\n%.300s\nwant\n%.300s\n", rows, got, want);
+        json_t *ref = s_ref_table(cols, 6, rows, v, with_num);
+        s_json_same(got, ref, with_num, "json", rows);
         free(got);
-        free(want);
         json_decref(ref);
         /* two tables and notes: an object */
-        t = s_out_table("second", cols, 6, rows, v + 1);
+        t = s_out_table("second", cols, 6, rows, v + 1, with_num);
         CHECK(t && bm_report_add(r, &t) == 0);
         bm_report_note(r, "note \"one\"\n");
         bm_report_note(r, "two");
         got = s_render(r);
         ref = json_object();
-        json_object_set_new(ref, "ranking", s_ref_table(cols, 6, rows, v));
-        json_object_set_new(ref, "second", s_ref_table(cols, 6, rows, v + 1));
+        json_object_set_new(ref, "ranking", s_ref_table(cols, 6, rows, v, with_num));
+        json_object_set_new(ref, "second", s_ref_table(cols, 6, rows, v + 1, with_num));
         json_t *notes = json_array();
         json_array_append_new(notes, json_string("note \"one\"\n"));
         json_array_append_new(notes, json_string("two"));
         json_object_set_new(ref, "notes", notes);
-        want = json_dumps(ref, JSON_INDENT(2) | JSON_REAL_PRECISION(12) | JSON_PRESERVE_ORDER);
-        CHECK(got && want && !strncmp(got, want, strlen(want)) && !strcmp(got + strlen(want), "\n"));
-        if (got && want && strncmp(got, want, strlen(want)))
-            fprintf(stderr, "json report, %d rows: got\n%.400s\nwant\n%.400s\n", rows, got, want);
+        s_json_same(got, ref, with_num, "json report", rows);
         free(got);
-        free(want);
         json_decref(ref);
         bm_report_destroy(&r);
     }
@@ -788,6 +918,8 @@ int main(void)
     test_low_sample_and_alerts();
     test_geo_and_periods();
     test_metric_estimates();
+    test_rounding();
+    test_formats_agree();
     test_csv_output();
     test_json_output();
     if (bm_test_failures) {
