@@ -5,7 +5,11 @@
  * decimals, integer, change arrow, empty).  Text output aligns columns by
  * characters (UTF-8 aware) and right-aligns numbers; CSV writes one header
  * line and quotes only where needed; JSON writes an array of objects with
- * real numbers and null for empty cells.  Several tables make one report:
+ * real numbers and null for empty cells.  Text cells hold data from store
+ * systems, so no format prints them raw: CSV neutralises a text that a
+ * spreadsheet would run as a formula (leading ' in a quoted field), the
+ * text table shows control and bidi characters escaped (\x1b), JSON
+ * writes them as \uXXXX (docs/security.md, "Store data in exports").  Several tables make one report:
  * in JSON an object with one key per table, in text and CSV the tables one
  * after another, separated by a blank line. */
 #ifndef BM_OUTPUT_H
