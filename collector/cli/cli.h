@@ -29,6 +29,9 @@ int bm_cmd_appeal(int argc, char **argv);      /* appeal file|list|answer */
 int bm_cmd_retention(int argc, char **argv);   /* retention run: delete expired open text/evidence */
 int bm_cmd_readiness(int argc, char **argv);   /* the 13-question readiness self-test */
 
+/* cli_plan.c: visit planning (issue 15) */
+int bm_cmd_plan(int argc, char **argv);        /* plan coverage|make */
+
 /* cli_partition.c: monthly partitions of the raw record tables (issue 6) */
 int bm_cmd_partition(int argc, char **argv);   /* partition list|create|detach */
 

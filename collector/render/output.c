@@ -171,42 +171,194 @@ int bm_table_rows(const bm_table_t *t)
     return t->rows;
 }
 
-/* "%.*f" of v with d decimals into buf (at least 32 bytes), never "-0.0".
- * A chain-wide ranking prints 100,000 numbers, and printf's exact decimal
- * conversion was a tenth of its time: values whose scaled form is below
- * 1e9 and not within 1e-6 of a rounding tie are rounded here (the scaling
- * error, < 1.2e-7, cannot then change the result); ties and large values
- * go to snprintf, which rounds the exact binary value. */
-static void s_format_fixed(double v, int d, char *buf, size_t size)
+/* ---- the one rounding rule ---------------------------------------------
+ * Every number of every format (table, CSV, JSON, the scorecard's trend
+ * text) is rounded here: half away from zero, on the decimal value the
+ * double stands for.  A double near a decimal tie is almost never the tie
+ * itself (-5.55 is stored as -5.54999999999999982236...), so printf, which
+ * rounds the exact binary value half to even, printed -5.5 where JSON's
+ * round(x * 10) / 10 gave -5.6 (issue 15, finding 11).  Here a value whose
+ * scaled form |x| * 10^d lies within S_TIE_REL (relative, about 8 units in
+ * the last place of a double) of a half counts as the half: the error of
+ * storing a decimal (1/2 ulp), of the scaling (1/2 ulp) and of the few
+ * additions behind a mean stay far below it, and a value that is really
+ * that close to a half cannot be told from one anyway.
+ *
+ * Below 2^44 the scaled value is rounded as an integer and printed digit by
+ * digit (no printf: a chain-wide ranking prints 100,000 numbers); there
+ * the tolerance is at most 1/32 of the last digit.  Above it (|x| >= 1.7e12
+ * at 1 decimal) 8 ulps would reach the last digit itself, so the exact
+ * binary value, written out by printf with enough digits to be exact, is
+ * rounded as a decimal string, half away from zero on exact ties. */
+#define S_TIE_REL 0x1p-49
+#define S_FAST_MAX 0x1p44
+
+static const double s_p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+/* Writes k (an integer) with d decimals: "-" when negative, never "-0". */
+static size_t s_put_scaled(unsigned long long k, int d, int negative, char *out)
 {
-    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
-    if (d >= 0 && d <= 6 && size >= 32 && isfinite(v)) {
-        double ax = fabs(v * p10[d]);
-        if (ax < 1e9 && fabs(ax - floor(ax) - 0.5) > 1e-6) {
-            unsigned long long k = (unsigned long long)llround(ax);
-            int negative = v < 0 && k != 0;
-            char digits[24];
-            int n = 0;
-            do {
-                digits[n++] = (char)('0' + k % 10);
-                k /= 10;
-            } while (k || n <= d);
-            char *p = buf;
-            if (negative)
-                *p++ = '-';
-            for (int i = n - 1; i >= 0; i--) {
-                *p++ = digits[i];
-                if (i == d && d > 0)
-                    *p++ = '.';
-            }
-            *p = '\0';
-            return;
+    char digits[32];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + k % 10);
+        k /= 10;
+    } while (k || n <= d);
+    char *p = out;
+    if (negative)
+        *p++ = '-';
+    for (int i = n - 1; i >= 0; i--) {
+        *p++ = digits[i];
+        if (i == d && d > 0)
+            *p++ = '.';
+    }
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
+/* |v| * 10^d >= S_FAST_MAX: the exact decimal expansion of v (a binary fraction
+ * of at most ~3.4 d bits, so 40 digits are exact), rounded at d decimals
+ * half away from zero. */
+static size_t s_fixed_large(double v, int d, char *out)
+{
+    char exact[BM_FIXED_MAX + 48];
+    int len = snprintf(exact, sizeof exact, "%.40f", fabs(v));
+    char *dot = strchr(exact, '.');
+    if (len <= 0 || !dot)
+        return (size_t)snprintf(out, BM_FIXED_MAX, "%.*f", d, v);
+    int up = dot[1 + d] >= '5';
+    size_t keep = (size_t)(dot - exact) + (d ? (size_t)d + 1 : 0);
+    exact[keep] = '\0';
+    for (size_t i = keep; up && i-- > 0;) {
+        if (exact[i] == '.')
+            continue;
+        if (exact[i] == '9') {
+            exact[i] = '0';
+        } else {
+            exact[i]++;
+            up = 0;
         }
     }
-    /* No "-0.0" for a value that rounds to zero. */
-    if (round(v * pow(10.0, d)) == 0)
-        v = 0;
-    snprintf(buf, size, "%.*f", d, v);
+    return (size_t)snprintf(out, BM_FIXED_MAX, "%s%s%s", v < 0 ? "-" : "", up ? "1" : "", exact);
+}
+
+int bm_format_fixed(double value, int decimals, char *buf, size_t size)
+{
+    char tmp[BM_FIXED_MAX + 48];
+    int d = decimals < 0 ? 0 : (decimals > 9 ? 9 : decimals);
+    size_t n;
+    if (!isfinite(value)) {
+        tmp[0] = '\0';
+        n = 0;
+    } else {
+        double ax = fabs(value) * s_p10[d];
+        if (ax < S_FAST_MAX) {
+            double f = floor(ax);
+            unsigned long long k = (unsigned long long)f + (ax - f >= 0.5 - ax * S_TIE_REL);
+            n = s_put_scaled(k, d, value < 0 && k != 0, tmp);
+        } else {
+            n = s_fixed_large(value, d, tmp);
+        }
+    }
+    if (size > 0) {
+        size_t c = n < size - 1 ? n : size - 1;
+        memcpy(buf, tmp, c);
+        buf[c] = '\0';
+    }
+    return (int)n;
+}
+
+/* ---- text from store systems ---------------------------------------------
+ * Branch names, complaint categories, lost reasons and comments come from
+ * store systems and reach a terminal (table, and CSV or JSON printed by
+ * the CLI) and spreadsheets (CSV).  A control character can move the
+ * cursor, retitle the window or rewrite what was printed before (ESC [
+ * ... , OSC 8 hyperlinks); a bidi override shows text in another order
+ * than it is stored ("Trojan Source", CVE-2021-42574).  So no such
+ * character is ever printed raw: docs/security.md, "Output". */
+
+/* The length of the UTF-8 character at s (1..4) and its code point, or 0
+ * when the byte at s does not start a well-formed character (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t s_utf8_char(const unsigned char *s, unsigned *cp)
+{
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    size_t n = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+             : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    unsigned c = n == 2 ? s[0] & 0x1Fu : n == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3Fu);
+    }
+    if (!n || (n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
+        (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+/* Whether code point c must not reach a terminal raw: C0 controls (tab,
+ * CR and LF too unless keep_ws), DEL, C1 controls (U+0080-009F: 8-bit CSI
+ * is U+009B) and the bidi embeddings, overrides and isolates. */
+static int s_unsafe_cp(unsigned c, int keep_ws)
+{
+    if (c < 0x20)
+        return !(keep_ws && (c == '\t' || c == '\r' || c == '\n'));
+    return c == 0x7F || (c >= 0x80 && c <= 0x9F) || (c >= 0x202A && c <= 0x202E) ||
+           (c >= 0x2066 && c <= 0x2069) || c == 0x200E || c == 0x200F;
+}
+
+/* s with every unsafe character written visibly ("\x1b", "\u202e",
+ * "\t"; a byte that is not UTF-8 as "\xff"), or NULL when s is safe as it
+ * is (the usual case: no copy).  *failed is set when memory runs out (the
+ * caller then prints a placeholder, never the raw text). */
+static char *s_visible(const char *s, int keep_ws, int *failed)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, n;
+    unsigned cp;
+    while (u[i] && (n = s_utf8_char(u + i, &cp)) && !s_unsafe_cp(cp, keep_ws))
+        i += n;
+    if (!u[i])
+        return NULL;
+    size_t len = strlen(s);
+    char *out = malloc(len * 6 + 1);        /* "\u202e" for 3 bytes, "\x1b" for 1 */
+    if (!out) {
+        *failed = 1;
+        return NULL;
+    }
+    memcpy(out, s, i);
+    char *p = out + i;
+    while (u[i]) {
+        n = s_utf8_char(u + i, &cp);
+        if (n && !s_unsafe_cp(cp, keep_ws)) {
+            memcpy(p, u + i, n);
+            p += n;
+        } else if (!n || cp < 0x80) {
+            const char *named = !n ? NULL : cp == '\t' ? "\\t" : cp == '\r' ? "\\r"
+                              : cp == '\n' ? "\\n" : NULL;
+            p += named ? (size_t)sprintf(p, "%s", named) : (size_t)sprintf(p, "\\x%02x", u[i]);
+            n = n ? n : 1;
+        } else {
+            p += sprintf(p, "\\u%04x", cp);
+        }
+        i += n;
+    }
+    *p = '\0';
+    return out;
+}
+
+/* The text to print for s in a terminal-bound format: s itself, or its
+ * visible form in *owned (the caller frees it). */
+static const char *s_safe_text(const char *s, int keep_ws, char **owned)
+{
+    int failed = 0;
+    *owned = s_visible(s, keep_ws, &failed);
+    return failed ? "(unprintable)" : *owned ? *owned : s;
 }
 
 /* The cell as text for the text and CSV formats. */
@@ -216,7 +368,7 @@ static const char *s_cell_str(const s_cell_t *c, bm_format_t fmt, char *buf, siz
     case S_TEXT:
         return c->text;
     case S_NUM:
-        s_format_fixed(c->num, c->decimals, buf, size);
+        bm_format_fixed(c->num, c->decimals, buf, size);
         return buf;
     case S_INT:
         snprintf(buf, size, "%lld", c->i);
@@ -244,35 +396,59 @@ static size_t s_utf8_width(const char *s)
     return w;
 }
 
+/* Cell (r, c) as the text table shows it: text from data in its visible
+ * form (*owned, freed by the caller), numbers by the rounding rule. */
+static const char *s_table_cell(const bm_table_t *t, int r, int c, char *buf, size_t size,
+                                char **owned)
+{
+    const s_cell_t *cell = &t->cells[(size_t)r * (size_t)t->ncols + (size_t)c];
+    *owned = NULL;
+    if (cell->kind == S_TEXT)
+        return s_safe_text(cell->text, 0, owned);
+    return s_cell_str(cell, BM_FMT_TABLE, buf, size);
+}
+
+/* One padded field of the text table. */
+static void s_text_field(FILE *out, const char *s, size_t width, int right, int last)
+{
+    size_t pad = width - s_utf8_width(s);
+    if (right)
+        fprintf(out, "%*s%s", (int)pad, "", s);
+    else if (!last)
+        fprintf(out, "%s%*s", s, (int)pad, "");
+    else
+        fputs(s, out);
+    fputs(last ? "\n" : "  ", out);
+}
+
 static int s_print_text(const bm_table_t *t, int with_title, FILE *out)
 {
     size_t width[BM_TABLE_MAX_COLS];
     int right[BM_TABLE_MAX_COLS];
-    char buf[64];
+    char buf[BM_FIXED_MAX], *owned;
     for (int c = 0; c < t->ncols; c++) {
-        width[c] = s_utf8_width(t->columns[c]);
+        width[c] = s_utf8_width(s_safe_text(t->columns[c], 0, &owned));
+        free(owned);
         right[c] = 0;
     }
     for (int r = 0; r < t->rows; r++)
         for (int c = 0; c < t->ncols; c++) {
-            const s_cell_t *cell = &t->cells[(size_t)r * (size_t)t->ncols + (size_t)c];
-            size_t w = s_utf8_width(s_cell_str(cell, BM_FMT_TABLE, buf, sizeof buf));
+            size_t w = s_utf8_width(s_table_cell(t, r, c, buf, sizeof buf, &owned));
+            free(owned);
             if (w > width[c])
                 width[c] = w;
-            if (cell->kind == S_NUM || cell->kind == S_INT)
+            s_cell_kind_t kind = t->cells[(size_t)r * (size_t)t->ncols + (size_t)c].kind;
+            if (kind == S_NUM || kind == S_INT)
                 right[c] = 1;
         }
-    if (with_title)
-        fprintf(out, "%s\n", t->name);
+    if (with_title) {
+        fprintf(out, "%s\n", s_safe_text(t->name, 0, &owned));
+        free(owned);
+    }
     for (int c = 0; c < t->ncols; c++) {
-        size_t pad = width[c] - s_utf8_width(t->columns[c]);
-        if (right[c])
-            fprintf(out, "%*s%s", (int)pad, "", t->columns[c]);
-        else if (c < t->ncols - 1)
-            fprintf(out, "%s%*s", t->columns[c], (int)pad, "");
-        else
-            fputs(t->columns[c], out);
-        fputs(c < t->ncols - 1 ? "  " : "\n", out);
+        s_text_field(out, s_safe_text(t->columns[c], 0, &owned), width[c], right[c],
+                     c == t->ncols - 1);
+        free(owned);
     }
     for (int c = 0; c < t->ncols; c++) {
         for (size_t i = 0; i < width[c]; i++)
@@ -281,16 +457,9 @@ static int s_print_text(const bm_table_t *t, int with_title, FILE *out)
     }
     for (int r = 0; r < t->rows; r++)
         for (int c = 0; c < t->ncols; c++) {
-            const s_cell_t *cell = &t->cells[(size_t)r * (size_t)t->ncols + (size_t)c];
-            const char *s = s_cell_str(cell, BM_FMT_TABLE, buf, sizeof buf);
-            size_t pad = width[c] - s_utf8_width(s);
-            if (right[c])
-                fprintf(out, "%*s%s", (int)pad, "", s);
-            else if (c < t->ncols - 1)
-                fprintf(out, "%s%*s", s, (int)pad, "");
-            else
-                fputs(s, out);
-            fputs(c < t->ncols - 1 ? "  " : "\n", out);
+            s_text_field(out, s_table_cell(t, r, c, buf, sizeof buf, &owned), width[c], right[c],
+                         c == t->ncols - 1);
+            free(owned);
         }
     if (t->rows == 0)
         fputs("(no rows)\n", out);
@@ -322,23 +491,68 @@ static inline int s_line_put(s_line_t *l, const char *s, size_t n)
     return 0;
 }
 
-static int s_csv_field(s_line_t *l, const char *s)
+/* Whether s is only numbers and "-" placeholders separated by single
+ * spaces ("-5.5", "- 3.2 -0.4": a number written as text, the scorecard's
+ * trend).  Such a cell cannot hold a function call, a reference or a DDE
+ * command (they need letters, '(', '!' or '|'), so it stays as it is. */
+static int s_number_list(const char *s)
 {
-    if (!strpbrk(s, ",\"\r\n"))
-        return s_line_put(l, s, strlen(s));
-    int rc = s_line_put(l, "\"", 1);
-    for (; *s && rc == 0; s++)
-        rc = *s == '"' ? s_line_put(l, "\"\"", 2) : s_line_put(l, s, 1);
-    return rc < 0 ? -1 : s_line_put(l, "\"", 1);
+    for (;;) {
+        const char *tok = s;
+        if (*s == '-')
+            s++;
+        size_t digits = strspn(s, "0123456789");
+        s += digits;
+        if (digits && *s == '.' && s[1] >= '0' && s[1] <= '9')
+            s += 1 + strspn(s + 1, "0123456789");
+        if (s == tok || (!digits && s - tok != 1))
+            return 0;
+        if (!*s)
+            return 1;
+        if (*s++ != ' ')
+            return 0;
+    }
+}
+
+/* A text cell a spreadsheet would run as a formula: one that starts with
+ * '=', '+', '-', '@', tab or CR (OWASP, "CSV Injection"; LibreOffice and
+ * Excel also start formulas with '+', '-' and '@', and tab/CR let a
+ * formula hide behind a leading blank). */
+static int s_csv_formula(const char *s)
+{
+    return s[0] && strchr("=+-@\t\r", s[0]) && !s_number_list(s);
+}
+
+/* One CSV field.  text: the cell holds text (from data); a formula-like
+ * text is neutralised by a leading single quote inside a quoted field (OWASP)
+ * and control characters other than tab, CR and LF are written visibly.
+ * Numbers (text 0) are written as they are: -5.6 stays a number. */
+static int s_csv_field(s_line_t *l, const char *s, int text)
+{
+    char *owned = NULL;
+    if (text)
+        s = s_safe_text(s, 1, &owned);
+    int neutral = text && s_csv_formula(s);
+    int rc;
+    if (!neutral && !strpbrk(s, ",\"\r\n")) {
+        rc = s_line_put(l, s, strlen(s));
+    } else {
+        rc = s_line_put(l, neutral ? "\"'" : "\"", neutral ? 2 : 1);
+        for (; *s && rc == 0; s++)
+            rc = *s == '"' ? s_line_put(l, "\"\"", 2) : s_line_put(l, s, 1);
+        rc = rc < 0 ? -1 : s_line_put(l, "\"", 1);
+    }
+    free(owned);
+    return rc;
 }
 
 static int s_print_csv(const bm_table_t *t, FILE *out)
 {
-    char buf[64];
+    char buf[BM_FIXED_MAX];
     s_line_t l = {NULL, 0, 0};
     int rc = 0;
     for (int c = 0; c < t->ncols && rc == 0; c++)
-        rc = s_csv_field(&l, t->columns[c]) < 0 ||
+        rc = s_csv_field(&l, t->columns[c], 1) < 0 ||
              s_line_put(&l, c < t->ncols - 1 ? "," : "\r\n", c < t->ncols - 1 ? 1 : 2) < 0;
     for (int r = 0; r < t->rows && rc == 0; r++) {
         if (fwrite(l.s, 1, l.len, out) != l.len)
@@ -346,7 +560,8 @@ static int s_print_csv(const bm_table_t *t, FILE *out)
         l.len = 0;
         for (int c = 0; c < t->ncols && rc == 0; c++) {
             const s_cell_t *cell = &t->cells[(size_t)r * (size_t)t->ncols + (size_t)c];
-            rc = s_csv_field(&l, s_cell_str(cell, BM_FMT_CSV, buf, sizeof buf)) < 0 ||
+            rc = s_csv_field(&l, s_cell_str(cell, BM_FMT_CSV, buf, sizeof buf),
+                             cell->kind == S_TEXT) < 0 ||
                  s_line_put(&l, c < t->ncols - 1 ? "," : "\r\n", c < t->ncols - 1 ? 1 : 2) < 0;
         }
     }
@@ -363,22 +578,35 @@ static int s_print_csv(const bm_table_t *t, FILE *out)
  * byte for byte).  Building a jansson object per row and a value per cell
  * took 40 % of a chain-wide ranking (10,000 rows x 13 columns). */
 
+/* A JSON string.  Besides what RFC 8259 requires ('"', '\\', U+0000-001F)
+ * DEL, the C1 controls and the bidi controls are written as \uXXXX (the
+ * same string to a parser, but harmless when the CLI prints JSON to a
+ * terminal), and a byte that is not UTF-8 as U+FFFD (JSON must be UTF-8;
+ * intake refuses such bytes, this is the last line). */
 static int s_json_str(s_line_t *l, const char *s)
 {
     int rc = s_line_put(l, "\"", 1);
     while (*s && rc == 0) {
-        /* The run up to the next character that needs escaping: '"', '\\'
-         * and the control characters (a loop, not strcspn: glibc's generic
-         * strcspn for a 33-character set was 8 % of a chain-wide ranking). */
+        /* The run up to the next character that needs escaping (a loop,
+         * not strcspn: glibc's generic strcspn for a 33-character set was
+         * 8 % of a chain-wide ranking); bytes >= 0x80 are checked whole. */
         size_t run = 0;
-        while (s[run] && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+        while (s[run] && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x7F &&
+               s[run] != '"' && s[run] != '\\')
             run++;
         rc = s_line_put(l, s, run);
         s += run;
         if (!*s || rc)
             break;
+        unsigned cp;
+        size_t n = (unsigned char)*s >= 0x7F ? s_utf8_char((const unsigned char *)s, &cp) : 1;
+        if (n > 0 && (unsigned char)*s >= 0x7F && !s_unsafe_cp(cp, 1)) {
+            rc = s_line_put(l, s, n);
+            s += n;
+            continue;
+        }
         char esc[8];
-        switch (*s) {
+        switch (n ? *s : 0) {
         case '"': memcpy(esc, "\\\"", 3); break;
         case '\\': memcpy(esc, "\\\\", 3); break;
         case '\b': memcpy(esc, "\\b", 3); break;
@@ -386,58 +614,29 @@ static int s_json_str(s_line_t *l, const char *s)
         case '\n': memcpy(esc, "\\n", 3); break;
         case '\r': memcpy(esc, "\\r", 3); break;
         case '\t': memcpy(esc, "\\t", 3); break;
-        default: snprintf(esc, sizeof esc, "\\u%04X", (unsigned char)*s); break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04X",
+                     !n ? 0xFFFDu : (unsigned char)*s < 0x7F ? (unsigned char)*s : cp);
+            break;
         }
         rc = s_line_put(l, esc, strlen(esc));
-        s++;
+        s += n ? n : 1;
     }
     return rc < 0 ? -1 : s_line_put(l, "\"", 1);
 }
 
-/* A real as jansson writes it: "%.12g", ".0" added to integral values,
- * no '+' or leading zeros in the exponent; null when not finite. */
-static int s_json_real(s_line_t *l, double v)
+/* A number cell: the digits bm_format_fixed gives the table and CSV (the
+ * one rounding rule), trailing zeros dropped and ".0" kept on integral
+ * values, the layout jansson's "%.12g" reals had for the API's usual
+ * numbers (12.5, 887.0, 0.0001).  Unlike "%.12g" it never cuts digits or
+ * switches to an exponent, so a JSON value is always the CSV value. */
+static int s_json_num(s_line_t *l, double v, int d)
 {
     if (!isfinite(v))
         return s_line_put(l, "null", 4);
-    char buf[48];
-    snprintf(buf, sizeof buf, "%.12g", v);
-    char *e = strchr(buf, 'e');
-    if (e) {
-        char *src = e + 1, *dst = e + 1;
-        if (*src == '+')
-            src++;
-        else if (*src == '-')
-            *dst++ = *src++;
-        while (*src == '0' && src[1])
-            src++;
-        memmove(dst, src, strlen(src) + 1);
-    } else if (!strchr(buf, '.')) {
-        strcat(buf, ".0");
-    }
-    return s_line_put(l, buf, strlen(buf));
-}
-
-/* A number cell as jansson writes json_real(round(v * 10^d) / 10^d): the
- * rounded value has at most d decimals, so when it has at most 12
- * significant digits and %g would not use an exponent (1e-4 <= |r| <
- * 1e9), "%.12g" is its fixed form with trailing zeros dropped; that is
- * written without printf.  Everything else goes through s_json_real. */
-static int s_json_num(s_line_t *l, double v, int d)
-{
-    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
-    if (d < 0 || d > 6)
-        return s_json_real(l, round(v * pow(10.0, d)) / pow(10.0, d));
-    double r = round(v * p10[d]) / p10[d];
-    if (r == 0 && isfinite(v))
-        return signbit(r) ? s_line_put(l, "-0.0", 4) : s_line_put(l, "0.0", 3);
-    double a = fabs(r);
-    if (!(a >= 1e-4 && a < 1e9 && a * p10[d] < 1e12))
-        return s_json_real(l, r);
-    char buf[48];
-    s_format_fixed(r, d, buf, sizeof buf);
-    size_t n = strlen(buf);
-    if (d > 0) {
+    char buf[BM_FIXED_MAX + 2];
+    size_t n = (size_t)bm_format_fixed(v, d, buf, sizeof buf);
+    if (strchr(buf, '.')) {
         while (buf[n - 1] == '0')
             n--;
         if (buf[n - 1] == '.')
@@ -593,7 +792,11 @@ int bm_report_print(const bm_report_t *r, bm_format_t fmt, FILE *out)
             s_print_text(r->tables[i], r->ntables > 1, out);
     }
     if (fmt == BM_FMT_TABLE)
-        for (int i = 0; i < r->nnotes; i++)
-            fprintf(out, "%s%s\n", i == 0 ? "\n" : "", r->notes[i]);
+        for (int i = 0; i < r->nnotes; i++) {
+            /* Notes name branches (their names come from store systems). */
+            char *owned;
+            fprintf(out, "%s%s\n", i == 0 ? "\n" : "", s_safe_text(r->notes[i], 0, &owned));
+            free(owned);
+        }
     return ferror(out) ? -1 : 0;
 }

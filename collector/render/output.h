@@ -5,7 +5,11 @@
  * decimals, integer, change arrow, empty).  Text output aligns columns by
  * characters (UTF-8 aware) and right-aligns numbers; CSV writes one header
  * line and quotes only where needed; JSON writes an array of objects with
- * real numbers and null for empty cells.  Several tables make one report:
+ * real numbers and null for empty cells.  Text cells hold data from store
+ * systems, so no format prints them raw: CSV neutralises a text that a
+ * spreadsheet would run as a formula (leading ' in a quoted field), the
+ * text table shows control and bidi characters escaped (\x1b), JSON
+ * writes them as \uXXXX (docs/security.md, "Store data in exports").  Several tables make one report:
  * in JSON an object with one key per table, in text and CSV the tables one
  * after another, separated by a blank line. */
 #ifndef BM_OUTPUT_H
@@ -20,6 +24,19 @@ typedef enum { BM_FMT_TABLE = 0, BM_FMT_CSV, BM_FMT_JSON } bm_format_t;
 /* "table", "csv" or "json".  Returns 0, or -1 with err
  * ("unknown format \"x\" (try: table, csv, json)"). */
 int bm_format_parse(const char *name, bm_format_t *out, bm_err_t *err);
+
+/* The one rounding rule of every format (docs/metrics.md, "Rounding"):
+ * value with `decimals` (clamped to 0..9) decimals, rounded half away from
+ * zero on the decimal value the double stands for (a double within about
+ * 8 units in the last place of a half counts as the half, so -5.55 gives
+ * "-5.6" and 2.675 "2.68", where printf gives -5.5 and 2.67), never "-0.0";
+ * a non-finite value gives "".  Writes at most size bytes (always
+ * NUL-terminated when size > 0) and returns the length of the whole
+ * result, like snprintf; BM_FIXED_MAX bytes hold any finite double, 32 any
+ * value below 1e20.  Table, CSV, JSON and every text that embeds a number
+ * (the scorecard's trend) use it, so a string and its value never differ. */
+#define BM_FIXED_MAX 330
+int bm_format_fixed(double value, int decimals, char *buf, size_t size);
 
 #define BM_TABLE_MAX_COLS 40
 #define BM_TABLE_MAX_ROWS 200000

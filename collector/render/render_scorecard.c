@@ -29,7 +29,7 @@ static void s_metric_row(bm_table_t *t, const bm_scorecard_result_t *r,
     for (int p = 0; p < r->periods; p++) {
         const bm_estimate_t *ex = &row->trend[p];
         if (ex->has_value)
-            snprintf(v, sizeof v, "%.*f", m->decimals, ex->value);
+            bm_format_fixed(ex->value, m->decimals, v, sizeof v);
         else
             snprintf(v, sizeof v, "-");
         size_t len = strlen(trend);

