@@ -50,8 +50,9 @@ bm_report_t *bm_render_build(const bm_result_t *res, bm_err_t *err)
         bm_err_set(err, "out of memory");
         return NULL;
     }
-    /* Row-level security filters the rollups before any total is formed. */
-    if (res->scope_limited)
+    /* Row-level security filters the rollups before any total is formed;
+     * a report whose chain lines come from the yardstick says so itself. */
+    if (res->scope_limited && !res->chain_whole)
         bm_report_note(rep, "your access is limited to part of the chain: \"chain\" figures "
                             "and rankings cover only the branches you may see");
     return rep;

@@ -40,6 +40,8 @@ int bm_reports_run(PGconn *conn, const bm_request_t *rq, bm_result_t **out, bm_e
     if (rc == BM_REPORT_OK) {
         res->scope_limited = ctx.scope_limited;
         rc = s_compute(&ctx, res, err);
+        if (rc == BM_REPORT_OK && res->kind == BM_REPORT_RANK)
+            res->chain_whole = res->u.rank->yardstick;
         bm_report_ctx_close(&ctx);
     }
     if (rc != BM_REPORT_OK) {
