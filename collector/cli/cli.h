@@ -32,4 +32,7 @@ int bm_cmd_readiness(int argc, char **argv);   /* the 13-question readiness self
 /* cli_partition.c: monthly partitions of the raw record tables (issue 6) */
 int bm_cmd_partition(int argc, char **argv);   /* partition list|create|detach */
 
+/* cli_yardstick.c: the chain-wide rank positions of scoped logins (issue 16) */
+int bm_cmd_yardstick(int argc, char **argv);   /* yardstick refresh */
+
 #endif
