@@ -127,6 +127,15 @@ mkdir -p "$DEMO/logs" "$DEMO/agents"
 "$ROOT/scripts/pg.sh" start "$DEMO/pg" "$PG_PORT"
 PG_UP=1
 export PGHOST=$DEMO/pg/sock PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=postgres
+# pg.sh's cluster trusts every local connection: any local user could log
+# in as the superuser.  Even for the demo, only the OS user running it may
+# be the superuser (peer, mapped to postgres); everyone else, the collector
+# included, needs a password (SCRAM).
+printf 'demo %s postgres\n' "$(id -un)" >"$DEMO/pg/data/pg_ident.conf"
+printf 'local all postgres peer map=demo\nlocal all all scram-sha-256\n' >"$DEMO/pg/data/pg_hba.conf"
+psql -X -q -v ON_ERROR_STOP=1 -c 'SELECT pg_reload_conf()' >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -c 'SELECT 1' >/dev/null ||
+    die "cannot connect as postgres through peer authentication after tightening pg_hba.conf"
 psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE DATABASE branchmark' >/dev/null
 export PGDATABASE=branchmark
 DB="host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark user=postgres"
@@ -147,10 +156,13 @@ step "security: CURVE keys, enrolled agents, a least-privilege collector login (
 mkdir -p "$DEMO/keys"
 chmod 700 "$DEMO/keys"
 "$BM" keygen --out "$DEMO/keys/collector" >/dev/null
-# The collector's own login: ingest only (the password is never on a
-# command line; this demo's PostgreSQL trusts local sockets anyway).
-BM_USER_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') \
-    "$BM" user add bm_collector --role collector --db "$DB"
+# The collector's own login: ingest only.  Its password is never on a
+# command line nor in the config: the collector reads it from a passfile
+# (mode 0600) named by PGPASSFILE.
+COLLECTOR_PW=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+BM_USER_PASSWORD=$COLLECTOR_PW "$BM" user add bm_collector --role collector --db "$DB"
+(umask 077 && printf '%s:%s:branchmark:bm_collector:%s\n' "$DEMO/pg/sock" "$PG_PORT" "$COLLECTOR_PW" \
+    >"$DEMO/collector.pgpass")
 COLLECTOR_DB="host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark user=bm_collector"
 
 step "starting the collector on $COLLECTOR_EP"
@@ -163,7 +175,7 @@ curve_secret_key_file = $DEMO/keys/collector.key
 status_file = $DEMO/collector.status.json
 log_level = info
 EOF
-"$COLLECTOR" -c "$DEMO/collector.conf" >"$DEMO/logs/collector.log" 2>&1 &
+PGPASSFILE=$DEMO/collector.pgpass "$COLLECTOR" -c "$DEMO/collector.conf" >"$DEMO/logs/collector.log" 2>&1 &
 PIDS[collector]=$!
 
 CODES=()
@@ -356,8 +368,8 @@ report "branches against competitors" competitors
 # The HQ dashboard: branchmark-web serves the page and the JSON API; people
 # log in with their own PostgreSQL users, so row-level security decides what
 # each sees (docs/api.md).  An HQ login and a regional manager's login of
-# the first region; PostgreSQL checks their passwords (SCRAM) while the
-# superuser and the collector keep the local socket's trust.
+# the first region; PostgreSQL checks their passwords (SCRAM, pg_hba.conf
+# above).
 step "starting the HQ dashboard (branchmark-web on 127.0.0.1:$WEB_PORT)"
 if (exec 3<>/dev/tcp/127.0.0.1/$WEB_PORT) 2>/dev/null; then
     die "something already listens on 127.0.0.1:$WEB_PORT (a dashboard from an earlier demo --keep?); stop it first"
@@ -373,9 +385,6 @@ BM_USER_PASSWORD=$HQ_PW "$BM" user add demo_hq --role hq --db "$DB" >/dev/null
 BM_USER_PASSWORD=$REG_PW "$BM" user add "$REGIONAL_USER" --role regional --region "$FIRST_REGION" \
     --db "$DB" >/dev/null
 (umask 077 && printf 'demo_hq %s\n%s %s\n' "$HQ_PW" "$REGIONAL_USER" "$REG_PW" >"$DEMO/web-logins.txt")
-printf 'local all postgres trust\nlocal all bm_collector trust\nlocal all all scram-sha-256\n' \
-    >"$DEMO/pg/data/pg_hba.conf"
-psql -X -q -c 'SELECT pg_reload_conf()' >/dev/null
 cat >"$DEMO/web.conf" <<EOF
 # Written by scripts/demo.sh; every key: branchmark-web --help.
 database = "host=$DEMO/pg/sock port=$PG_PORT dbname=branchmark"

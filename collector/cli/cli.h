@@ -35,4 +35,7 @@ int bm_cmd_plan(int argc, char **argv);        /* plan coverage|make */
 /* cli_partition.c: monthly partitions of the raw record tables (issue 6) */
 int bm_cmd_partition(int argc, char **argv);   /* partition list|create|detach */
 
+/* cli_yardstick.c: the chain-wide rank positions of scoped logins (issue 16) */
+int bm_cmd_yardstick(int argc, char **argv);   /* yardstick refresh */
+
 #endif

@@ -29,6 +29,7 @@ static const s_command_t s_commands[] = {
     {"retention", bm_cmd_retention, "delete open text and evidence past each programme's retention"},
     {"readiness", bm_cmd_readiness, "the mystery-shopping readiness self-test (13 questions)"},
     {"plan", bm_cmd_plan, "size each branch's visits for a verdict and plan them (HQ)"},
+    {"yardstick", bm_cmd_yardstick, "store the chain-wide rank positions scoped logins see"},
     {"partition", bm_cmd_partition, "list, create or detach the monthly partitions of raw tables"},
     {NULL, NULL, NULL},
 };

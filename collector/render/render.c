@@ -50,10 +50,15 @@ bm_report_t *bm_render_build(const bm_result_t *res, bm_err_t *err)
         bm_err_set(err, "out of memory");
         return NULL;
     }
-    /* Row-level security filters the rollups before any total is formed. */
-    if (res->scope_limited)
+    /* Row-level security filters the rollups before any total is formed;
+     * a report whose chain lines come from the yardstick says so itself. */
+    if (res->scope_limited && !res->chain_whole)
         bm_report_note(rep, "your access is limited to part of the chain: \"chain\" figures "
                             "and rankings cover only the branches you may see");
+    else if (res->scope_limited && res->kind != BM_REPORT_RANK)
+        bm_report_note(rep, "your access is limited to part of the chain: the chain's figures "
+                            "are the whole chain's (aggregates only), every other row covers "
+                            "the branches you may see");
     return rep;
 }
 

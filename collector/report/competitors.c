@@ -2,6 +2,8 @@
  * rows and results it returns. */
 #include "competitors.h"
 
+#include "yardstick.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@ typedef struct {
     int nk;
     bm_q_agg_t *ao, *ac;        /* per key: the scope's own and competitors' sums */
     double min_n;
+    int64_t cur;                /* the period */
 } s_gapdata_t;
 
 static void s_gapdata_free(s_gapdata_t *d)
@@ -51,6 +54,7 @@ static void s_gapdata_keys(s_gapdata_t *d)
 static int s_gapdata_load(bm_report_ctx_t *ctx, int64_t cur, s_gapdata_t *d, bm_err_t *err)
 {
     memset(d, 0, sizeof *d);
+    d->cur = cur;
     bm_q_filter_t fo = bm_report_ctx_filter(ctx, 0), fc = bm_report_ctx_filter(ctx, 1);
     fo.section = fc.section = "";
     const bm_metric_t *ms = bm_metric_find("ms_score");
@@ -176,6 +180,26 @@ static int s_branch_gaps(bm_report_ctx_t *ctx, s_gapdata_t *d, int b, bm_gaps_t 
     return s_gap_rows(d, &proto, gaps, err);
 }
 
+/* A scoped login's own side of the chain row: the whole chain's sums from
+ * the database's yardstick (yardstick.h), overall and per section; *hidden
+ * when the chain is suppressed for the caller.  0, or -1 with err. */
+static int s_chain_yard(bm_report_ctx_t *ctx, s_gapdata_t *d, int *hidden, bm_err_t *err)
+{
+    const bm_metric_t *ms = bm_metric_find("ms_score");
+    bm_q_filter_t f = bm_report_ctx_filter(ctx, 0);
+    for (int k = 0; k < d->nk; k++) {
+        f.section = d->keys[k];
+        bm_yard_t *y = bm_yard_fetch(ctx->conn, ctx->ref, ms, ctx->rq->period, d->cur, 1, &f,
+                                     err);
+        if (!y)
+            return -1;
+        *hidden = bm_yard_suppressed(y, -1);
+        d->ao[k] = *bm_yard_cell(y, -1, 0);     /* means: no histogram to share */
+        bm_yard_destroy(&y);
+    }
+    return 0;
+}
+
 /* Region r (-1: the chain) against the competitors of the region (all). */
 static int s_region_gaps(bm_report_ctx_t *ctx, s_gapdata_t *d, int r, bm_gaps_t *gaps,
                          bm_err_t *err)
@@ -197,6 +221,11 @@ static int s_region_gaps(bm_report_ctx_t *ctx, s_gapdata_t *d, int r, bm_gaps_t 
         bm_q_bd_sum(d->own, d->no, ref, -1, r, 0, 0, d->keys[k], &d->ao[k]);
         bm_q_bd_sum(d->comp, d->nc, ref, -1, r, 1, 0, d->keys[k], &d->ac[k]);
     }
+    int hidden = 0;
+    if (r < 0 && ctx->scope_limited && s_chain_yard(ctx, d, &hidden, err) < 0)
+        return -1;
+    if (hidden)
+        return 0;
     proto.scope = r < 0 ? BM_GAP_CHAIN : BM_GAP_REGION;
     proto.index = r;
     proto.versus = r < 0 ? BM_GAP_VS_ALL : BM_GAP_VS_REGION;

@@ -144,12 +144,74 @@ static int s_scope_row(bm_report_ctx_t *ctx, const bm_q_grid_t *g, int r, bm_ran
     return ok ? 0 : -1;
 }
 
+/* The aggregate line of the chain (r < 0) or region r from the database's
+ * yardstick: the whole chain's sums, or a suppressed line. */
+static int s_yard_row(bm_report_ctx_t *ctx, const bm_yard_t *y, int r, bm_rank_result_t *res,
+                      bm_err_t *err)
+{
+    const bm_metric_t *m = res->metric;
+    bm_rank_scope_t *s = &res->scopes[res->nscopes++];
+    s->is_chain = r < 0;
+    s->code = r < 0 ? ctx->ref->chain_code : ctx->ref->regions[r].code;
+    if ((s->suppressed = bm_yard_suppressed(y, r)))
+        return 0;
+    bm_estimate_t ec, ep;
+    if (bm_q_estimate(m, bm_yard_cell(y, r, 1), y->nb, &ec, err) < 0 ||
+        bm_q_estimate(m, bm_yard_cell(y, r, 0), y->nb, &ep, err) < 0)
+        return -1;
+    s->cur = bm_figure(&ec, res->min_n);
+    s->prev = ep;
+    if (!res->status.partial)
+        s->change.test = bm_q_change_test(m, bm_yard_cell(y, r, 1), bm_yard_cell(y, r, 0), &ec,
+                                          &ep, res->min_n);
+    return 0;
+}
+
+/* A scoped login's chain-wide positions: stored runs cover the unfiltered
+ * ranking with the metric's default minimum n only. */
+static int s_positions(bm_report_ctx_t *ctx, const bm_yard_t *y, bm_rank_result_t *res,
+                       bm_err_t *err)
+{
+    const bm_request_t *rq = ctx->rq;
+    if (rq->channel || rq->segment || rq->section || rq->target_s != 20 ||
+        res->min_n != res->metric->default_min_n) {
+        res->pos_state = BM_POS_FILTERED;
+        return 0;
+    }
+    if (bm_yard_positions(ctx->conn, ctx->ref, res->metric, res->kind, res->cur,
+                          &res->positions, err) < 0)
+        return -1;
+    res->pos_state = res->positions.found ? BM_POS_OK : BM_POS_NO_RUN;
+    if (res->positions.found && !bm_yard_suppressed(y, -1))
+        res->pos_stale = bm_yard_cell(y, -1, 1)->n != res->positions.chain_n;
+    return 0;
+}
+
+/* A scoped login: the chain and every region, whatever --region says (the
+ * point is the yardstick), from the database's aggregates. */
+static int s_yard_rows(bm_report_ctx_t *ctx, bm_rank_result_t *res, bm_err_t *err)
+{
+    bm_q_filter_t f = bm_report_ctx_filter(ctx, 0);
+    bm_yard_t *y = bm_yard_fetch(ctx->conn, ctx->ref, res->metric, res->kind, res->prev, 2, &f,
+                                 err);
+    int rc = y ? 0 : -1;
+    for (int r = -1; rc == 0 && r < ctx->ref->nregions; r++)
+        rc = s_yard_row(ctx, y, r, res, err);
+    if (rc == 0)
+        rc = s_positions(ctx, y, res, err);
+    res->yardstick = 1;
+    bm_yard_destroy(&y);
+    return rc;
+}
+
 static int s_scope_rows(bm_report_ctx_t *ctx, const bm_q_grid_t *g, bm_rank_result_t *res,
                         bm_err_t *err)
 {
     res->scopes = calloc((size_t)ctx->ref->nregions + 1, sizeof *res->scopes);
     if (!res->scopes)
         return bm_err_set(err, "out of memory");
+    if (ctx->scope_limited)
+        return s_yard_rows(ctx, res, err);
     for (int r = -1; r < ctx->ref->nregions; r++) {
         if (r >= 0 && ctx->region >= 0 && r != ctx->region)
             continue;
@@ -219,6 +281,7 @@ void bm_rank_result_destroy(bm_rank_result_t **res_p)
     bm_q_ref_destroy(&res->ref);
     free(res->rows);
     free(res->scopes);
+    bm_yard_positions_free(&res->positions);
     free(res);
     *res_p = NULL;
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "report_ctx.h"
+#include "yardstick.h"
 
 typedef struct {
     int branch;                 /* index into the result's ref->branches */
@@ -32,11 +33,20 @@ typedef struct {
 /* The aggregate lines: a region or the chain. */
 typedef struct {
     int is_chain;
+    int suppressed;             /* yardstick only: too few branches behind it */
     const char *code;           /* region or chain code (in the result's ref) */
     bm_figure_t cur;
     bm_estimate_t prev;
     bm_verdict_t change;
 } bm_rank_scope_t;
+
+/* Whether a scoped login's ranking shows its branches' chain-wide ranks. */
+typedef enum {
+    BM_POS_NONE = 0,            /* not scoped: the ranking is chain-wide itself */
+    BM_POS_OK,                  /* positions from the stored chain-wide run */
+    BM_POS_NO_RUN,              /* no run stored for the period */
+    BM_POS_FILTERED,            /* filters or --min-n: runs cover the default only */
+} bm_rank_pos_state_t;
 
 typedef struct {
     bm_q_ref_t *ref;            /* owned: names of the rows */
@@ -53,6 +63,13 @@ typedef struct {
     size_t nrows;
     bm_rank_scope_t *scopes;    /* the chain first, then regions */
     size_t nscopes;
+    /* A scoped login (RLS): the chain and every region come from the
+     * database's aggregates (yardstick.h), the ranking itself covers the
+     * visible branches, positions give their chain-wide rank ranges. */
+    int yardstick;
+    bm_rank_pos_state_t pos_state;
+    int pos_stale;              /* the chain's n changed since the run */
+    bm_yard_positions_t positions;
 } bm_rank_result_t;
 
 /* Computes the ranking of ctx's request.  Returns BM_REPORT_OK with *out

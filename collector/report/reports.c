@@ -40,6 +40,11 @@ int bm_reports_run(PGconn *conn, const bm_request_t *rq, bm_result_t **out, bm_e
     if (rc == BM_REPORT_OK) {
         res->scope_limited = ctx.scope_limited;
         rc = s_compute(&ctx, res, err);
+        /* Reports whose chain figures a scoped login gets from the
+         * database's yardstick (rank says so itself). */
+        if (rc == BM_REPORT_OK && ctx.scope_limited)
+            res->chain_whole = res->kind == BM_REPORT_RANK || res->kind == BM_REPORT_SCORECARD ||
+                               res->kind == BM_REPORT_COMPETITORS;
         bm_report_ctx_close(&ctx);
     }
     if (rc != BM_REPORT_OK) {

@@ -19,6 +19,8 @@
 typedef struct {
     bm_report_kind_t kind;
     int scope_limited;          /* RLS: "chain" figures cover the visible part */
+    int chain_whole;            /* ... unless the report took them from the
+                                 * database's yardstick (and says so) */
     union {
         bm_rank_result_t *rank;
         bm_scorecard_result_t *scorecard;

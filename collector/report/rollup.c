@@ -234,6 +234,8 @@ int bm_q_ref_region(const bm_q_ref_t *ref, const char *code)
 
 /* ---- grids -------------------------------------------------------------- */
 
+static size_t s_hist_need(const PGresult *res, int col, size_t nb);
+
 #define S_MAX_GRID_BYTES (256u * 1024u * 1024u)
 
 struct bm_q_grid {
@@ -472,6 +474,16 @@ static void s_add_row(bm_q_agg_t *a, bm_q_agg_t *also, PGresult *res, int r, int
     bm_q_agg_add(a, &row, 0);
     if (also)
         bm_q_agg_add(also, &row, 0);
+}
+
+void bm_q_agg_parse(bm_q_agg_t *a, PGresult *res, int r, int col, size_t nb)
+{
+    s_add_row(a, NULL, res, r, col, nb);
+}
+
+size_t bm_q_hist_need(const PGresult *res, int col)
+{
+    return s_hist_need(res, col, 0);
 }
 
 /* The chain totals per period over every active outlet: what a region

@@ -99,6 +99,14 @@ size_t bm_q_hist_buckets(const bm_q_grid_t *g);
  * have the same bucket count (or be NULL when a has none). */
 void bm_q_agg_add(bm_q_agg_t *acc, const bm_q_agg_t *a, size_t nb);
 
+/* Adds one result row of a metric statement to a: n, x, y, sum, sumsq and
+ * currency from column col on, or (nb > 0) the counts array in column col
+ * into a->hist (nb buckets).  For readers of statements shaped like the
+ * catalogue's (the yardstick, yardstick.h). */
+void bm_q_agg_parse(bm_q_agg_t *a, PGresult *res, int r, int col, size_t nb);
+/* The histogram buckets the counts arrays of column col need (1..721). */
+size_t bm_q_hist_need(const PGresult *res, int col);
+
 /* The latest period_start with data for the metric, in *start.  Returns 1
  * if found, 0 if there is no data at all, -1 with err. */
 int bm_q_latest(PGconn *conn, const bm_metric_t *m, bm_period_kind_t kind,

@@ -2,6 +2,8 @@
  * returns. */
 #include "scorecard.h"
 
+#include "yardstick.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,25 @@ static int s_chain_value(const bm_metric_t *m, const bm_q_grid_t *g, int nbranch
     if (ok)
         *value = ec.value;
     free(h);
+    return ok;
+}
+
+/* A scoped login's chain value of metric m in period cur: the whole
+ * chain's, from the database's yardstick.  0 when suppressed or without
+ * data; -1 with err on a database error. */
+static int s_chain_yard(bm_report_ctx_t *ctx, const bm_metric_t *m, bm_period_kind_t kind,
+                        int64_t cur, double *value, bm_err_t *err)
+{
+    bm_q_filter_t f = bm_report_ctx_filter(ctx, 0);
+    bm_yard_t *y = bm_yard_fetch(ctx->conn, ctx->ref, m, kind, cur, 1, &f, err);
+    if (!y)
+        return -1;
+    bm_estimate_t ec;
+    int ok = !bm_yard_suppressed(y, -1) &&
+             bm_q_estimate(m, bm_yard_cell(y, -1, 0), y->nb, &ec, NULL) == 0 && ec.has_value;
+    if (ok)
+        *value = ec.value;
+    bm_yard_destroy(&y);
     return ok;
 }
 
@@ -62,7 +83,16 @@ static int s_metric_row(bm_report_ctx_t *ctx, bm_scorecard_result_t *res,
     if (!res->status.partial)
         row->change.test = bm_q_change_test(m, bm_q_cell(g, b, np - 1), bm_q_cell(g, b, np - 2),
                                             &e, &row->prev, min_n);
-    row->has_chain = s_chain_value(m, g, ctx->ref->nbranches, np - 1, &row->chain);
+    row->has_chain = ctx->scope_limited
+                         ? s_chain_yard(ctx, m, res->kind, bm_period_add(res->kind, res->first,
+                                                                          np - 1),
+                                        &row->chain, err)
+                         : s_chain_value(m, g, ctx->ref->nbranches, np - 1, &row->chain);
+    if (row->has_chain < 0) {
+        free(pool);
+        bm_q_grid_destroy(&g);
+        return -1;
+    }
     for (int p = 0; p < np; p++)
         if (bm_q_estimate_pooled(m, bm_q_cell(g, b, p), nb, &pool[p], &row->trend[p], NULL) < 0)
             row->trend[p].has_value = 0;

@@ -398,6 +398,22 @@ async function main() {
       await waitRanking(mp, REGIONAL_REGION);
       const regional = await checkRanking(mp, { metric: await mp.inputValue('#pick-metric'), region: REGIONAL_REGION, period: 'month' });
       check(regional.rows.length > 0, `regional user ${REGIONAL_USER} sees no ranking rows`);
+      // The chain as yardstick: the chain line is HQ's, every region is
+      // listed (suppressed ones without figures), and each own branch's
+      // chain-wide position reads "B001: 3–5 of 11".
+      // HQ's chain-wide answer of the desk step (its page is closed by now).
+      const regApi = await apiJson(mp, `/api/rank?metric=${firstMetric}&region=${REGIONAL_REGION}&period=${period}&format=json`);
+      const hqApi = chain.api;
+      const chainOf = (a) => JSON.stringify((a.aggregates || []).filter((x) => x.scope === 'chain').map((x) => [x.value, x.n, x.ci_low, x.ci_high]));
+      check(chainOf(regApi) === chainOf(hqApi), `regional chain line ${chainOf(regApi)} is not HQ's ${chainOf(hqApi)}`);
+      const aggOnPage = await mp.$$eval('#ranking-aggregates .agg', (els) => els.length);
+      check(aggOnPage === regApi.aggregates.length, `regional page shows ${aggOnPage} chain/region lines, the API ${regApi.aggregates.length}`);
+      check(Array.isArray(regApi.chain_positions), 'the regional rank has no chain_positions');
+      const pageApi = await apiJson(mp, `/api/rank?metric=${await mp.inputValue('#pick-metric')}&region=${REGIONAL_REGION}&period=month&format=json`);
+      const posOnPage = await mp.$$eval('#ranking-positions .position', (els) => els.map((e) => e.textContent));
+      const posWant = (pageApi.chain_positions || []).map((q) => `${q.branch}: ${q.chain_rank ? q.chain_rank.replace('-', '–') : 'not ranked'} of ${q.of}`);
+      check(JSON.stringify(posOnPage) === JSON.stringify(posWant), `chain positions on the page ${JSON.stringify(posOnPage)}, expected ${JSON.stringify(posWant)}`);
+      log(`regional user ${REGIONAL_USER}: chain line equals HQ's, positions ${posOnPage.join('; ') || '(none stored)'}`);
       const overflow = await mp.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       check(overflow <= 0, `the ranking overflows a 390 px screen sideways by ${overflow} px`);
       await mp.waitForFunction(() => document.querySelectorAll('#alerts-list li').length > 0);

@@ -396,6 +396,7 @@
       if (e instanceof AuthError) throw e;
       clear(tbody);
       clear($('ranking-aggregates'));
+      clear($('ranking-positions'));
       clear($('ranking-notes'));
       setStatus(status, e.message, true);
       return;
@@ -414,14 +415,39 @@
     const d = decimalsOf([...rows, ...aggregates].flatMap((r) => [r.value, r.ci_low, r.ci_high, r.previous, r.change]));
     const aggBox = $('ranking-aggregates');
     clear(aggBox);
+    // A scoped login (regional manager, branch) gets the whole chain's lines
+    // from the database's yardstick, and chain_positions: show every region
+    // then, a suppressed one (too few branches behind it) without figures.
+    const positions = Array.isArray(data.chain_positions) ? data.chain_positions : null;
     for (const a of aggregates) {
-      if (a.scope === 'region' && p.region && a.code !== p.region) continue;
-      const box = el('div', { className: 'agg', data: { scope: a.scope } },
+      if (a.scope === 'region' && p.region && a.code !== p.region && !positions) continue;
+      if (a.n === null || a.n === undefined) {
+        aggBox.append(el('div', { className: 'agg agg-suppressed', data: { scope: a.scope, code: a.code },
+          title: 'suppressed: fewer than 3 branches you cannot see stand behind this figure' },
+          `${a.scope === 'chain' ? 'Chain' : 'Region'} ${a.code}`, el('span', { className: 'muted', text: '  suppressed' })));
+        continue;
+      }
+      const box = el('div', { className: 'agg', data: { scope: a.scope, code: a.code } },
         `${a.scope === 'chain' ? 'Chain' : 'Region'} ${a.code}`,
         el('b', { text: fmt(a.value, d) }),
         el('span', { className: 'muted', text: `  n ${fmtInt(a.n)}, 95% ${fmt(a.ci_low, d)} – ${fmt(a.ci_high, d)}` }));
       box.title = `95% interval ${fmt(a.ci_low, d)} – ${fmt(a.ci_high, d)}; change ${fmtSigned(a.change, d)}`;
       aggBox.append(box);
+    }
+
+    // "B001: 14-19 of 212": each own branch's chain-wide rank range.
+    const posBox = $('ranking-positions');
+    clear(posBox);
+    posBox.hidden = !positions;
+    if (positions) {
+      posBox.append(el('span', { className: 'muted', text: 'Chain-wide: ' }));
+      if (!positions.length) posBox.append(el('span', { className: 'muted', text: 'not computed for this period' }));
+      for (const [i, q] of positions.entries()) {
+        if (i) posBox.append(document.createTextNode('; '));
+        const text = `${q.branch}: ${q.chain_rank ? q.chain_rank.replace('-', '–') : 'not ranked'} of ${fmtInt(q.of)}`;
+        posBox.append(el('span', { className: 'position' + (q.current ? '' : ' stale'), data: { branch: q.branch },
+          title: `computed ${q.as_of}${q.current ? '' : '; the chain\'s figures have changed since'}`, text }));
+      }
     }
 
     const scale = scaleOf(rows, 'ci_low', 'ci_high', 'value', ref);
