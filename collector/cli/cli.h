@@ -32,4 +32,7 @@ int bm_cmd_readiness(int argc, char **argv);   /* the 13-question readiness self
 /* cli_partition.c: monthly partitions of the raw record tables (issue 6) */
 int bm_cmd_partition(int argc, char **argv);   /* partition list|create|detach */
 
+/* cli_action.c: action plans and their follow-up (issue 17) */
+int bm_cmd_action(int argc, char **argv);      /* action open|list|update|close|show */
+
 #endif

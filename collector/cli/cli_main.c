@@ -29,6 +29,7 @@ static const s_command_t s_commands[] = {
     {"retention", bm_cmd_retention, "delete open text and evidence past each programme's retention"},
     {"readiness", bm_cmd_readiness, "the mystery-shopping readiness self-test (13 questions)"},
     {"partition", bm_cmd_partition, "list, create or detach the monthly partitions of raw tables"},
+    {"action", bm_cmd_action, "open, list, update, close or show action plans and their follow-up"},
     {NULL, NULL, NULL},
 };
 
