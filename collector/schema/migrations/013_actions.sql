@@ -238,7 +238,7 @@ GRANT EXECUTE ON FUNCTION bm_action_set(bigint, text, text, date, text, text, da
 CREATE TABLE webhook_endpoints (
     id          serial PRIMARY KEY,
     name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_.-]{1,64}$'),
-    url         text NOT NULL CHECK (url ~ '^https?://[^[:space:]]{1,1000}$'),
+    url         text NOT NULL CHECK (url ~ '^https?://[^[:space:]]+$' AND length(url) <= 1000),
     secret      text NOT NULL CHECK (length(secret) BETWEEN 16 AND 256),
     region_id   int REFERENCES regions(id),
     kinds       text[] NOT NULL DEFAULT '{alert,action_overdue,action_followup}'
