@@ -421,6 +421,23 @@ Dashboard: $WEB_URL/
   (the logins are also in $DEMO/web-logins.txt)
 EOF
 
+step "closing the loop: an action from the first alert, marked done, and its follow-up (docs/actions.md)"
+ALERT=$("$BM" alerts --db "$DB" --format csv | tr -d '\r' | awk -F, 'NR == 2 { print $1 "," $3; exit }')
+if [ -n "$ALERT" ]; then
+    A_BRANCH=${ALERT%%,*}
+    A_METRIC=${ALERT#*,}
+    A_DUE=$(psql -X -A -t -q -d "$DB" -c "SELECT (now() AT TIME ZONE bm_chain_timezone())::date + 14")
+    A_EFF=$(psql -X -A -t -q -d "$DB" -c "SELECT (now() AT TIME ZONE bm_chain_timezone())::date - $DAYS / 2")
+    A_ID=$("$BM" action open --db "$DB" --branch "$A_BRANCH" --metric "$A_METRIC" --owner branch \
+           --what "coach the team on the alert's likely causes" --due "$A_DUE" --source alert \
+           --format csv | tr -d '\r' | awk -F, 'NR == 2 { print $1 }')
+    "$BM" action update "$A_ID" --db "$DB" --status in_progress --comment "team briefed" >/dev/null
+    "$BM" action close "$A_ID" --db "$DB" --done --effective "$A_EFF" --comment "coaching done" >/dev/null
+    "$BM" action show "$A_ID" --db "$DB" --periods 2
+else
+    echo "(no alert in the demo data: no action opened)"
+fi
+
 DONE_OK=1
 step "done"
 echo "elapsed: $(elapsed)"

@@ -25,6 +25,7 @@ declare -A DIR=(
     [common]=common [agent]=agent
     [schema]=collector/schema [ingest]=collector/ingest [report]=collector/report
     [render]=collector/render [cli]=collector/cli [web]=collector/web
+    [notify]=collector/notify
 )
 declare -A MAY=(
     [common]="common"
@@ -35,6 +36,7 @@ declare -A MAY=(
     [render]="render report schema common"
     [cli]="cli render report schema common"
     [web]="web render report schema common"
+    [notify]="notify report schema common"
 )
 GENERATED=" branchmark.pb-c.h "
 

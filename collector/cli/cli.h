@@ -38,4 +38,7 @@ int bm_cmd_partition(int argc, char **argv);   /* partition list|create|detach *
 /* cli_yardstick.c: the chain-wide rank positions of scoped logins (issue 16) */
 int bm_cmd_yardstick(int argc, char **argv);   /* yardstick refresh */
 
+/* cli_action.c: action plans and their follow-up (issue 17) */
+int bm_cmd_action(int argc, char **argv);      /* action open|list|update|close|show */
+
 #endif

@@ -31,6 +31,7 @@ static const s_command_t s_commands[] = {
     {"plan", bm_cmd_plan, "size each branch's visits for a verdict and plan them (HQ)"},
     {"yardstick", bm_cmd_yardstick, "store the chain-wide rank positions scoped logins see"},
     {"partition", bm_cmd_partition, "list, create or detach the monthly partitions of raw tables"},
+    {"action", bm_cmd_action, "open, list, update, close or show action plans and their follow-up"},
     {NULL, NULL, NULL},
 };
 

@@ -36,6 +36,10 @@ static int s_layout(const bm_result_t *res, bm_report_t *rep)
         return bm_render_alerts(res->u.alerts, rep);
     case BM_REPORT_SUMMARY:
         return bm_render_summary(res->u.summary, rep);
+    case BM_REPORT_ACTIONS:
+        return bm_render_actions(res->u.actions, rep);
+    case BM_REPORT_FOLLOWUP:
+        return bm_render_followup(res->u.followup, rep);
     case BM_REPORT_METRICS:
     default:
         return bm_render_metrics(rep);

@@ -13,6 +13,8 @@ int bm_render_competitors(const bm_competitors_result_t *r, bm_report_t *rep);
 int bm_render_alerts(const bm_alerts_result_t *r, bm_report_t *rep);
 int bm_render_summary(const bm_summary_result_t *r, bm_report_t *rep);
 int bm_render_metrics(bm_report_t *rep);
+int bm_render_actions(const bm_actions_result_t *r, bm_report_t *rep);
+int bm_render_followup(const bm_followup_result_t *r, bm_report_t *rep);
 
 /* The competitor gap table (competitors and the scorecard), or NULL. */
 bm_table_t *bm_render_gap_table(const bm_gaps_t *gaps, const bm_q_ref_t *ref);

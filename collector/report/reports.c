@@ -17,6 +17,10 @@ static int s_compute(bm_report_ctx_t *ctx, bm_result_t *res, bm_err_t *err)
         return bm_alerts_compute(ctx, &res->u.alerts, err);
     case BM_REPORT_SUMMARY:
         return bm_summary_compute(ctx, &res->u.summary, err);
+    case BM_REPORT_ACTIONS:
+        return bm_actions_compute(ctx, &res->u.actions, err);
+    case BM_REPORT_FOLLOWUP:
+        return bm_followup_compute(ctx, &res->u.followup, err);
     case BM_REPORT_METRICS:
     default:
         return BM_REPORT_OK;
@@ -75,6 +79,12 @@ void bm_result_destroy(bm_result_t **res_p)
         break;
     case BM_REPORT_SUMMARY:
         bm_summary_result_destroy(&res->u.summary);
+        break;
+    case BM_REPORT_ACTIONS:
+        bm_actions_result_destroy(&res->u.actions);
+        break;
+    case BM_REPORT_FOLLOWUP:
+        bm_followup_result_destroy(&res->u.followup);
         break;
     case BM_REPORT_METRICS:
     default:

@@ -9,8 +9,10 @@
 
 #include <libpq-fe.h>
 
+#include "actions.h"
 #include "alerts.h"
 #include "competitors.h"
+#include "followup.h"
 #include "rank.h"
 #include "request.h"
 #include "scorecard.h"
@@ -27,6 +29,8 @@ typedef struct {
         bm_competitors_result_t *competitors;
         bm_alerts_result_t *alerts;
         bm_summary_result_t *summary;
+        bm_actions_result_t *actions;
+        bm_followup_result_t *followup;
     } u;                        /* none for BM_REPORT_METRICS (the catalogue) */
 } bm_result_t;
 

@@ -24,6 +24,8 @@ static const struct {
     [BM_REPORT_ALERTS] = {"alerts", " period at last region min-n ", "month"},
     [BM_REPORT_SUMMARY] = {"summary", " region ", "month"},
     [BM_REPORT_METRICS] = {"metrics", " ", "month"},
+    [BM_REPORT_ACTIONS] = {"actions", " region branch status overdue limit ", "month"},
+    [BM_REPORT_FOLLOWUP] = {"followup", " action versus periods min-n ", "month"},
 };
 #define S_NKINDS ((int)(sizeof s_kinds / sizeof s_kinds[0]))
 
@@ -45,6 +47,11 @@ static const struct {
     {"periods", offsetof(bm_request_text_t, periods), 0},
     {"radius-km", offsetof(bm_request_text_t, radius_km), 0},
     {"target-s", offsetof(bm_request_text_t, target_s), 0},
+    {"status", offsetof(bm_request_text_t, status), 0},
+    {"overdue", offsetof(bm_request_text_t, overdue), 1},
+    {"limit", offsetof(bm_request_text_t, limit), 0},
+    {"action", offsetof(bm_request_text_t, action), 0},
+    {"versus", offsetof(bm_request_text_t, versus), 0},
     {NULL, 0, 0},
 };
 
@@ -192,6 +199,50 @@ static int s_parse_rank_metric(const bm_request_text_t *t, bm_request_t *rq, bm_
     return BM_REPORT_OK;
 }
 
+/* The options of the action list and of a follow-up (actions.h,
+ * followup.h). */
+static int s_parse_actions(const bm_request_text_t *t, bm_request_t *rq, bm_err_t *err)
+{
+    static const char *const states[] = {"active", "open", "in_progress", "done", "dropped",
+                                         "all", NULL};
+    double v;
+    rq->status = t->status ? t->status : "active";
+    int known = 0;
+    for (int i = 0; states[i]; i++)
+        known |= !strcmp(states[i], rq->status);
+    if (!known)
+        return s_bad(err, "unknown action status \"%s\" (try: active, open, in_progress, "
+                          "done, dropped, all)", rq->status);
+    rq->overdue = t->overdue;
+    rq->limit = 1000;
+    if (t->limit) {
+        if (s_parse_number(t->limit, 1, 10000, &v) < 0 || v != floor(v))
+            return s_bad(err, "--limit: \"%s\" is not a whole number 1..10000", t->limit);
+        rq->limit = (int)v;
+    }
+    return BM_REPORT_OK;
+}
+
+static int s_parse_followup(const bm_request_text_t *t, bm_request_t *rq, bm_err_t *err)
+{
+    double v;
+    if (!t->action) {
+        bm_err_set(err, "an action id is required");
+        return BM_REPORT_USAGE;
+    }
+    if (strlen(t->action) > 18 || strspn(t->action, "0123456789") != strlen(t->action) ||
+        s_parse_number(t->action, 1, 1e18, &v) < 0)
+        return s_bad(err, "action: \"%s\" is not an action id (a whole number from 1)",
+                     t->action);
+    rq->action = strtoll(t->action, NULL, 10);
+    if (t->versus && strcmp(t->versus, "region") && strcmp(t->versus, "chain"))
+        return s_bad(err, "--versus: \"%s\" is not region or chain", t->versus);
+    rq->versus_chain = t->versus && !strcmp(t->versus, "chain");
+    if (!t->periods)
+        rq->periods = 3;
+    return BM_REPORT_OK;
+}
+
 int bm_request_parse(bm_report_kind_t kind, const bm_request_text_t *t, bm_request_t *rq,
                      bm_err_t *err)
 {
@@ -210,6 +261,10 @@ int bm_request_parse(bm_report_kind_t kind, const bm_request_text_t *t, bm_reque
         rc = s_parse_numbers(t, rq, err);
     if (rc == BM_REPORT_OK && kind == BM_REPORT_RANK)
         rc = s_parse_rank_metric(t, rq, err);
+    if (rc == BM_REPORT_OK && kind == BM_REPORT_ACTIONS)
+        rc = s_parse_actions(t, rq, err);
+    if (rc == BM_REPORT_OK && kind == BM_REPORT_FOLLOWUP)
+        rc = s_parse_followup(t, rq, err);
     if (rc == BM_REPORT_OK && kind == BM_REPORT_SCORECARD && !t->branch) {
         bm_err_set(err, "a branch code is required");
         rc = BM_REPORT_USAGE;

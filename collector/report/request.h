@@ -33,6 +33,8 @@ typedef enum {
     BM_REPORT_ALERTS,
     BM_REPORT_SUMMARY,
     BM_REPORT_METRICS,
+    BM_REPORT_ACTIONS,          /* action plans (actions.h) */
+    BM_REPORT_FOLLOWUP,         /* one action, its trail and follow-up (followup.h) */
 } bm_report_kind_t;
 
 /* "rank", "scorecard", ... to the kind; -1 for anything else. */
@@ -45,6 +47,8 @@ typedef struct {
     const char *period, *at, *region, *branch, *channel, *segment, *section;
     const char *metric, *min_n, *periods, *radius_km, *target_s;
     int last;
+    const char *status, *action, *versus, *limit;     /* actions, followup */
+    int overdue;
 } bm_request_text_t;
 
 /* 1 if report `kind` takes option `name` (without "--"), else 0. */
@@ -75,6 +79,12 @@ typedef struct {
     int periods;                /* scorecard trend length */
     double radius_km;           /* 0: competitors of the region */
     int target_s;               /* calls_answered_share's answer target */
+    const char *status;         /* actions: open, in_progress, done, dropped,
+                                 * active (open + in_progress, the default), all */
+    int overdue;                /* actions: overdue ones only */
+    int limit;                  /* actions: most rows (default 1000) */
+    int64_t action;             /* followup: the action's id */
+    int versus_chain;           /* followup: compare with the chain, not the region */
 } bm_request_t;
 
 /* Checks the text of a request for report `kind` and fills *out.  Returns

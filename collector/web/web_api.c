@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "bm_log.h"
+#include "actions.h"
 #include "bm_time.h"
 #include "db.h"
 #include "output.h"
@@ -687,6 +689,110 @@ static void s_static(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t 
     resp->cache_control = "no-cache";
 }
 
+/* ---- action changes (docs/actions.md) --------------------------------------------- */
+
+/* The JSON body's string members into the action text; a member that is
+ * not a string (or unknown) is a 400.  Strings point into v. */
+static int s_action_text(json_t *v, bm_action_text_t *t, bm_web_resp_t *resp)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+        {"branch", offsetof(bm_action_text_t, branch)},
+        {"metric", offsetof(bm_action_text_t, metric)},
+        {"section", offsetof(bm_action_text_t, section)},
+        {"contact_point", offsetof(bm_action_text_t, contact_point)},
+        {"category", offsetof(bm_action_text_t, category)},
+        {"source", offsetof(bm_action_text_t, source)},
+        {"source_ref", offsetof(bm_action_text_t, source_ref)},
+        {"what", offsetof(bm_action_text_t, what)},
+        {"owner", offsetof(bm_action_text_t, owner)},
+        {"due", offsetof(bm_action_text_t, due)},
+        {"target", offsetof(bm_action_text_t, target)},
+        {"period", offsetof(bm_action_text_t, period)},
+        {"comment", offsetof(bm_action_text_t, comment)},
+        {"id", offsetof(bm_action_text_t, id)},
+        {"status", offsetof(bm_action_text_t, status)},
+        {"effective", offsetof(bm_action_text_t, effective)},
+    };
+    const char *key;
+    json_t *val;
+    json_object_foreach(v, key, val) {
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].key, key))
+            k++;
+        if (k == sizeof keys / sizeof keys[0]) {
+            s_error(resp, 400, "unknown field \"%.64s\"", key);
+            return -1;
+        }
+        if (!json_is_string(val) && !(json_is_integer(val) && !strcmp(key, "id"))) {
+            s_error(resp, 400, "field \"%s\" must be a string", key);
+            return -1;
+        }
+        *(const char **)((char *)t + keys[k].off) = json_string_value(val);
+    }
+    return 0;
+}
+
+/* POST /api/action/open and /api/action/update: a JSON object of the same
+ * fields as the CLI's options, checked by report/actions.c and run as the
+ * session's role (migration 013's functions decide who may). */
+static void s_action_change(bm_web_session_t *s, const bm_web_req_t *req, bm_web_resp_t *resp)
+{
+    int is_open = !strcmp(req->path, "/api/action/open");
+    const char *ct = req->content_type ? req->content_type : "";
+    if (strncasecmp(ct, "application/json", 16)) {
+        s_error(resp, 415, "send a JSON object (application/json)");
+        return;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        s_error(resp, 400, "the body is not a JSON object");
+        return;
+    }
+    bm_action_text_t t;
+    memset(&t, 0, sizeof t);
+    char id[24] = "";
+    json_t *jid = json_object_get(v, "id");
+    if (json_is_integer(jid))   /* {"id": 7} as well as {"id": "7"} */
+        snprintf(id, sizeof id, "%lld", (long long)json_integer_value(jid));
+    bm_action_open_t o;
+    bm_action_update_t u;
+    bm_err_t err;
+    bm_err_clear(&err);
+    int rc = BM_REPORT_BAD_ARG;
+    if (s_action_text(v, &t, resp) == 0) {
+        if (id[0])
+            t.id = id;
+        rc = is_open ? bm_action_open_parse(&t, &o, &err) : bm_action_update_parse(&t, &u, &err);
+        if (rc != BM_REPORT_OK)
+            s_error(resp, 400, "%s", err.msg);
+    }
+    PGconn *conn = rc == BM_REPORT_OK ? bm_web_session_conn(s, &err) : NULL;
+    if (rc == BM_REPORT_OK && !conn) {
+        s_error(resp, 503, "%s", err.msg);
+        rc = BM_REPORT_FAILED;
+    }
+    int64_t new_id = is_open ? 0 : u.id;
+    if (rc == BM_REPORT_OK) {
+        rc = is_open ? bm_action_open(conn, &o, &new_id, &err) : bm_action_update(conn, &u, &err);
+        if (rc != BM_REPORT_OK)
+            s_error(resp, rc == BM_REPORT_FORBIDDEN ? 403 : rc == BM_REPORT_BAD_ARG ? 400 : 500,
+                    "%s", err.msg);
+    }
+    if (rc == BM_REPORT_OK) {
+        json_t *out = json_object();
+        json_object_set_new(out, "id", json_integer((json_int_t)new_id));
+        json_object_set_new(out, "status", json_string(is_open ? "open"
+                                                       : u.status ? u.status : "unchanged"));
+        s_json(resp, 200, out);
+    }
+    json_decref(v);
+}
+
 /* ---- routing ------------------------------------------------------------------- */
 
 typedef enum { S_ANON, S_SESSION } s_auth_t;
@@ -708,6 +814,10 @@ static const struct {
     {"/api/scorecard", "GET", S_SESSION, "scorecard"},
     {"/api/competitors", "GET", S_SESSION, "competitors"},
     {"/api/alerts", "GET", S_SESSION, "alerts"},
+    {"/api/actions", "GET", S_SESSION, "actions"},
+    {"/api/followup", "GET", S_SESSION, "followup"},
+    {"/api/action/open", "POST", S_SESSION, NULL},
+    {"/api/action/update", "POST", S_SESSION, NULL},
     {NULL, NULL, S_ANON, NULL},
 };
 
@@ -803,6 +913,8 @@ static void s_route(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *
         s_me(s, req, resp);
     else if (!strcmp(req->path, "/api/regions"))
         s_regions(s, req, resp);
+    else if (!strncmp(req->path, "/api/action/", 12))
+        s_action_change(s, req, resp);
     else
         s_branches(s, req, resp);
     bm_web_sessions_release(self->sessions, &s);
