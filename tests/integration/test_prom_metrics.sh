@@ -21,7 +21,8 @@
 #  6. SIGTERM: agents, web and collector exit 0 with the listener up; then
 #     connected agents fell to 0, the listener's port is closed and the
 #     textfiles say running 0.
-# With BM_VALGRIND=1 the agents and the collector run under valgrind.
+# With BM_VALGRIND=1 the agents and the collector run under valgrind;
+# BM_PROM_SAMPLES=DIR keeps a page of each kind there.
 source "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3
@@ -146,6 +147,8 @@ for b in "${BRANCHES[@]}"; do
         'branchmark_agent_last_ack_timestamp_seconds>0'
 done
 
+cp "$T/agents/B001/branchmark-agent.prom" "$T/a1.prom"
+
 # ------------------------------------------- 3. duplicates and a refusal
 
 src=$(ls "$T/data/B001/inbox"/receipts_* | head -n 1)
@@ -259,3 +262,10 @@ done
 note "sample of the collector's page:"
 grep -E '^branchmark_collector_(records_total\{kind="receipt"|batches_total|connected_agents|ack_latency_seconds_count)' \
     "$T/m2.txt" | sed 's/^/    /'
+# BM_PROM_SAMPLES=DIR keeps the pages (docs/operations.md shows them).
+if [ -n "${BM_PROM_SAMPLES:-}" ]; then
+    mkdir -p "$BM_PROM_SAMPLES"
+    cp "$T/m2.txt" "$BM_PROM_SAMPLES/collector.txt"
+    cp "$T/w2.txt" "$BM_PROM_SAMPLES/web.txt"
+    cp "$T/a1.prom" "$BM_PROM_SAMPLES/agent.prom"
+fi
