@@ -350,6 +350,56 @@ static void s_publish(bm_receiver_t *r)
     pthread_mutex_unlock(&r->m_lock);
 }
 
+/* Creates, configures and binds the ROUTER socket of every listen
+ * endpoint (CURVE server with secret when r->curve) and its monitor.
+ * Returns 0, or -1 with err (the sockets made so far stay in r for
+ * bm_receiver_destroy). */
+static int s_bind_all(bm_receiver_t *r, const char *secret, bm_err_t *err)
+{
+    const bm_collector_config_t *cfg = r->cfg;
+    int64_t maxmsg = cfg->max_frame_bytes;
+    int zero = 0;
+    int ivl = (int)cfg->heartbeat_interval_ms;
+    int timeout = ivl * 3;
+    /* ZMQ_HEARTBEAT_TTL is carried in deciseconds on the wire (max 6553.5 s). */
+    int ttl = timeout > 6553500 ? 6553500 : timeout;
+    int one = 1;
+    int backlog = (int)cfg->listen_backlog;
+    /* Per peer: an agent sending with a window of 128 large batches would
+     * otherwise queue them all here (libzmq's default is 1,000 messages). */
+    int rcvhwm = (int)cfg->max_queued_per_agent;
+    s_check_somaxconn(backlog);
+    for (size_t i = 0; i < r->n_socks; i++) {
+        const char *ep = cfg->listen.items[i];
+        void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
+        if (!s || zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
+            zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &zero, sizeof zero) < 0 ||
+            zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) < 0 ||
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) < 0 ||
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) < 0 ||
+            zmq_setsockopt(s, ZMQ_BACKLOG, &backlog, sizeof backlog) < 0 ||
+            zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) < 0 ||
+            (r->curve &&
+             (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+              zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, BM_Z85_KEY_LEN) < 0 ||
+              zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, BM_ZAP_DOMAIN, strlen(BM_ZAP_DOMAIN)) < 0))) {
+            bm_err_set(err, "could not create a socket for \"%s\": %s", ep, zmq_strerror(errno));
+            if (s)
+                zmq_close(s);
+            return -1;
+        }
+        r->socks[i] = s;
+        if (zmq_bind(s, ep) < 0)
+            return bm_err_set(err, "could not bind \"%s\": %s", ep, zmq_strerror(errno));
+        r->items[i] = (zmq_pollitem_t){.socket = s, .events = ZMQ_POLLIN};
+        if (s_monitor(r, i, err) < 0)
+            return -1;
+        bm_info("receiver", "listening on %s", ep);
+    }
+    return 0;
+}
+
 bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
 {
     bm_receiver_t *r = calloc(1, sizeof *r);
@@ -410,12 +460,6 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
         bm_debug("receiver", "ZMQ_ZERO_COPY_RECV is not supported by this libzmq: %s",
                  zmq_strerror(errno));
     s_raise_nofile(cfg);
-    int64_t maxmsg = cfg->max_frame_bytes;
-    int zero = 0;
-    int ivl = (int)cfg->heartbeat_interval_ms;
-    int timeout = ivl * 3;
-    /* ZMQ_HEARTBEAT_TTL is carried in deciseconds on the wire (max 6553.5 s). */
-    int ttl = timeout > 6553500 ? 6553500 : timeout;
     /* CURVE: the secret key is read (and its mode checked) before anything
      * binds, and the ZAP handler runs before a peer can connect. */
     char secret[BM_Z85_KEY_LEN + 1] = "";
@@ -445,48 +489,10 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
                 "ANY PEER MAY CONNECT AND WRITE DATA UNAUTHENTICATED AND UNENCRYPTED; "
                 "use this only on loopback for development and benchmarks");
     }
-    int one = 1;
-    int backlog = (int)cfg->listen_backlog;
-    /* Per peer: an agent sending with a window of 128 large batches would
-     * otherwise queue them all here (libzmq's default is 1,000 messages). */
-    int rcvhwm = (int)cfg->max_queued_per_agent;
-    s_check_somaxconn(backlog);
-    for (size_t i = 0; i < r->n_socks; i++) {
-        const char *ep = cfg->listen.items[i];
-        void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
-        if (!s || zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
-            zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &zero, sizeof zero) < 0 ||
-            zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
-            zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) < 0 ||
-            zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) < 0 ||
-            zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) < 0 ||
-            zmq_setsockopt(s, ZMQ_BACKLOG, &backlog, sizeof backlog) < 0 ||
-            zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) < 0 ||
-            (r->curve &&
-             (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
-              zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, BM_Z85_KEY_LEN) < 0 ||
-              zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, BM_ZAP_DOMAIN, strlen(BM_ZAP_DOMAIN)) < 0))) {
-            bm_err_set(err, "could not create a socket for \"%s\": %s", ep, zmq_strerror(errno));
-            if (s)
-                zmq_close(s);
-            memset(secret, 0, sizeof secret);
-            bm_receiver_destroy(&r);
-            return NULL;
-        }
-        r->socks[i] = s;
-        if (zmq_bind(s, ep) < 0) {
-            bm_err_set(err, "could not bind \"%s\": %s", ep, zmq_strerror(errno));
-            memset(secret, 0, sizeof secret);
-            bm_receiver_destroy(&r);
-            return NULL;
-        }
-        r->items[i] = (zmq_pollitem_t){.socket = s, .events = ZMQ_POLLIN};
-        if (s_monitor(r, i, err) < 0) {
-            memset(secret, 0, sizeof secret);
-            bm_receiver_destroy(&r);
-            return NULL;
-        }
-        bm_info("receiver", "listening on %s", ep);
+    if (s_bind_all(r, secret, err) < 0) {
+        memset(secret, 0, sizeof secret);
+        bm_receiver_destroy(&r);
+        return NULL;
     }
     memset(secret, 0, sizeof secret);
     r->started_ms = bm_now_ms();
