@@ -6,7 +6,8 @@
  *
  * One thread runs one loop: poll the collector socket (at most 250 ms, so
  * signal flags are seen), apply replies, move acknowledged files, list the
- * inbox every scan_interval, take one file at a time, write status.json.
+ * inbox every scan_interval, take one file at a time, write status.json
+ * (and branchmark-agent.prom, its node_exporter textfile, next to it).
  * Signals only set flags: SIGTERM/SIGINT stop at the next record boundary,
  * SIGHUP re-reads the config file.
  * Owns: the process (signals, the data_dir lock) and every module object. */
@@ -87,6 +88,7 @@ typedef struct {
     int64_t started_ms;
     char *last_status;     /* last status written, without updated_at */
     int64_t last_status_mono;
+    int64_t last_prom_mono; /* branchmark-agent.prom last written */
 } s_agent_t;
 
 /* ---- status ---- */
@@ -143,8 +145,19 @@ static void s_fill_status(s_agent_t *a, bm_agent_status_t *st, bool running)
     st->last_error_ms = si.last_error_ms;
 }
 
+/* Writes branchmark-agent.prom (node_exporter's textfile) for st. */
+static void s_write_prom(s_agent_t *a, const bm_agent_status_t *st)
+{
+    a->last_prom_mono = bm_mono_ms();
+    char *text = bm_agent_status_prom(st, bm_now_ms());
+    bm_err_t err = {{0}};
+    if (text && bm_agent_status_write_prom(a->cfg.data_dir, text, &err) < 0)
+        bm_warn(COMP, "%s", err.msg);
+    free(text);
+}
+
 /* Writes status.json when something changed, at most once a second (always
- * when force). */
+ * when force), and the textfile with it (or every BM_STATUS_PROM_EVERY_MS). */
 static void s_write_status(s_agent_t *a, bool running, bool force)
 {
     int64_t now = bm_mono_ms();
@@ -156,7 +169,11 @@ static void s_write_status(s_agent_t *a, bool running, bool force)
     char *content = bm_agent_status_json(&st);
     if (!content)
         return;
-    if (!force && a->last_status && strcmp(content, a->last_status) == 0) {
+    bool same = !force && a->last_status && strcmp(content, a->last_status) == 0;
+    /* The textfile's ages (last ack) grow while nothing changes. */
+    if (!same || now - a->last_prom_mono >= BM_STATUS_PROM_EVERY_MS)
+        s_write_prom(a, &st);
+    if (same) {
         free(content);
         return;
     }

@@ -1,5 +1,6 @@
-/* agent_status: status.json writer and the `status` subcommand; see
- * agent_status.h.  Owns: <data_dir>/status.json and status.json.tmp. */
+/* agent_status: status.json and branchmark-agent.prom writers and the
+ * `status` subcommand; see agent_status.h.  Owns: <data_dir>/status.json,
+ * <data_dir>/branchmark-agent.prom and their .tmp files. */
 #include "agent_status.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bm_prom.h"
 #include "bm_time.h"
 
 
@@ -76,10 +78,13 @@ char *bm_agent_status_json(const bm_agent_status_t *st)
     return s;
 }
 
-int bm_agent_status_write(const char *data_dir, const char *json, bm_err_t *err)
+/* Writes text and a final newline (when nl) to data_dir/name through
+ * name.tmp and rename.  Returns 0 or -1 with err (no .tmp left behind). */
+static int s_write_atomic(const char *data_dir, const char *name, const char *json, bool nl,
+                          bm_err_t *err)
 {
     char path[4096], tmp[4096 + 8];
-    snprintf(path, sizeof path, "%s/status.json", data_dir);
+    snprintf(path, sizeof path, "%s/%s", data_dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -99,8 +104,10 @@ int bm_agent_status_write(const char *data_dir, const char *json, bm_err_t *err)
         }
         off += (size_t)w;
     }
-    ssize_t w = write(fd, "\n", 1);
-    (void)w;
+    if (nl) {
+        ssize_t w = write(fd, "\n", 1);
+        (void)w;
+    }
     /* No fsync: the status is advisory and rewritten every second; rename
      * alone keeps readers from seeing a half-written file. */
     close(fd);
@@ -111,6 +118,95 @@ int bm_agent_status_write(const char *data_dir, const char *json, bm_err_t *err)
                           strerror(e));
     }
     return 0;
+}
+
+int bm_agent_status_write(const char *data_dir, const char *json, bm_err_t *err)
+{
+    return s_write_atomic(data_dir, "status.json", json, true, err);
+}
+
+int bm_agent_status_write_prom(const char *data_dir, const char *text, bm_err_t *err)
+{
+    return s_write_atomic(data_dir, BM_STATUS_PROM_FILE, text, false, err);
+}
+
+static void s_prom_one(bm_prom_t *p, const char *name, bm_prom_type_t type, const char *help,
+                       double v)
+{
+    bm_prom_family(p, name, type, help);
+    bm_prom_sample(p, name, v, NULL);
+}
+
+char *bm_agent_status_prom(const bm_agent_status_t *st, int64_t now_ms)
+{
+    static const char *const states[] = {"connecting", "connected", "disconnected", "refused"};
+    bm_prom_t *p = bm_prom_new(64 * 1024);
+    if (!p)
+        return NULL;
+    bm_prom_family(p, "branchmark_agent_info", BM_PROM_GAUGE,
+                   "the agent's identity (value 1)");
+    bm_prom_sample(p, "branchmark_agent_info", 1, "agent_id", st->agent_id, "branch",
+                   st->branch, "stream_id", st->stream_id, NULL);
+    s_prom_one(p, "branchmark_agent_running", BM_PROM_GAUGE, "1 while the agent runs, 0 "
+               "once it has stopped", st->running ? 1 : 0);
+    bm_prom_family(p, "branchmark_agent_connection_state", BM_PROM_GAUGE,
+                   "1 for the sender's current state, 0 for the others");
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+        bm_prom_sample(p, "branchmark_agent_connection_state",
+                       strcmp(st->state, states[i]) == 0 ? 1 : 0, "state", states[i], NULL);
+    s_prom_one(p, "branchmark_agent_spool_entries", BM_PROM_GAUGE,
+               "spool depth: batches not yet acknowledged", (double)st->spool_entries);
+    s_prom_one(p, "branchmark_agent_spool_bytes", BM_PROM_GAUGE, "bytes in the spool",
+               (double)st->spool_bytes);
+    s_prom_one(p, "branchmark_agent_spool_max_bytes", BM_PROM_GAUGE, "spool_max_bytes",
+               (double)st->spool_max_bytes);
+    s_prom_one(p, "branchmark_agent_spool_full", BM_PROM_GAUGE, "1 while the spool limit "
+               "holds new inbox files back", st->spool_full ? 1 : 0);
+    s_prom_one(p, "branchmark_agent_oldest_unsent_age_seconds", BM_PROM_GAUGE, "age of the "
+               "oldest unacknowledged batch (0: nothing waits)",
+               (double)st->oldest_unsent_age_s);
+    /* No ack since start: the age since start, so "no ack for X" holds. */
+    int64_t since = st->last_ack_ms ? st->last_ack_ms : st->started_ms;
+    s_prom_one(p, "branchmark_agent_last_ack_age_seconds", BM_PROM_GAUGE, "seconds since "
+               "the last batch acknowledgement (since start when none yet)",
+               now_ms > since ? (double)(now_ms - since) / 1000.0 : 0);
+    s_prom_one(p, "branchmark_agent_last_ack_timestamp_seconds", BM_PROM_GAUGE, "time of "
+               "the last batch acknowledgement (0: none since start)",
+               (double)st->last_ack_ms / 1000.0);
+    s_prom_one(p, "branchmark_agent_files_stuck", BM_PROM_GAUGE, "inbox files that can never "
+               "be taken as they are (status names them)", (double)st->files_stuck);
+    s_prom_one(p, "branchmark_agent_files_waiting", BM_PROM_GAUGE, "inbox files not settled "
+               "or not yet taken", (double)st->files_waiting);
+    s_prom_one(p, "branchmark_agent_files_pending", BM_PROM_GAUGE, "files in sending/, "
+               "waiting for acknowledgements", (double)st->files_pending);
+    bm_prom_family(p, "branchmark_agent_files_total", BM_PROM_COUNTER,
+                   "files finished since start, by where they went");
+    bm_prom_sample(p, "branchmark_agent_files_total", (double)st->files_done, "result", "done",
+                   NULL);
+    bm_prom_sample(p, "branchmark_agent_files_total", (double)st->files_rejected, "result",
+                   "rejected", NULL);
+    bm_prom_family(p, "branchmark_agent_records_total", BM_PROM_COUNTER,
+                   "records since start: spooled, sent (first sends), acknowledged, "
+                   "refused by the collector, dead-lettered");
+    const struct {
+        const char *what;
+        uint64_t v;
+    } rec[] = {{"spooled", st->records_spooled}, {"sent", st->records_sent},
+               {"acknowledged", st->records_acked}, {"refused", st->records_rejected},
+               {"deadlettered", st->records_deadlettered}};
+    for (size_t i = 0; i < sizeof rec / sizeof rec[0]; i++)
+        bm_prom_sample(p, "branchmark_agent_records_total", (double)rec[i].v, "result",
+                       rec[i].what, NULL);
+    s_prom_one(p, "branchmark_agent_bad_lines_total", BM_PROM_COUNTER, "inbox lines that "
+               "failed validation since start", (double)st->lines_bad);
+    if (st->clock_skew_known)
+        s_prom_one(p, "branchmark_agent_clock_skew_seconds", BM_PROM_GAUGE, "local clock "
+                   "minus the collector's", (double)st->clock_skew_ms / 1000.0);
+    s_prom_one(p, "branchmark_agent_start_time_seconds", BM_PROM_GAUGE, "when the agent "
+               "started, seconds since the Unix epoch", (double)st->started_ms / 1000.0);
+    char *text = bm_prom_take(p, NULL, NULL);
+    bm_prom_destroy(&p);
+    return text;
 }
 
 /* The pid is alive and (where /proc tells) still a branchmark agent, so that

@@ -4,7 +4,14 @@
  * + rename, so a reader never sees half a file) at most once per second when
  * something changed, and once more at exit with running = false.
  * `branchmark-agent status` reads it, checks whether the pid is still alive
- * and prints a summary.  Owns: status.json and its temporary file. */
+ * and prints a summary.
+ *
+ * Next to it, <data_dir>/branchmark-agent.prom holds the same figures in
+ * the Prometheus text format for node_exporter's textfile collector
+ * (docs/operations.md), written the same way (temporary file + rename:
+ * node_exporter never reads half a file), whenever status.json is and at
+ * least every BM_STATUS_PROM_EVERY_MS, so that its ages stay fresh.
+ * Owns: status.json, branchmark-agent.prom and their temporary files. */
 #ifndef BM_AGENT_STATUS_H
 #define BM_AGENT_STATUS_H
 
@@ -23,6 +30,8 @@
 #define BM_STATUS_EXIT_STUCK 4          /* running, but files are stuck in the inbox */
 
 #define BM_STATUS_STUCK_SHOWN 16        /* stuck files named in the status */
+#define BM_STATUS_PROM_FILE "branchmark-agent.prom"
+#define BM_STATUS_PROM_EVERY_MS 10000   /* the textfile's ages are at most this old */
 
 typedef struct {
     int pid;
@@ -69,6 +78,15 @@ char *bm_agent_status_json(const bm_agent_status_t *st);
 /* Writes json to <data_dir>/status.json atomically.  Returns 0 or -1 with
  * err. */
 int bm_agent_status_write(const char *data_dir, const char *json, bm_err_t *err);
+
+/* The status in the Prometheus text format as of now_ms (wall clock; the
+ * ages are computed from it): heap, caller frees; NULL when out of memory.
+ * No timestamps (node_exporter refuses them in textfiles). */
+char *bm_agent_status_prom(const bm_agent_status_t *st, int64_t now_ms);
+
+/* Writes text to <data_dir>/branchmark-agent.prom atomically.  Returns 0 or
+ * -1 with err (the old file is left as it was). */
+int bm_agent_status_write_prom(const char *data_dir, const char *text, bm_err_t *err);
 
 /* The `status` subcommand: reads <data_dir>/status.json and prints either a
  * human summary or (as_json) the file itself, with "alive" added.  Problems

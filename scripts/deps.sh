@@ -3,7 +3,8 @@
 # run (compiler, CMake, ZeroMQ, protobuf-c, libpq, OpenSSL, jansson,
 # PostgreSQL 15, valgrind, clang and its libFuzzer runtime for tests/fuzz,
 # libmicrohttpd for branchmark-web, curl for its API tests, Debian's Python
-# with protobuf, protoc and pyzmq for the foreign-client test, Chromium for the
+# with protobuf, protoc and pyzmq for the foreign-client test and
+# prometheus-client (its text-format parser) for test_prom_metrics, Chromium for the
 # browser tests; dpkg-dev, debhelper, help2man and lintian for the Debian
 # packages (scripts/package.sh) and systemd for systemd-analyze verify of
 # their units (tests/integration/test_packages.sh); Node.js and
@@ -15,7 +16,7 @@ set -eu
 PACKAGES="build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
 protobuf-c-compiler libpq-dev libssl-dev postgresql-15 postgresql-client-15
 libjansson-dev valgrind clang libclang-rt-14-dev libmicrohttpd-dev chromium curl
-python3 python3-protobuf protobuf-compiler python3-zmq dpkg-dev debhelper help2man lintian systemd"
+python3 python3-protobuf protobuf-compiler python3-zmq python3-prometheus-client dpkg-dev debhelper help2man lintian systemd"
 
 missing=""
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"

@@ -7,6 +7,7 @@
 
 #include "bm_log.h"
 #include "bm_wire.h"
+#include "metrics_http.h"
 
 #define S_DAY_MS (24LL * 3600 * 1000)
 
@@ -64,6 +65,10 @@ const bm_cfg_entry_t bm_collector_config_map[] = {
      "batches one agent may have waiting inside the collector (ZMQ_RCVHWM); beyond it the "
      "collector stops reading that agent's connection until it catches up (TCP backpressure, "
      "nothing is dropped).  Bounds memory when agents send with large windows"},
+    {"metrics_listen", BM_CFG_STR, "", false, offsetof(bm_collector_config_t, metrics_listen), 0,
+     0, "ADDRESS:PORT (numeric, e.g. 127.0.0.1:9469 or [::1]:9469) of an HTTP listener for "
+     "Prometheus (GET /metrics, no authentication: loopback or an admin network only); empty: "
+     "off"},
     {NULL, 0, NULL, false, 0, 0, 0, NULL},
 };
 
@@ -94,6 +99,13 @@ int bm_collector_config_load(const char *path, bm_collector_config_t *cfg, bm_er
             strncmp(e, "inproc://", 9) != 0)
             return bm_err_set(err, "%s: listen: \"%s\" is not a tcp://, ipc:// or inproc:// "
                               "endpoint", path, e);
+    }
+    if (*cfg->metrics_listen) {
+        struct sockaddr_storage ss;
+        int loopback;
+        bm_err_t aerr;
+        if (bm_metrics_http_addr(cfg->metrics_listen, &ss, &loopback, &aerr) < 0)
+            return bm_err_set(err, "%s: metrics_listen: %s", path, aerr.msg);
     }
     return 0;
 }

@@ -6,7 +6,7 @@
  * log_level, curve_secret_key_file, allow_plaintext (docs/security.md),
  * group_max_batches, group_max_records, max_agents, listen_backlog,
  * max_queued_per_agent
- * (docs/performance.md).
+ * (docs/performance.md), metrics_listen (docs/operations.md).
  * Owns the strings and lists in bm_collector_config_t;
  * bm_collector_config_free releases them. */
 #ifndef BM_COLLECTOR_CONFIG_H
@@ -36,12 +36,13 @@ typedef struct {
     int64_t max_agents;         /* agents expected at once: binding cache, file limit */
     int64_t listen_backlog;     /* ZMQ_BACKLOG of the ROUTER sockets */
     int64_t max_queued_per_agent; /* ZMQ_RCVHWM of the ROUTER sockets (per peer) */
+    char *metrics_listen;       /* "ADDRESS:PORT" of GET /metrics; "" = off */
 } bm_collector_config_t;
 
 extern const bm_cfg_entry_t bm_collector_config_map[];
 
 /* Loads path (defaults for keys not in it) and checks what the map cannot:
- * the log level name and the listen endpoints.  Returns 0, or -1 with err;
+ * the log level name, the listen endpoints and metrics_listen.  Returns 0, or -1 with err;
  * cfg must be freed either way. */
 int bm_collector_config_load(const char *path, bm_collector_config_t *cfg, bm_err_t *err);
 

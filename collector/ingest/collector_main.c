@@ -6,7 +6,9 @@
  *   branchmark-collector status -c FILE            print the status file
  *
  * SIGTERM/SIGINT: finish the message in hand, close, exit 0.  SIGHUP:
- * reload the reference data and the log level. */
+ * reload the reference data and the log level.  With metrics_listen set,
+ * the metrics listener (metrics_http) serves the receiver's counters from
+ * the start until shutdown; it is stopped before the receiver it reads. */
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 #include "bm_daemon.h"
 #include "bm_log.h"
 #include "collector_config.h"
+#include "metrics_http.h"
 #include "receiver.h"
 
 #ifndef BM_VERSION
@@ -48,6 +51,11 @@ static void s_install(int sig, void (*fn)(int))
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;
     sigaction(sig, &sa, NULL);
+}
+
+static char *s_render_metrics(void *arg, size_t *len)
+{
+    return bm_receiver_metrics(arg, len);
 }
 
 static void s_usage(FILE *out)
@@ -139,6 +147,14 @@ int main(int argc, char **argv)
         bm_collector_config_free(&cfg);
         return 1;
     }
+    bm_metrics_http_t *metrics = NULL;
+    if (*cfg.metrics_listen &&
+        !(metrics = bm_metrics_http_start(cfg.metrics_listen, s_render_metrics, recv, &err))) {
+        bm_error("main", "%s", err.msg);
+        bm_receiver_destroy(&recv);
+        bm_collector_config_free(&cfg);
+        return 1;
+    }
     bm_info("main", "started (version %s, config %s)", BM_VERSION, config_path);
     int rc = 0;
     for (;;) {
@@ -163,6 +179,7 @@ int main(int argc, char **argv)
             bm_receiver_reload(recv);
         }
     }
+    bm_metrics_http_stop(&metrics);
     bm_receiver_report(recv);
     bm_receiver_destroy(&recv);
     bm_collector_config_free(&cfg);

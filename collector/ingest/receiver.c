@@ -4,23 +4,35 @@
  * Owns: the ZeroMQ context and sockets, the store, the reference cache, a
  * fixed-size cache of agent -> branch bindings (sized from max_agents), the
  * batches waiting for their group commit with the pools of their accepted
- * flags and rejections (allocated once at the group caps) and the
- * counters. */
+ * flags and rejections (allocated once at the group caps), the
+ * counters and histograms, one ZeroMQ monitor socket per ROUTER socket
+ * (connections opened and closed) and the snapshot /metrics reads.
+ *
+ * Metrics: the receiver's thread alone updates the counters; at the end of
+ * every poll round (at most S_POLL_MS apart, and after every group commit)
+ * s_publish copies them into a snapshot under m_lock, which
+ * bm_receiver_metrics (the metrics listener's thread) copies out and
+ * renders.  So a scrape costs the receiver one memcpy of a few KiB per
+ * round and never a lock held while it works, and a page is always one
+ * consistent state (the records of a batch counted together with it). */
 #include "receiver.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "bm_keyfile.h"
 #include "bm_log.h"
+#include "bm_prom.h"
 #include "bm_record.h"
 #include "bm_time.h"
 #include "bm_wire.h"
@@ -46,6 +58,13 @@
 #define S_ERROR_CODES 9
 #define S_KEY_SLOTS 4096               /* CURVE key status cache (power of two) */
 #define S_KEY_RECHECK_MS 3000          /* a revoked key is refused within this */
+/* Per-kind record counters: the kinds of bm_record.h (index 0 = "none", a
+ * record without a kind, which can only be rejected), and S_KIND_MIXED for
+ * stored and duplicate records of a batch of several kinds with duplicates,
+ * which the store does not split by kind (store.h reports per batch). */
+#define S_KIND_MIXED BM_KIND_COUNT
+#define S_KINDS (BM_KIND_COUNT + 1)
+#define S_PAGE_MAX (256 * 1024)        /* the /metrics page, at most */
 
 /* 16 bytes a slot, the id on the heap: the table has 2 x max_agents
  * slots, all of whose pages are touched (32,768 slots for 10,000 agents:
@@ -68,6 +87,7 @@ typedef struct {
     size_t off;
     size_t n_rej;
     size_t n_rej_ours;          /* rejected by validation (the rest: by the database) */
+    double t0;                  /* monotonic s: when its message was read (ack latency) */
 } s_pending_t;
 
 /* What the allow-list says about one CURVE key, re-read every
@@ -90,10 +110,23 @@ typedef struct {
     uint64_t groups, group_batches;   /* group commits and the batches in them */
     uint64_t records_stored, records_duplicate, records_rejected;
     uint64_t db_reconnects;
+    /* records of stored (not resent) batches, per kind (S_KIND_*) */
+    uint64_t kind_stored[S_KINDS], kind_duplicate[S_KINDS], kind_rejected[S_KINDS];
+    /* TCP connections of the ROUTER sockets (monitor events) */
+    uint64_t conns_accepted, conns_closed;
     uint64_t errors[S_ERROR_CODES];
     char last_error[BM_ERR_MSG_MAX];
     int64_t last_error_ms;
 } s_counters_t;
+
+/* What /metrics renders: copied by s_publish under m_lock. */
+typedef struct {
+    s_counters_t c;
+    bm_prom_hist_t ack, gbatches, grecords;
+    bool db_ready, curve;
+    size_t n_agents_cached, n_branches, n_competitors, n_questionnaires;
+    int64_t started_ms;
+} s_snapshot_t;
 
 struct bm_receiver {
     const bm_collector_config_t *cfg;
@@ -143,6 +176,15 @@ struct bm_receiver {
     s_counters_t c;
     int64_t started_ms;
     int64_t next_stats_ms;
+
+    void **mons;                /* PAIR sockets reading each ROUTER's monitor */
+    double msg_t0;              /* monotonic s: when the message in hand was read */
+    bm_prom_hist_t h_ack;       /* read -> ack sent, seconds */
+    bm_prom_hist_t h_gbatches;  /* batches per group commit */
+    bm_prom_hist_t h_grecords;  /* records per group commit */
+    pthread_mutex_t m_lock;     /* guards snap */
+    bool m_lock_ok;
+    s_snapshot_t snap;
 };
 
 /* Forgets every cached binding (SIGHUP, shutdown). */
@@ -209,6 +251,155 @@ static void s_check_somaxconn(int backlog)
     fclose(f);
 }
 
+static double s_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void s_hists_init(bm_receiver_t *r)
+{
+    static const double ack[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25,  0.5,    1,     2.5,  5,     10,   30};
+    static const double batches[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
+    static const double records[] = {1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000, 50000};
+    bm_prom_hist_init(&r->h_ack, ack, sizeof ack / sizeof ack[0]);
+    bm_prom_hist_init(&r->h_gbatches, batches, sizeof batches / sizeof batches[0]);
+    bm_prom_hist_init(&r->h_grecords, records, sizeof records / sizeof records[0]);
+}
+
+/* Watches the connections of ROUTER socket i: accepted and disconnected
+ * (libzmq reports a disconnect for every accepted connection that ends,
+ * also after a refused handshake).  The reading side has no receive limit
+ * (RCVHWM 0 makes the inproc pipe unbounded), so the I/O thread never
+ * blocks on an event the receiver has not read yet; the events wait at
+ * most one poll round.  Returns 0, or -1 with err. */
+static int s_monitor(bm_receiver_t *r, size_t i, bm_err_t *err)
+{
+    char ep[64];
+    int zero = 0;
+    snprintf(ep, sizeof ep, "inproc://bm-receiver-monitor-%zu", i);
+    if (zmq_socket_monitor(r->socks[i], ep, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) < 0)
+        return bm_err_set(err, "could not monitor the socket of \"%s\": %s",
+                          r->cfg->listen.items[i], zmq_strerror(errno));
+    void *m = zmq_socket(r->ctx, ZMQ_PAIR);
+    if (!m || zmq_setsockopt(m, ZMQ_RCVHWM, &zero, sizeof zero) < 0 ||
+        zmq_setsockopt(m, ZMQ_LINGER, &zero, sizeof zero) < 0 || zmq_connect(m, ep) < 0) {
+        if (m)
+            zmq_close(m);
+        return bm_err_set(err, "could not connect the monitor of \"%s\": %s",
+                          r->cfg->listen.items[i], zmq_strerror(errno));
+    }
+    r->mons[i] = m;
+    r->items[r->n_socks + i] = (zmq_pollitem_t){.socket = m, .events = ZMQ_POLLIN};
+    return 0;
+}
+
+/* Reads the waiting events of monitor socket m (two frames each: event
+ * number and value, then the endpoint). */
+static void s_monitor_read(bm_receiver_t *r, void *m)
+{
+    for (int k = 0; k < 4 * S_DRAIN_MAX; k++) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, m, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&ev), sizeof event);
+        bool more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        while (more) {
+            zmq_msg_init(&ev);
+            if (zmq_msg_recv(&ev, m, 0) < 0)
+                more = false;
+            else
+                more = zmq_msg_more(&ev);
+            zmq_msg_close(&ev);
+        }
+        if (event == ZMQ_EVENT_ACCEPTED)
+            r->c.conns_accepted++;
+        else if (event == ZMQ_EVENT_DISCONNECTED)
+            r->c.conns_closed++;
+    }
+}
+
+/* Copies what /metrics shows into the snapshot (the receiver's thread). */
+static void s_publish(bm_receiver_t *r)
+{
+    if (!r->m_lock_ok)
+        return;
+    size_t nb = 0, nc = 0, nq = 0;
+    if (r->cache)
+        bm_refcache_counts(r->cache, &nb, &nc, &nq);
+    pthread_mutex_lock(&r->m_lock);
+    r->snap.c = r->c;
+    r->snap.ack = r->h_ack;
+    r->snap.gbatches = r->h_gbatches;
+    r->snap.grecords = r->h_grecords;
+    r->snap.db_ready = r->db_ready;
+    r->snap.curve = r->curve;
+    r->snap.n_agents_cached = r->n_agents;
+    r->snap.n_branches = nb;
+    r->snap.n_competitors = nc;
+    r->snap.n_questionnaires = nq;
+    r->snap.started_ms = r->started_ms;
+    pthread_mutex_unlock(&r->m_lock);
+}
+
+/* Creates, configures and binds the ROUTER socket of every listen
+ * endpoint (CURVE server with secret when r->curve) and its monitor.
+ * Returns 0, or -1 with err (the sockets made so far stay in r for
+ * bm_receiver_destroy). */
+static int s_bind_all(bm_receiver_t *r, const char *secret, bm_err_t *err)
+{
+    const bm_collector_config_t *cfg = r->cfg;
+    int64_t maxmsg = cfg->max_frame_bytes;
+    int zero = 0;
+    int ivl = (int)cfg->heartbeat_interval_ms;
+    int timeout = ivl * 3;
+    /* ZMQ_HEARTBEAT_TTL is carried in deciseconds on the wire (max 6553.5 s). */
+    int ttl = timeout > 6553500 ? 6553500 : timeout;
+    int one = 1;
+    int backlog = (int)cfg->listen_backlog;
+    /* Per peer: an agent sending with a window of 128 large batches would
+     * otherwise queue them all here (libzmq's default is 1,000 messages). */
+    int rcvhwm = (int)cfg->max_queued_per_agent;
+    s_check_somaxconn(backlog);
+    for (size_t i = 0; i < r->n_socks; i++) {
+        const char *ep = cfg->listen.items[i];
+        void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
+        if (!s || zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
+            zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &zero, sizeof zero) < 0 ||
+            zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) < 0 ||
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) < 0 ||
+            zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) < 0 ||
+            zmq_setsockopt(s, ZMQ_BACKLOG, &backlog, sizeof backlog) < 0 ||
+            zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) < 0 ||
+            (r->curve &&
+             (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+              zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, BM_Z85_KEY_LEN) < 0 ||
+              zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, BM_ZAP_DOMAIN, strlen(BM_ZAP_DOMAIN)) < 0))) {
+            bm_err_set(err, "could not create a socket for \"%s\": %s", ep, zmq_strerror(errno));
+            if (s)
+                zmq_close(s);
+            return -1;
+        }
+        r->socks[i] = s;
+        if (zmq_bind(s, ep) < 0)
+            return bm_err_set(err, "could not bind \"%s\": %s", ep, zmq_strerror(errno));
+        r->items[i] = (zmq_pollitem_t){.socket = s, .events = ZMQ_POLLIN};
+        if (s_monitor(r, i, err) < 0)
+            return -1;
+        bm_info("receiver", "listening on %s", ep);
+    }
+    return 0;
+}
+
 bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
 {
     bm_receiver_t *r = calloc(1, sizeof *r);
@@ -217,9 +408,13 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
         return NULL;
     }
     r->cfg = cfg;
+    r->m_lock_ok = pthread_mutex_init(&r->m_lock, NULL) == 0;
+    s_hists_init(r);
     r->n_socks = cfg->listen.count;
     r->socks = calloc(r->n_socks, sizeof *r->socks);
-    r->items = calloc(r->n_socks, sizeof *r->items);
+    /* items[0..n_socks): the ROUTER sockets; then their monitors. */
+    r->items = calloc(2 * r->n_socks, sizeof *r->items);
+    r->mons = calloc(r->n_socks, sizeof *r->mons);
     /* Bindings of max_agents at most half full: probes stay short and the
      * cache never overflows into a database round trip per envelope. */
     r->agent_slots = S_AGENT_SLOTS_MIN;
@@ -244,7 +439,7 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
     r->store = bm_store_new(cfg->database);
     r->cache = bm_refcache_new();
     r->ctx = zmq_ctx_new();
-    if (!r->socks || !r->items || !r->agents || !r->pending || !r->g_batches || !r->g_ptrs ||
+    if (!r->socks || !r->items || !r->mons || !r->agents || !r->pending || !r->g_batches || !r->g_ptrs ||
         !r->g_results || !r->g_status || !r->g_errs || !r->rej || !r->rej_ptrs ||
         !r->rej_reasons || !r->accepted || !r->sort_buf || !r->spans || !r->keys || !r->store ||
         !r->cache || !r->ctx) {
@@ -265,12 +460,6 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
         bm_debug("receiver", "ZMQ_ZERO_COPY_RECV is not supported by this libzmq: %s",
                  zmq_strerror(errno));
     s_raise_nofile(cfg);
-    int64_t maxmsg = cfg->max_frame_bytes;
-    int zero = 0;
-    int ivl = (int)cfg->heartbeat_interval_ms;
-    int timeout = ivl * 3;
-    /* ZMQ_HEARTBEAT_TTL is carried in deciseconds on the wire (max 6553.5 s). */
-    int ttl = timeout > 6553500 ? 6553500 : timeout;
     /* CURVE: the secret key is read (and its mode checked) before anything
      * binds, and the ZAP handler runs before a peer can connect. */
     char secret[BM_Z85_KEY_LEN + 1] = "";
@@ -300,43 +489,10 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
                 "ANY PEER MAY CONNECT AND WRITE DATA UNAUTHENTICATED AND UNENCRYPTED; "
                 "use this only on loopback for development and benchmarks");
     }
-    int one = 1;
-    int backlog = (int)cfg->listen_backlog;
-    /* Per peer: an agent sending with a window of 128 large batches would
-     * otherwise queue them all here (libzmq's default is 1,000 messages). */
-    int rcvhwm = (int)cfg->max_queued_per_agent;
-    s_check_somaxconn(backlog);
-    for (size_t i = 0; i < r->n_socks; i++) {
-        const char *ep = cfg->listen.items[i];
-        void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
-        if (!s || zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) < 0 ||
-            zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &zero, sizeof zero) < 0 ||
-            zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
-            zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) < 0 ||
-            zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout) < 0 ||
-            zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl) < 0 ||
-            zmq_setsockopt(s, ZMQ_BACKLOG, &backlog, sizeof backlog) < 0 ||
-            zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) < 0 ||
-            (r->curve &&
-             (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
-              zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, BM_Z85_KEY_LEN) < 0 ||
-              zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, BM_ZAP_DOMAIN, strlen(BM_ZAP_DOMAIN)) < 0))) {
-            bm_err_set(err, "could not create a socket for \"%s\": %s", ep, zmq_strerror(errno));
-            if (s)
-                zmq_close(s);
-            memset(secret, 0, sizeof secret);
-            bm_receiver_destroy(&r);
-            return NULL;
-        }
-        r->socks[i] = s;
-        if (zmq_bind(s, ep) < 0) {
-            bm_err_set(err, "could not bind \"%s\": %s", ep, zmq_strerror(errno));
-            memset(secret, 0, sizeof secret);
-            bm_receiver_destroy(&r);
-            return NULL;
-        }
-        r->items[i] = (zmq_pollitem_t){.socket = s, .events = ZMQ_POLLIN};
-        bm_info("receiver", "listening on %s", ep);
+    if (s_bind_all(r, secret, err) < 0) {
+        memset(secret, 0, sizeof secret);
+        bm_receiver_destroy(&r);
+        return NULL;
     }
     memset(secret, 0, sizeof secret);
     r->started_ms = bm_now_ms();
@@ -344,6 +500,7 @@ bm_receiver_t *bm_receiver_new(const bm_collector_config_t *cfg, bm_err_t *err)
     r->next_touch_ms = bm_mono_ms() + S_AGENT_REFRESH_MS;
     r->backoff_ms = S_BACKOFF_MIN_MS;
     snprintf(r->db_error, sizeof r->db_error, "not connected yet");
+    s_publish(r);
     return r;
 }
 
@@ -356,6 +513,10 @@ void bm_receiver_destroy(bm_receiver_t **recv_p)
         for (size_t i = 0; i < r->n_socks; i++)
             if (r->socks[i])
                 zmq_close(r->socks[i]);
+    if (r->mons)
+        for (size_t i = 0; i < r->n_socks; i++)
+            if (r->mons[i])
+                zmq_close(r->mons[i]);
     bm_zap_stop(&r->zap);
     if (r->ctx)
         zmq_ctx_term(r->ctx);
@@ -368,6 +529,9 @@ void bm_receiver_destroy(bm_receiver_t **recv_p)
     bm_refcache_destroy(&r->cache);
     free(r->socks);
     free(r->items);
+    free(r->mons);
+    if (r->m_lock_ok)
+        pthread_mutex_destroy(&r->m_lock);
     s_agents_clear(r);
     free(r->agents);
     free(r->pending);
@@ -977,6 +1141,45 @@ static int s_batch_digest(const bm_batch_t *batch, char hex[2 * SHA256_DIGEST_LE
     return 0;
 }
 
+/* Counts the records of a newly stored batch per kind.  Rejections carry
+ * their index; the store reports stored and duplicates per batch only, so
+ * they go to the batch's kind when its remaining records have one kind (a
+ * batch of the agent always has: it comes from one file), are exact per
+ * kind when there are no duplicates, and else count under "mixed". */
+static void s_count_kinds(bm_receiver_t *r, const s_pending_t *p, const bm_store_result_t *res)
+{
+    const bm_batch_t *b = p->env->batch;
+    const bool *accepted = &r->accepted[p->off];
+    uint64_t left[S_KINDS] = {0};       /* accepted and not refused by the database */
+    for (size_t i = 0; i < b->n_records; i++)
+        if (accepted[i])
+            left[bm_record_kind(b->records[i])]++;
+    for (size_t k = 0; k < p->n_rej; k++) {
+        size_t i = r->rej[p->off + k].index;
+        if (i >= b->n_records)
+            continue;
+        bm_kind_t kind = bm_record_kind(b->records[i]);
+        r->c.kind_rejected[kind]++;
+        if (k >= p->n_rej_ours && accepted[i] && left[kind] > 0)
+            left[kind]--;
+    }
+    size_t kinds = 0, last = S_KIND_MIXED;
+    for (size_t k = 0; k < BM_KIND_COUNT; k++)
+        if (left[k]) {
+            kinds++;
+            last = k;
+        }
+    if (kinds > 1 && res->duplicates == 0) {
+        for (size_t k = 0; k < BM_KIND_COUNT; k++)
+            r->c.kind_stored[k] += left[k];
+        return;
+    }
+    if (kinds > 1)
+        last = S_KIND_MIXED;
+    r->c.kind_stored[last] += res->stored;
+    r->c.kind_duplicate[last] += res->duplicates;
+}
+
 /* Answers one stored (or failed) batch of the group. */
 static void s_answer(bm_receiver_t *r, s_pending_t *p, bm_store_status_t st,
                      const bm_store_result_t *res, const bm_err_t *err)
@@ -1016,6 +1219,7 @@ static void s_answer(bm_receiver_t *r, s_pending_t *p, bm_store_status_t st,
         r->c.records_stored += res->stored;
         r->c.records_duplicate += res->duplicates;
         r->c.records_rejected += p->n_rej;
+        s_count_kinds(r, p, res);
     }
     bm_debug("receiver", "batch %s/%" PRIu64 " from %s (%s): %zu records, %" PRIu32
              " stored, %" PRIu32 " duplicates, %zu rejected%s", env->stream_id, env->sequence,
@@ -1032,6 +1236,7 @@ static void s_answer(bm_receiver_t *r, s_pending_t *p, bm_store_status_t st,
     size_t len = 0;
     uint8_t *buf = bm_receiver_encode_ack(env, &ack, bm_now_ms(), &len);
     s_send(r, p->sock, &p->id, buf, len);
+    bm_prom_hist_observe(&r->h_ack, s_mono_s() - p->t0);
 }
 
 /* Stores the waiting batches in one transaction (store.c falls back to
@@ -1054,6 +1259,8 @@ static void s_flush_group(bm_receiver_t *r)
     }
     r->c.groups++;
     r->c.group_batches += n;
+    bm_prom_hist_observe(&r->h_gbatches, (double)n);
+    bm_prom_hist_observe(&r->h_grecords, (double)r->pool_used);
     bm_err_t err;
     bm_store_status_t st;
     if (!r->db_ready) {
@@ -1075,6 +1282,7 @@ static void s_flush_group(bm_receiver_t *r)
     }
     r->n_pending = 0;
     r->pool_used = 0;
+    s_publish(r);
 }
 
 /* Validates a batch and queues it for the next group commit.  Returns true
@@ -1125,6 +1333,7 @@ static bool s_batch(bm_receiver_t *r, void *sock, zmq_msg_t *id, bm_envelope_t *
         return false;
     }
     p->n_rej_ours = p->n_rej;
+    p->t0 = r->msg_t0;
     p->sock = sock;
     p->branch_id = branch_id;
     zmq_msg_init(&p->id);
@@ -1299,6 +1508,7 @@ static int s_read_one(bm_receiver_t *r, void *sock)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     }
     r->c.frames++;
+    r->msg_t0 = s_mono_s();
     if (!zmq_msg_more(&id)) {
         r->c.dropped_messages++;
         zmq_msg_close(&id);
@@ -1432,6 +1642,159 @@ void bm_receiver_report(bm_receiver_t *r)
 }
 
 /* ------------------------------------------------------------------ */
+/* /metrics                                                            */
+/* ------------------------------------------------------------------ */
+
+static const char *s_kind_label(size_t k)
+{
+    return k == S_KIND_MIXED ? "mixed" : bm_kind_name((bm_kind_t)k);
+}
+
+/* Records per kind and result, batches, group commits, ack latency. */
+static void s_prom_ingest(bm_prom_t *p, const s_snapshot_t *s)
+{
+    const s_counters_t *c = &s->c;
+    const char *rn = "branchmark_collector_records_total";
+    bm_prom_family(p, rn, BM_PROM_COUNTER, "records of newly stored batches, by kind and "
+                   "result (stored, duplicate = stored before, rejected = refused by "
+                   "validation or the database)");
+    for (size_t k = 0; k < S_KINDS; k++) {
+        /* "none" and "mixed" only once they happen; the kinds always, so
+         * that rate() sees a 0 before the first record. */
+        bool rare = k == BM_KIND_NONE || k == S_KIND_MIXED;
+        if (rare && !c->kind_stored[k] && !c->kind_duplicate[k] && !c->kind_rejected[k])
+            continue;
+        const char *kl = s_kind_label(k);
+        bm_prom_sample(p, rn, (double)c->kind_stored[k], "kind", kl, "result", "stored", NULL);
+        bm_prom_sample(p, rn, (double)c->kind_duplicate[k], "kind", kl, "result", "duplicate",
+                       NULL);
+        bm_prom_sample(p, rn, (double)c->kind_rejected[k], "kind", kl, "result", "rejected",
+                       NULL);
+    }
+    const char *bn = "branchmark_collector_batches_total";
+    bm_prom_family(p, bn, BM_PROM_COUNTER, "batches acknowledged: stored (new) or duplicate "
+                   "(a resend answered from the ledger)");
+    bm_prom_sample(p, bn, (double)c->batches_stored, "result", "stored", NULL);
+    bm_prom_sample(p, bn, (double)c->batches_duplicate, "result", "duplicate", NULL);
+    bm_prom_family(p, "branchmark_collector_group_commit_batches", BM_PROM_HISTOGRAM,
+                   "batches per group commit (one transaction); _count = group commits");
+    bm_prom_hist(p, "branchmark_collector_group_commit_batches", &s->gbatches, NULL);
+    bm_prom_family(p, "branchmark_collector_group_commit_records", BM_PROM_HISTOGRAM,
+                   "records per group commit (accepted or not)");
+    bm_prom_hist(p, "branchmark_collector_group_commit_records", &s->grecords, NULL);
+    bm_prom_family(p, "branchmark_collector_ack_latency_seconds", BM_PROM_HISTOGRAM,
+                   "time from reading a batch to sending its ack (validation, group "
+                   "commit, COMMIT)");
+    bm_prom_hist(p, "branchmark_collector_ack_latency_seconds", &s->ack, NULL);
+    const char *en = "branchmark_collector_errors_total";
+    bm_prom_family(p, en, BM_PROM_COUNTER, "messages answered with an error, by error code");
+    for (int i = 1; i < S_ERROR_CODES; i++)
+        bm_prom_sample(p, en, (double)c->errors[i], "code", s_error_names[i], NULL);
+}
+
+/* Traffic, database, connections, security. */
+static void s_prom_health(bm_prom_t *p, const s_snapshot_t *s, bm_zap_t *zap)
+{
+    const s_counters_t *c = &s->c;
+    struct {
+        const char *name, *help;
+        uint64_t v;
+    } counters[] = {
+        {"branchmark_collector_frames_total", "ZeroMQ frames read", c->frames},
+        {"branchmark_collector_envelopes_total", "envelopes that decoded and passed the "
+         "header checks", c->envelopes_ok},
+        {"branchmark_collector_heartbeats_total", "heartbeats answered", c->heartbeats},
+        {"branchmark_collector_dropped_messages_total", "messages dropped (not [identity]"
+         "[payload]) and replies that could not be sent", c->dropped_messages},
+        {"branchmark_collector_database_reconnects_total", "connections to PostgreSQL "
+         "re-established after it was lost", c->db_reconnects},
+        {"branchmark_collector_connections_accepted_total", "TCP connections accepted on "
+         "the ROUTER sockets", c->conns_accepted},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        bm_prom_family(p, counters[i].name, BM_PROM_COUNTER, counters[i].help);
+        bm_prom_sample(p, counters[i].name, (double)counters[i].v, NULL);
+    }
+    bm_prom_family(p, "branchmark_collector_connected_agents", BM_PROM_GAUGE,
+                   "TCP connections open on the ROUTER sockets: one per connected agent "
+                   "(a refused CURVE handshake is counted until its connection closes)");
+    bm_prom_sample(p, "branchmark_collector_connected_agents",
+                   c->conns_accepted > c->conns_closed
+                       ? (double)(c->conns_accepted - c->conns_closed) : 0, NULL);
+    bm_prom_family(p, "branchmark_collector_database_connected", BM_PROM_GAUGE,
+                   "1 while connected to PostgreSQL with the reference data loaded");
+    bm_prom_sample(p, "branchmark_collector_database_connected", s->db_ready ? 1 : 0, NULL);
+    uint64_t zap_ok = 0, zap_refused = 0;
+    bm_zap_counts(zap, &zap_ok, &zap_refused);
+    const char *zn = "branchmark_collector_zap_handshakes_total";
+    bm_prom_family(p, zn, BM_PROM_COUNTER, "CURVE handshakes the ZAP handler accepted or "
+                   "refused (key not enrolled or revoked, database down)");
+    bm_prom_sample(p, zn, (double)zap_ok, "result", "accepted", NULL);
+    bm_prom_sample(p, zn, (double)zap_refused, "result", "refused", NULL);
+    const char *sn = "branchmark_collector_security_refusals_total";
+    bm_prom_family(p, sn, BM_PROM_COUNTER, "messages of connected peers refused for a "
+                   "security reason; revoked_key = the cut-off of a peer whose key was "
+                   "revoked while it stayed connected");
+    bm_prom_sample(p, sn, (double)c->sec_revoked, "reason", "revoked_key", NULL);
+    bm_prom_sample(p, sn, (double)c->sec_wrong_branch, "reason", "wrong_branch", NULL);
+    bm_prom_sample(p, sn, (double)c->sec_wrong_agent, "reason", "wrong_agent", NULL);
+    bm_prom_sample(p, sn, (double)c->sec_no_identity, "reason", "no_identity", NULL);
+    const char *hn = "branchmark_collector_hostile_envelopes_total";
+    bm_prom_family(p, hn, BM_PROM_COUNTER, "envelopes refused as hostile beyond their error "
+                   "code: sent_at too far ahead, or a sequence reused for other content");
+    bm_prom_sample(p, hn, (double)c->future_dated, "reason", "future_dated", NULL);
+    bm_prom_sample(p, hn, (double)c->replayed, "reason", "replayed", NULL);
+}
+
+/* Sizes and times. */
+static void s_prom_state(bm_prom_t *p, const s_snapshot_t *s)
+{
+    const char *rn = "branchmark_collector_refdata_entries";
+    bm_prom_family(p, rn, BM_PROM_GAUGE, "reference data in the collector's cache");
+    bm_prom_sample(p, rn, (double)s->n_branches, "kind", "branches", NULL);
+    bm_prom_sample(p, rn, (double)s->n_competitors, "kind", "competitors", NULL);
+    bm_prom_sample(p, rn, (double)s->n_questionnaires, "kind", "questionnaire_versions",
+                   NULL);
+    bm_prom_family(p, "branchmark_collector_cached_agents", BM_PROM_GAUGE,
+                   "agent bindings in the cache (sized from max_agents)");
+    bm_prom_sample(p, "branchmark_collector_cached_agents", (double)s->n_agents_cached, NULL);
+    bm_prom_family(p, "branchmark_collector_curve_enabled", BM_PROM_GAUGE,
+                   "1 when agents must authenticate with CURVE");
+    bm_prom_sample(p, "branchmark_collector_curve_enabled", s->curve ? 1 : 0, NULL);
+    bm_prom_family(p, "branchmark_collector_start_time_seconds", BM_PROM_GAUGE,
+                   "when the collector started, seconds since the Unix epoch");
+    bm_prom_sample(p, "branchmark_collector_start_time_seconds",
+                   (double)s->started_ms / 1000.0, NULL);
+    bm_prom_family(p, "branchmark_collector_last_error_time_seconds", BM_PROM_GAUGE,
+                   "when the last error reply was sent (0: none since start)");
+    bm_prom_sample(p, "branchmark_collector_last_error_time_seconds",
+                   (double)s->c.last_error_ms / 1000.0, NULL);
+}
+
+char *bm_receiver_metrics(bm_receiver_t *r, size_t *len)
+{
+    if (!r->m_lock_ok)
+        return NULL;
+    s_snapshot_t *s = malloc(sizeof *s);
+    bm_prom_t *p = bm_prom_new(S_PAGE_MAX);
+    char *text = NULL;
+    if (s && p) {
+        pthread_mutex_lock(&r->m_lock);
+        *s = r->snap;
+        pthread_mutex_unlock(&r->m_lock);
+        s_prom_ingest(p, s);
+        s_prom_health(p, s, r->zap);
+        s_prom_state(p, s);
+        bm_err_t err;
+        if (!(text = bm_prom_take(p, len, &err)))
+            bm_warn("receiver", "metrics: %s", err.msg);
+    }
+    bm_prom_destroy(&p);
+    free(s);
+    return text;
+}
+
+/* ------------------------------------------------------------------ */
 /* Loop                                                                */
 /* ------------------------------------------------------------------ */
 
@@ -1451,7 +1814,7 @@ int bm_receiver_run(bm_receiver_t *r, volatile sig_atomic_t *stop, volatile sig_
                 s_touch_agents(r);
             r->next_touch_ms = now + S_AGENT_REFRESH_MS;
         }
-        int rc = zmq_poll(r->items, (int)r->n_socks, S_POLL_MS);
+        int rc = zmq_poll(r->items, (int)(2 * r->n_socks), S_POLL_MS);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -1480,7 +1843,12 @@ int bm_receiver_run(bm_receiver_t *r, volatile sig_atomic_t *stop, volatile sig_
          * to its caps, where s_batch commits it). */
         if (!more)
             s_flush_group(r);
+        for (size_t i = 0; i < r->n_socks && rc > 0; i++)
+            if (r->items[r->n_socks + i].revents & ZMQ_POLLIN)
+                s_monitor_read(r, r->mons[i]);
+        s_publish(r);
     }
     s_flush_group(r);
+    s_publish(r);
     return 0;
 }

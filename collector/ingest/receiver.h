@@ -55,6 +55,13 @@ void bm_receiver_reload(bm_receiver_t *recv);
 /* Logs the counters and writes the status file now. */
 void bm_receiver_report(bm_receiver_t *recv);
 
+/* The /metrics page (Prometheus text format, docs/operations.md) of the
+ * counters as the receiver last published them (at the end of its latest
+ * poll round).  Thread-safe: the metrics listener calls it from its own
+ * thread while the receiver runs.  Returns a heap string of *len bytes
+ * (caller frees), or NULL when out of memory. */
+char *bm_receiver_metrics(bm_receiver_t *recv, size_t *len);
+
 /* ---- One message's checks and replies, without sockets or a database ----
  *
  * The receiver runs these for every message, and tests/fuzz/fuzz_receiver.c

@@ -1,5 +1,8 @@
 /* web_api: routing, authentication and handlers of branchmark-web; see
- * web_api.h and docs/api.md. */
+ * web_api.h and docs/api.md.  GET /metrics (anonymous, like /api/health;
+ * docs/operations.md says why and how to keep it off the public proxy) is
+ * the counters in the Prometheus text format: requests per endpoint and
+ * status, logins per result, lock-outs and sessions. */
 #include "web_api.h"
 
 #include <errno.h>
@@ -17,6 +20,7 @@
 
 #include "bm_log.h"
 #include "actions.h"
+#include "bm_prom.h"
 #include "bm_time.h"
 #include "db.h"
 #include "output.h"
@@ -28,12 +32,24 @@
 #define S_VALUE_MAX 256         /* longest query parameter value */
 #define S_PATH_MAX 512          /* longest static file path */
 #define S_HEALTH_CACHE_MS 2000  /* how long a database ping result is reused */
+#define S_ROUTES 15             /* entries of s_routes */
+/* Endpoints counted for /metrics: the routes, then these (fixed labels, so
+ * a scan of random paths cannot grow the page). */
+#define S_EP_STATIC S_ROUTES    /* a file of static_dir (or a 404 outside /api/) */
+#define S_EP_UNKNOWN (S_ROUTES + 1)   /* an unknown /api/ path */
+#define S_EP_METRICS (S_ROUTES + 2)
+#define S_ENDPOINTS (S_ROUTES + 3)
+#define S_STATUSES 14           /* s_statuses, the last one "other" */
+#define S_PAGE_MAX (256 * 1024)
 
 struct bm_web_api {
     const bm_web_config_t *cfg;         /* borrowed */
     bm_web_sessions_t *sessions;
     int64_t started_ms;                 /* monotonic */
     atomic_ullong requests, errors_4xx, errors_5xx, logins, logins_failed, logins_throttled;
+    atomic_ullong logins_denied, logins_unavailable;
+    atomic_ullong by_route[S_ENDPOINTS][S_STATUSES]; /* requests per endpoint and status */
+    int64_t started_wall_ms;
     pthread_mutex_t health_lock;        /* guards the two below */
     int64_t health_checked_ms;
     bool health_db_ok;
@@ -67,6 +83,7 @@ bm_web_api_t *bm_web_api_new(const bm_web_config_t *cfg, bm_err_t *err)
         return NULL;
     }
     self->started_ms = bm_mono_ms();
+    self->started_wall_ms = bm_now_ms();
     pthread_mutex_init(&self->health_lock, NULL);
     return self;
 }
@@ -255,6 +272,10 @@ static void s_login(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *
                      rc == BM_WEB_LOGIN_OK);
     if (rc != BM_WEB_LOGIN_OK) {
         self->logins_failed++;
+        if (rc == BM_WEB_LOGIN_DENIED)
+            self->logins_denied++;
+        else
+            self->logins_unavailable++;
         if (rc == BM_WEB_LOGIN_DENIED) {
             bm_warn("api", "login of \"%s\" from %s refused: %s", user, req->peer, err.msg);
             s_error(resp, 401, "login failed: wrong user or password, or not allowed here");
@@ -820,6 +841,104 @@ static const struct {
     {"/api/action/update", "POST", S_SESSION, NULL},
     {NULL, NULL, S_ANON, NULL},
 };
+_Static_assert(sizeof s_routes / sizeof s_routes[0] == S_ROUTES + 1, "S_ROUTES");
+
+/* ---- /metrics ------------------------------------------------------------------ */
+
+static const int s_statuses[S_STATUSES - 1] = {200, 204, 400, 401, 403, 404, 405,
+                                               413, 415, 429, 500, 503, 504};
+
+static size_t s_status_index(int status)
+{
+    for (size_t i = 0; i < S_STATUSES - 1; i++)
+        if (s_statuses[i] == status)
+            return i;
+    return S_STATUSES - 1;
+}
+
+static size_t s_endpoint(const char *path)
+{
+    if (!strcmp(path, "/metrics"))
+        return S_EP_METRICS;
+    if (strncmp(path, "/api/", 5) != 0 && strcmp(path, "/api"))
+        return S_EP_STATIC;
+    for (size_t r = 0; r < S_ROUTES; r++)
+        if (!strcmp(s_routes[r].path, path))
+            return r;
+    return S_EP_UNKNOWN;
+}
+
+static const char *s_endpoint_label(size_t e)
+{
+    return e < S_ROUTES ? s_routes[e].path : e == S_EP_STATIC ? "static"
+                                           : e == S_EP_METRICS ? "/metrics" : "unknown";
+}
+
+/* Requests per endpoint and status: only the pairs seen, so the page
+ * stays small (an endpoint appears with its first request). */
+static void s_prom_requests(bm_web_api_t *self, bm_prom_t *p)
+{
+    const char *n = "branchmark_web_requests_total";
+    bm_prom_family(p, n, BM_PROM_COUNTER, "HTTP requests answered, by endpoint (static = "
+                   "the page's files, unknown = an unknown /api/ path) and status");
+    for (size_t e = 0; e < S_ENDPOINTS; e++)
+        for (size_t k = 0; k < S_STATUSES; k++) {
+            unsigned long long v = self->by_route[e][k];
+            if (!v)
+                continue;
+            char code[16];
+            if (k < S_STATUSES - 1)
+                snprintf(code, sizeof code, "%d", s_statuses[k]);
+            else
+                snprintf(code, sizeof code, "other");
+            bm_prom_sample(p, n, (double)v, "endpoint", s_endpoint_label(e), "status", code,
+                           NULL);
+        }
+}
+
+static void s_prom(bm_web_api_t *self, bm_web_resp_t *resp)
+{
+    bm_prom_t *p = bm_prom_new(S_PAGE_MAX);
+    if (!p) {
+        s_error(resp, 500, "out of memory");
+        return;
+    }
+    s_prom_requests(self, p);
+    const char *ln = "branchmark_web_logins_total";
+    bm_prom_family(p, ln, BM_PROM_COUNTER, "login attempts by result: ok, denied (wrong user "
+                   "or password, or a refused role), throttled (429 from the lock-out), "
+                   "unavailable (the database could not be asked)");
+    bm_prom_sample(p, ln, (double)self->logins, "result", "ok", NULL);
+    bm_prom_sample(p, ln, (double)self->logins_denied, "result", "denied", NULL);
+    bm_prom_sample(p, ln, (double)self->logins_throttled, "result", "throttled", NULL);
+    bm_prom_sample(p, ln, (double)self->logins_unavailable, "result", "unavailable", NULL);
+    bm_prom_family(p, "branchmark_web_login_lockouts_total", BM_PROM_COUNTER,
+                   "lock-outs of a client address or an account after too many failed logins");
+    bm_prom_sample(p, "branchmark_web_login_lockouts_total",
+                   (double)bm_web_guard_lockouts(self->guard), NULL);
+    bm_prom_family(p, "branchmark_web_sessions", BM_PROM_GAUGE, "login sessions open (each "
+                   "holds one PostgreSQL connection)");
+    bm_prom_sample(p, "branchmark_web_sessions",
+                   (double)bm_web_sessions_count(self->sessions), NULL);
+    bm_prom_family(p, "branchmark_web_sessions_max", BM_PROM_GAUGE, "max_sessions");
+    bm_prom_sample(p, "branchmark_web_sessions_max", (double)self->cfg->max_sessions, NULL);
+    bm_prom_family(p, "branchmark_web_database_up", BM_PROM_GAUGE,
+                   "1 when PostgreSQL answers a ping (cached for 2 s, as /api/health)");
+    bm_prom_sample(p, "branchmark_web_database_up", s_db_reachable(self) ? 1 : 0, NULL);
+    bm_prom_family(p, "branchmark_web_start_time_seconds", BM_PROM_GAUGE,
+                   "when the server started, seconds since the Unix epoch");
+    bm_prom_sample(p, "branchmark_web_start_time_seconds",
+                   (double)self->started_wall_ms / 1000.0, NULL);
+    bm_err_t err;
+    resp->body = bm_prom_take(p, &resp->body_len, &err);
+    bm_prom_destroy(&p);
+    if (!resp->body) {
+        s_error(resp, 500, "%s", err.msg);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = BM_PROM_CONTENT_TYPE;
+}
 
 /* logfmt value: quoted, with \ and " escaped and control characters dropped. */
 static void s_logfmt(const char *in, char *out, size_t size)
@@ -857,6 +976,15 @@ static bool s_same_origin(const bm_web_req_t *req)
 static void s_route(bm_web_api_t *self, const bm_web_req_t *req, bm_web_resp_t *resp)
 {
     bool get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
+    if (!strcmp(req->path, "/metrics")) {
+        if (!get) {
+            resp->allow = "GET, HEAD";
+            s_error(resp, 405, "method %s not allowed on /metrics (use GET)", req->method);
+            return;
+        }
+        s_prom(self, resp);
+        return;
+    }
     if (strncmp(req->path, "/api/", 5) != 0 && strcmp(req->path, "/api")) {
         if (!get) {
             resp->allow = "GET, HEAD";
@@ -925,6 +1053,7 @@ void bm_web_api_handle(void *arg, const bm_web_req_t *req, bm_web_resp_t *resp)
     bm_web_api_t *self = arg;
     int64_t t0 = bm_mono_ms();
     s_route(self, req, resp);
+    self->by_route[s_endpoint(req->path)][s_status_index(resp->status)]++;
     self->requests++;
     if (resp->status >= 500)
         self->errors_5xx++;
