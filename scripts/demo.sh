@@ -364,6 +364,13 @@ report "ranking in region $FIRST_REGION on the mystery-shopping score, month $LA
 report "scorecard of B001" scorecard B001
 report "branches against competitors" competitors
 
+# ------------------------------------------------------ chain yardstick
+# Regional and branch logins see the real chain line and each own branch's
+# chain-wide rank range (docs/security.md, migration 011); the ranges are
+# computed by an HQ-level login with the report's own rule and stored.
+step "chain-wide rank positions for scoped logins (branchmark yardstick refresh)"
+"$BM" yardstick refresh --db "$DB" | tail -n 3
+
 # ------------------------------------------------------------- dashboard
 # The HQ dashboard: branchmark-web serves the page and the JSON API; people
 # log in with their own PostgreSQL users, so row-level security decides what

@@ -14,10 +14,12 @@ static void s_causes_text(const bm_alert_t *a, char *buf, size_t size)
     for (int i = 0; i < a->ncauses; i++) {
         const bm_alert_cause_t *c = &a->causes[i];
         int first_of_kind = i == 0 || a->causes[i - 1].kind != c->kind;
+        char num[32];
+        bm_format_fixed(c->delta, 1, num, sizeof num);    /* the one rounding rule */
         size_t len = strlen(buf);
-        snprintf(buf + len, size - len, "%s%s%s %+.1f",
+        snprintf(buf + len, size - len, "%s%s%s %s%s",
                  !first_of_kind ? ", " : (len ? "; " : ""), first_of_kind ? labels[c->kind] : "",
-                 c->key, c->delta);
+                 c->key, num[0] == '-' ? "" : "+", num);
     }
 }
 

@@ -411,6 +411,8 @@ async function main() {
       check(Array.isArray(regApi.chain_positions), 'the regional rank has no chain_positions');
       const pageApi = await apiJson(mp, `/api/rank?metric=${await mp.inputValue('#pick-metric')}&region=${REGIONAL_REGION}&period=month&format=json`);
       const posOnPage = await mp.$$eval('#ranking-positions .position', (els) => els.map((e) => e.textContent));
+      check((pageApi.chain_positions || []).some((q) => q.chain_rank),
+            'no chain-wide position stored for the regional page (yardstick refresh)');
       const posWant = (pageApi.chain_positions || []).map((q) => `${q.branch}: ${q.chain_rank ? q.chain_rank.replace('-', '–') : 'not ranked'} of ${q.of}`);
       check(JSON.stringify(posOnPage) === JSON.stringify(posWant), `chain positions on the page ${JSON.stringify(posOnPage)}, expected ${JSON.stringify(posWant)}`);
       log(`regional user ${REGIONAL_USER}: chain line equals HQ's, positions ${posOnPage.join('; ') || '(none stored)'}`);

@@ -98,6 +98,9 @@ BM_USER_PASSWORD=$HQ_PW "$BM_TOOL" user add hq_page --role hq --db "$BM_DB" >"$T
     { cat "$T/user.log"; fail "user add hq_page"; }
 BM_USER_PASSWORD=$REG_PW "$BM_TOOL" user add regional_page --role regional --region "$REGION" \
     --db "$BM_DB" >>"$T/user.log" 2>&1 || { cat "$T/user.log"; fail "user add regional_page"; }
+# The chain-wide positions the regional page shows, stored by HQ's rule.
+"$BM_TOOL" yardstick refresh --db "$BM_DB" >"$T/yardstick.log" 2>&1 ||
+    { cat "$T/yardstick.log"; fail "branchmark yardstick refresh"; }
 # lib.sh's cluster trusts local connections; let PostgreSQL check the web
 # users' passwords (branchmark-web refuses logins it was not asked for).
 printf 'local all postgres trust\nlocal all all scram-sha-256\n' >"$T/pg/data/pg_hba.conf"
