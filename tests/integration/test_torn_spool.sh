@@ -89,6 +89,9 @@ for k in 1 2 3 4; do
     fi
     note "attempt $k: $f was taken whole before the kill, or the newest segment had no whole entry; again"
     restart_proc agent-B001
+    # The restarted agent first takes what is left of $f: the next attempt
+    # must find it busy with its own file, not with this one.
+    wait_until "the restarted agent has taken $f" 60 bash -c "[ ! -e '$A/inbox/$f' ]"
 done
 [ -n "$caught" ] || fail "could not kill the agent in the middle of a large file in 4 attempts"
 note "agent killed while taking $caught"

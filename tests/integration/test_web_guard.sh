@@ -80,7 +80,8 @@ for i in $(seq 40); do
     login victim "guess-$i" 127.0.0.2 >"$T/bf.$i" &
     pids+=($!)
 done
-wait "${pids[@]}"     # only these: the server runs in the background too
+wait "${pids[@]}" || true    # only these (the server runs in the background too); a refused
+                             # connection is curl exit 7, counted below as 000
 reached=$(( $(auth_failures victim) - before ))
 answers() { grep -lx "$1" "$T"/bf.* | wc -l || true; }   # no match: 0, not an exit
 n401=$(answers 401)
