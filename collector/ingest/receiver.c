@@ -142,7 +142,11 @@ struct bm_receiver {
     bool ever_connected;
     int64_t next_db_attempt_ms; /* monotonic */
     int64_t backoff_ms;
+    /* Why the database is not ready, in an operator's words (bm_db_cause):
+     * logged, and told to agents in ERROR_UNAVAILABLE. */
     char db_error[BM_ERR_MSG_MAX];
+    int64_t db_down_ms;         /* monotonic: when it went down (0: up) */
+    int64_t db_warned_ms;       /* monotonic: the last warning about it */
 
     s_agent_slot_t *agents;
     size_t agent_slots;         /* power of two */
@@ -555,15 +559,46 @@ void bm_receiver_destroy(bm_receiver_t **recv_p)
 /* Database state                                                      */
 /* ------------------------------------------------------------------ */
 
+/* How long ms is, for a log line: "0.5 s", "2 s", "30 s". */
+static const char *s_secs(int64_t ms, char *buf, size_t size)
+{
+    if (ms % 1000 == 0)
+        snprintf(buf, size, "%" PRId64 " s", ms / 1000);
+    else
+        snprintf(buf, size, "%.1f s", (double)ms / 1000);
+    return buf;
+}
+
+/* The database is not usable (why: the error as libpq and the server put
+ * it): closes the store's connection and schedules the next attempt with
+ * backoff.  The log says what happened in words (bm_db_cause) and what the
+ * collector does; the technical text goes to the debug log.  A retry that
+ * fails for the same cause is not news: it is logged at debug, with a
+ * reminder at warning level once a minute while the outage lasts. */
 static void s_db_down(bm_receiver_t *r, const char *why)
 {
-    if (r->db_ready || r->ever_connected)
-        bm_warn("receiver", "database unavailable: %s; retrying in %" PRId64 " ms", why,
-                r->backoff_ms);
+    char cause[BM_ERR_MSG_MAX], wait[24], gone[24];
+    int64_t now = bm_mono_ms();
+    bm_db_cause(why, cause, sizeof cause);
+    bm_debug("receiver", "database error: %s", why);
+    if (r->db_ready || !r->db_down_ms)
+        r->db_down_ms = now;
+    s_secs(r->backoff_ms, wait, sizeof wait);
+    if (r->db_ready || strcmp(cause, r->db_error) != 0) {
+        bm_warn("receiver", "%s; batches wait (agents are told to retry later), retrying in %s",
+                cause, wait);
+        r->db_warned_ms = now;
+    } else if (now - r->db_warned_ms >= 60000) {
+        bm_warn("receiver", "still %s, for %s; batches wait, retrying in %s", cause,
+                s_secs((now - r->db_down_ms) / 1000 * 1000, gone, sizeof gone), wait);
+        r->db_warned_ms = now;
+    } else {
+        bm_debug("receiver", "%s; retrying in %s", cause, wait);
+    }
     r->db_ready = false;
-    snprintf(r->db_error, sizeof r->db_error, "%s", why);
+    snprintf(r->db_error, sizeof r->db_error, "%s", cause);
     bm_store_disconnect(r->store);
-    r->next_db_attempt_ms = bm_mono_ms() + r->backoff_ms;
+    r->next_db_attempt_ms = now + r->backoff_ms;
     r->backoff_ms = r->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 
@@ -576,8 +611,6 @@ static int s_db_connect(bm_receiver_t *r, bm_err_t *fatal)
     if (r->cfg->migrate_on_start && !r->migrated) {
         PGconn *conn = bm_db_connect(r->cfg->database, "branchmark-collector", &err);
         if (!conn) {
-            if (!r->ever_connected)
-                bm_warn("receiver", "%s; retrying in %" PRId64 " ms", err.msg, r->backoff_ms);
             s_db_down(r, err.msg);
             return 0;
         }
@@ -598,8 +631,6 @@ static int s_db_connect(bm_receiver_t *r, bm_err_t *fatal)
         r->migrated = true;
     }
     if (bm_store_connect(r->store, &err) < 0) {
-        if (!r->ever_connected)
-            bm_warn("receiver", "%s; retrying in %" PRId64 " ms", err.msg, r->backoff_ms);
         s_db_down(r, err.msg);
         return 0;
     }
@@ -610,9 +641,16 @@ static int s_db_connect(bm_receiver_t *r, bm_err_t *fatal)
     char desc[256];
     size_t nb, nc, nq;
     bm_refcache_counts(r->cache, &nb, &nc, &nq);
-    bm_info("receiver", "connected to database %s; %zu branches, %zu competitors, "
+    char gone[48] = "";
+    if (r->db_down_ms && r->ever_connected) {
+        char secs[24];
+        snprintf(gone, sizeof gone, " (unavailable for %s)",
+                 s_secs((bm_mono_ms() - r->db_down_ms) / 1000 * 1000, secs, sizeof secs));
+    }
+    bm_info("receiver", "connected to database %s%s; %zu branches, %zu competitors, "
             "%zu questionnaire versions",
-            bm_db_describe(bm_store_conn(r->store), desc, sizeof desc), nb, nc, nq);
+            bm_db_describe(bm_store_conn(r->store), desc, sizeof desc), gone, nb, nc, nq);
+    r->db_down_ms = 0;
     if (r->ever_connected)
         r->c.db_reconnects++;
     r->ever_connected = true;

@@ -35,10 +35,14 @@
 enum { S_OK = BM_STORE_OK, S_RETRY = BM_STORE_RETRY, S_FAILED = BM_STORE_FAILED, S_DATA };
 
 /* What a staged record is next to the stored row of its (branch, source_id),
- * the staging column `oc` (010_corrections.sql): NULL new; the same content
- * (a resend, also of a version in the history); a version older than the
- * stored one (kept in the history only); a newer one (supersedes). */
-enum { S_OC_DUP = 1, S_OC_LATE = 2, S_OC_NEWER = 3 };
+ * the staging column `oc` (010_corrections.sql, 014_corrections_fix.sql):
+ * NULL new; a duplicate (the stored content, or a history version's with a
+ * version not newer than the stored one); a version older than the stored
+ * one (kept in the history only); a newer one (supersedes, also when its
+ * content is an older version's); the stored content with a newer version
+ * (a duplicate that raises the stored version, so that a version in
+ * between arriving later stays late). */
+enum { S_OC_DUP = 1, S_OC_LATE = 2, S_OC_NEWER = 3, S_OC_DUP_NEWER = 4 };
 
 /* Every staging row starts with its batch's position in the group `bi`,
  * its index in the batch, the batch's branch and the record's source id;
@@ -107,6 +111,7 @@ typedef struct {
     int32_t branch_id;
     const char *source_id;
     uint64_t digest;            /* of its content (s_digest) */
+    int64_t version;            /* the newest version sent with this content in the group */
 } s_item_t;
 
 /* What the store knows about one batch of the group in hand. */
@@ -802,8 +807,8 @@ static void s_row(bm_store_t *s, const s_kind_t *k, const s_rowctx_t *ctx, const
         s_put_col(s, &k->cols[c], msg, ctx);
     }
     s_sep(s);
-    if (r->version > 0)
-        s_int(s, r->version);
+    if (it->version > 0)
+        s_int(s, it->version);
     else
         s_null(s);
     s_sep(s);
@@ -965,7 +970,7 @@ static int s_prepare_kind_sql(bm_store_t *s, size_t k, int j, const s_sql_t *q, 
 }
 
 /* The statements of each kind, "bm_k<kind slot>_<S_Q_...>". */
-enum { S_Q_INSERT, S_Q_CLASSIFY, S_Q_CHILDREN, S_Q_RESOLVE, S_Q_SUPERSEDE };
+enum { S_Q_INSERT, S_Q_CLASSIFY, S_Q_CHILDREN, S_Q_RESOLVE, S_Q_SUPERSEDE, S_Q_RAISE };
 
 /* Appends ", p.name" for each of cols[0..n). */
 static void s_sql_qcols(s_sql_t *q, const char *p, const s_col_t *cols, size_t n)
@@ -976,9 +981,12 @@ static void s_sql_qcols(s_sql_t *q, const char *p, const s_col_t *cols, size_t n
 
 /* The classification of kind k's staged rows against the stored row of
  * their (branch, source_id), whatever its time (so also in another
- * partition), into oc and cur_id; returns (bi, oc, count) of the rows that
- * are not new.  The LATERAL ... LIMIT 1 makes it an index probe per staged
- * row.  Rows without a digest (stored before 010) compare column by column. */
+ * partition), into oc and cur_id (see S_OC_...); returns (bi, oc, count) of
+ * the rows that are not new.  The LATERAL ... LIMIT 1 makes it an index
+ * probe per staged row.  Rows without a digest (stored before 010) compare
+ * column by column.  The history's digests count only for versions not
+ * newer than the stored one: a newer version that goes back to an older
+ * content is a correction, not a resend (014_corrections_fix.sql). */
 static void s_sql_classify(s_sql_t *q, const s_kind_t *ks)
 {
     s_sql_add(q, "WITH c AS (SELECT s.bi, s.idx, r.id, CASE WHEN r.content_digest = "
@@ -987,7 +995,10 @@ static void s_sql_classify(s_sql_t *q, const s_kind_t *ks)
     s_sql_qcols(q, "r", ks->cols, ks->n_cols);
     s_sql_add(q, ") IS NOT DISTINCT FROM ROW(");
     s_sql_qcols(q, "s", ks->cols, ks->n_cols);
-    s_sql_add(q, ")) OR EXISTS (SELECT 1 FROM record_history h WHERE h.kind = '%s' "
+    s_sql_add(q, ")) THEN CASE WHEN coalesce(s.src_version, -1) > coalesce(r.src_version, -1) "
+                 "THEN %d ELSE %d END "
+                 "WHEN coalesce(s.src_version, -1) <= coalesce(r.src_version, -1) AND EXISTS "
+                 "(SELECT 1 FROM record_history h WHERE h.kind = '%s' "
                  "AND h.branch_id = s.branch_id AND h.source_id = s.source_id "
                  "AND h.content_digest = s.content_digest) THEN %d "
                  "WHEN coalesce(s.src_version, -1) >= coalesce(r.src_version, -1) THEN %d "
@@ -996,7 +1007,8 @@ static void s_sql_classify(s_sql_t *q, const s_kind_t *ks)
                  "u AS (UPDATE %s s SET oc = c.oc, cur_id = c.id FROM c "
                  "WHERE s.bi = c.bi AND s.idx = c.idx RETURNING s.bi, s.oc) "
                  "SELECT bi, oc, count(*) FROM u GROUP BY 1, 2",
-              ks->table, S_OC_DUP, S_OC_NEWER, S_OC_LATE, ks->stage, ks->table, ks->stage);
+              S_OC_DUP_NEWER, S_OC_DUP, ks->table, S_OC_DUP, S_OC_NEWER, S_OC_LATE, ks->stage,
+              ks->table, ks->stage);
 }
 
 /* Older versions into the history (with their children), then the staged
@@ -1015,14 +1027,16 @@ static void s_sql_resolve(s_sql_t *q, const s_kind_t *ks)
                      "AND c.source_id = s.source_id))",
                   ks->child->json_key, ks->child->stage);
     s_sql_add(q, ", b.stream_id, b.sequence FROM %s s JOIN stg_batches b ON b.bi = s.bi "
-                 "WHERE s.oc = %d) DELETE FROM %s WHERE oc IN (%d, %d)",
-              ks->stage, S_OC_LATE, ks->stage, S_OC_DUP, S_OC_LATE);
+                 "WHERE s.oc = %d) DELETE FROM %s WHERE oc IN (%d, %d, %d)",
+              ks->stage, S_OC_LATE, ks->stage, S_OC_DUP, S_OC_LATE, S_OC_DUP_NEWER);
 }
 
 /* Prepares the statements of kind k (see S_Q_...): the insert from its
  * staging table, the classification, the insert of the children (kinds
- * with children only), the resolution and the call of bm_supersede
- * (010_corrections.sql) with the newer versions and their batches. */
+ * with children only), the resolution, the call of bm_supersede
+ * (010_corrections.sql) with the newer versions and their batches, and the
+ * call of bm_version_raise (014_corrections_fix.sql) with the duplicates
+ * that bring a newer version. */
 static int s_prepare_kind(bm_store_t *s, size_t k, bm_err_t *err)
 {
     const s_kind_t *ks = &s_kinds[k];
@@ -1054,7 +1068,12 @@ static int s_prepare_kind(bm_store_t *s, size_t k, bm_err_t *err)
                   "'by_stream', b.stream_id, 'by_sequence', b.sequence) ORDER BY s.bi, s.idx)) "
                   "FROM %s s JOIN stg_batches b ON b.bi = s.bi WHERE s.oc = %d",
               ks->table, ks->stage, S_OC_NEWER);
-    return s_prepare_kind_sql(s, k, S_Q_SUPERSEDE, &q, err);
+    if (s_prepare_kind_sql(s, k, S_Q_SUPERSEDE, &q, err) < 0)
+        return -1;
+    q = (s_sql_t){.len = 0};
+    s_sql_add(&q, "SELECT bm_version_raise('%s', jsonb_agg(to_jsonb(s))) FROM %s s "
+                  "WHERE s.oc = %d", ks->table, ks->stage, S_OC_DUP_NEWER);
+    return s_prepare_kind_sql(s, k, S_Q_RAISE, &q, err);
 }
 
 int bm_store_connect(bm_store_t *s, bm_err_t *err)
@@ -1195,11 +1214,11 @@ static int s_clear_stage(bm_store_t *s, const s_kind_t *ks, bm_err_t *err)
 }
 
 /* Totals of the classification rows (bi, oc, count) by oc. */
-static void s_class_totals(const PGresult *cls, unsigned long n[4])
+static void s_class_totals(const PGresult *cls, unsigned long n[5])
 {
     for (int row = 0; row < PQntuples(cls); row++) {
         int oc = atoi(PQgetvalue(cls, row, 1));
-        if (oc >= 1 && oc <= 3)
+        if (oc >= S_OC_DUP && oc <= S_OC_DUP_NEWER)
             n[oc] += strtoul(PQgetvalue(cls, row, 2), NULL, 10);
     }
 }
@@ -1217,7 +1236,7 @@ static void s_count_run(bm_store_t *s, size_t from, size_t to, const PGresult *c
         if (bi >= s->g_n || n > s->st[bi].stored)
             continue;
         s->st[bi].stored -= n;
-        if (oc == S_OC_DUP)
+        if (oc == S_OC_DUP || oc == S_OC_DUP_NEWER)
             s->st[bi].dups += n;
         else
             s->st[bi].corrected += n;
@@ -1225,9 +1244,10 @@ static void s_count_run(bm_store_t *s, size_t from, size_t to, const PGresult *c
 }
 
 /* Stages and stores items[from..to), all of one kind and round: COPY,
- * classification against the stored rows, older versions to the history,
- * newer ones superseding (bm_supersede), then the insert of the new rows
- * and their children.  Counts go to the batches only once the run has
+ * classification against the stored rows, stored versions raised by
+ * duplicates that bring a newer one, older versions to the history, newer
+ * ones superseding (bm_supersede), then the insert of the new rows and
+ * their children.  Counts go to the batches only once the run has
  * succeeded (the record-by-record pass rolls a refused record back). */
 static int s_store_run(bm_store_t *s, const bm_refcache_t *cache, size_t from, size_t to,
                        bool clear, bm_err_t *err)
@@ -1235,13 +1255,15 @@ static int s_store_run(bm_store_t *s, const bm_refcache_t *cache, size_t from, s
     size_t k = s_kind_slot(s->items[from].kind);
     const s_kind_t *ks = &s_kinds[k];
     PGresult *cls = NULL, *res = NULL;
-    unsigned long n[4] = {0, 0, 0, 0};
+    unsigned long n[5] = {0, 0, 0, 0, 0};
     int rc = s_copy(s, cache, k, false, from, to, err);
     if (rc == S_OK && ks->child)
         rc = s_copy(s, cache, k, true, from, to, err);
     if (rc == S_OK && (rc = s_run_kind(s, k, S_Q_CLASSIFY, ks->stage, &cls, err)) == S_OK)
         s_class_totals(cls, n);
-    if (rc == S_OK && n[S_OC_DUP] + n[S_OC_LATE] > 0)
+    if (rc == S_OK && n[S_OC_DUP_NEWER] > 0)
+        rc = s_run_kind(s, k, S_Q_RAISE, "bm_version_raise", NULL, err);
+    if (rc == S_OK && n[S_OC_DUP] + n[S_OC_LATE] + n[S_OC_DUP_NEWER] > 0)
         rc = s_run_kind(s, k, S_Q_RESOLVE, "record_history", NULL, err);
     if (rc == S_OK && n[S_OC_NEWER] > 0)
         rc = s_run_kind(s, k, S_Q_SUPERSEDE, "bm_supersede", NULL, err);
@@ -1250,7 +1272,7 @@ static int s_store_run(bm_store_t *s, const bm_refcache_t *cache, size_t from, s
     if (rc == S_OK) {
         /* Rows classified new cannot conflict (batches of a branch are
          * serialised by its advisory lock); a difference is a bug. */
-        unsigned long want = (to - from) - n[S_OC_DUP] - n[S_OC_LATE] -
+        unsigned long want = (to - from) - n[S_OC_DUP] - n[S_OC_LATE] - n[S_OC_DUP_NEWER] -
                              (ks->in_place ? n[S_OC_NEWER] : 0);
         unsigned long got = strtoul(PQcmdTuples(res), NULL, 10);
         if (got != want) {
@@ -1335,7 +1357,9 @@ static bool s_same_key(const s_item_t *p, const s_item_t *q)
  * content in round 0, the next in round 1, ...), so that every round stages
  * a key at most once (children are joined to their parent by key) and a
  * later round finds the earlier one stored, as if it had come in a later
- * transaction: versions in one group end as they would in several. */
+ * transaction: versions in one group end as they would in several.  A
+ * repeat of a content keeps the newest version sent with it, as a later
+ * transaction would have raised the stored version (014). */
 static void s_plan(bm_store_t *s)
 {
     size_t n = 0;
@@ -1350,7 +1374,7 @@ static void s_plan(bm_store_t *s)
             s->items[n++] = (s_item_t){.kind = (uint8_t)bm_record_kind(r), .bi = (uint16_t)bi,
                                        .index = (uint32_t)i, .branch_id = b->branch_id,
                                        .source_id = r->source_id ? r->source_id : "",
-                                       .digest = s_digest(s, r)};
+                                       .digest = s_digest(s, r), .version = r->version};
         }
     }
     qsort(s->items, n, sizeof *s->items, s_key_cmp);
@@ -1360,10 +1384,12 @@ static void s_plan(bm_store_t *s)
         if (m == 0 || !s_same_key(&p, &s->items[m - 1]))
             key_start = m;
         uint16_t round = 0;
-        bool dup = false;
-        for (size_t q = key_start; q < m && !dup; q++, round++)
-            dup = s->items[q].digest == p.digest;
-        if (dup) {
+        size_t q = key_start;
+        while (q < m && s->items[q].digest != p.digest)
+            q++, round++;
+        if (q < m) {
+            if (p.version > s->items[q].version)
+                s->items[q].version = p.version;
             s->st[p.bi].group_dups++;
             continue;
         }

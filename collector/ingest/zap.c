@@ -69,6 +69,18 @@ static void s_reply(bm_zap_t *z, const s_request_t *req, const char *status, con
     zmq_send(z->sock, meta, meta_len, 0);
 }
 
+/* A key lookup found the database unusable: what happened in an operator's
+ * words and what follows (the connecting agent is refused for now and
+ * retries), the libpq text at debug level. */
+static void s_db_warn(const char *why)
+{
+    char cause[BM_ERR_MSG_MAX];
+    bm_db_cause(why, cause, sizeof cause);
+    bm_warn("zap", "could not check an agent's key: %s; the agent is refused for now and "
+            "retries", cause);
+    bm_debug("zap", "database error: %s", why);
+}
+
 /* Looks key up.  Returns 1 (enrolled, live: agent and branch filled), 0
  * (unknown or revoked) or -1 (database unavailable). */
 static int s_lookup(bm_zap_t *z, const char *key, char *agent, size_t agent_size,
@@ -80,7 +92,7 @@ static int s_lookup(bm_zap_t *z, const char *key, char *agent, size_t agent_size
             bm_err_t err;
             z->conn = bm_db_connect(z->conninfo, "branchmark-collector-zap", &err);
             if (!z->conn) {
-                bm_warn("zap", "%s", err.msg);
+                s_db_warn(err.msg);
                 return -1;
             }
         }
@@ -101,9 +113,11 @@ static int s_lookup(bm_zap_t *z, const char *key, char *agent, size_t agent_size
         bm_err_t err;
         bm_db_result_err(res, z->conn, "agent_keys", &err);
         PQclear(res);
-        bm_warn("zap", "could not look up an agent key: %s", err.msg);
-        if (PQstatus(z->conn) == CONNECTION_OK)
+        if (PQstatus(z->conn) == CONNECTION_OK) {
+            bm_warn("zap", "could not look up an agent key: %s", err.msg);
             return -1;   /* a query error, not a lost connection: do not loop */
+        }
+        s_db_warn(err.msg);
     }
     return -1;
 }

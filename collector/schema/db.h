@@ -42,4 +42,17 @@ int bm_db_exec(PGconn *conn, const char *sql, bm_err_t *err);
 int bm_db_result_err(const PGresult *res, PGconn *conn, const char *what,
                      bm_err_t *err);
 
+/* What a failed connection or statement means, in words an operator acts
+ * on: reads libpq's and the server's text in msg (as bm_db_connect and
+ * bm_db_result_err leave it in an error) and writes one short phrase to
+ * out, such as "database unreachable (connection refused at
+ * 10.0.0.5:5432)", "database unreachable (no server at /run/postgresql:5432)",
+ * "connection to the database lost (the server closed it)", "database
+ * shutting down", "database starting up" or "database refused the login
+ * (password authentication failed for user \"x\")".  Returns 1 when it
+ * recognised the failure; 0 when not, and out then holds msg as it is.
+ * The full text belongs in the debug log: the phrase leaves out libpq's
+ * hints and FATAL/DETAIL prefixes. */
+int bm_db_cause(const char *msg, char *out, size_t size);
+
 #endif
