@@ -359,8 +359,11 @@ if has_cmd review; then
 fi
 
 report "per-branch summary" summary
-report "ranking in region $FIRST_REGION on the mystery-shopping score, month $LAST_MONTH" \
-    rank --region "$FIRST_REGION" --metric ms_score --period month --at "$LAST_DAY"
+# The last complete month (--last): the running one is partial, and a
+# partial period is marked and never tested (docs/metrics.md).
+COMPLETE_MONTH=$(date -u -d "$(date -u +%Y-%m-01) -1 day" +%Y-%m)
+report "ranking in region $FIRST_REGION on the mystery-shopping score, last complete month ($COMPLETE_MONTH)" \
+    rank --region "$FIRST_REGION" --metric ms_score --period month --last
 report "scorecard of B001" scorecard B001
 report "branches against competitors" competitors
 
@@ -369,7 +372,7 @@ report "branches against competitors" competitors
 # chain-wide rank range (docs/security.md, migration 011); the ranges are
 # computed by an HQ-level login with the report's own rule and stored.
 step "chain-wide rank positions for scoped logins (branchmark yardstick refresh)"
-"$BM" yardstick refresh --db "$DB" | tail -n 3
+"$BM" yardstick refresh --db "$DB" | grep -E '^(ms_score|nps) month' || true
 
 # ------------------------------------------------------------- dashboard
 # The HQ dashboard: branchmark-web serves the page and the JSON API; people
@@ -412,12 +415,12 @@ done
 web_up || die "branchmark-web does not answer on $WEB_URL (log: $DEMO/logs/web.log)"
 # The API answers what the CLI prints: the regional manager logs in and
 # fetches the region's ranking, as the page does.
-echo "\$ curl '$WEB_URL/api/rank?metric=ms_score&period=month&at=$LAST_DAY&format=csv'   (as $REGIONAL_USER)"
+echo "\$ curl '$WEB_URL/api/rank?metric=ms_score&period=month&last=1&format=csv'   (as $REGIONAL_USER)"
 COOKIES=$DEMO/web-cookies.txt
 curl -fsS -c "$COOKIES" -H 'Content-Type: application/json' \
     -d "{\"user\": \"$REGIONAL_USER\", \"password\": \"$REG_PW\"}" "$WEB_URL/api/login" >/dev/null ||
     die "logging in to the dashboard as $REGIONAL_USER failed (log: $DEMO/logs/web.log)"
-curl -fsS -b "$COOKIES" "$WEB_URL/api/rank?metric=ms_score&period=month&at=$LAST_DAY&format=csv" ||
+curl -fsS -b "$COOKIES" "$WEB_URL/api/rank?metric=ms_score&period=month&last=1&format=csv" ||
     die "the dashboard's ranking API failed (log: $DEMO/logs/web.log)"
 rm -f "$COOKIES"
 cat <<EOF
@@ -429,13 +432,14 @@ Dashboard: $WEB_URL/
 EOF
 
 step "closing the loop: an action from the first alert, marked done, and its follow-up (docs/actions.md)"
-ALERT=$("$BM" alerts --db "$DB" --format csv | tr -d '\r' | awk -F, 'NR == 2 { print $1 "," $3; exit }')
+# A month of data has no six earlier months to compare with: days do.
+ALERT=$("$BM" alerts --period day --db "$DB" --format csv | tr -d '\r' | awk -F, 'NR == 2 { print $1 "," $3; exit }')
 if [ -n "$ALERT" ]; then
     A_BRANCH=${ALERT%%,*}
     A_METRIC=${ALERT#*,}
     A_DUE=$(psql -X -A -t -q -d "$DB" -c "SELECT (now() AT TIME ZONE bm_chain_timezone())::date + 14")
     A_EFF=$(psql -X -A -t -q -d "$DB" -c "SELECT (now() AT TIME ZONE bm_chain_timezone())::date - $DAYS / 2")
-    A_ID=$("$BM" action open --db "$DB" --branch "$A_BRANCH" --metric "$A_METRIC" --owner branch \
+    A_ID=$("$BM" action open --db "$DB" --branch "$A_BRANCH" --metric "$A_METRIC" --owner branch --period week \
            --what "coach the team on the alert's likely causes" --due "$A_DUE" --source alert \
            --format csv | tr -d '\r' | awk -F, 'NR == 2 { print $1 }')
     "$BM" action update "$A_ID" --db "$DB" --status in_progress --comment "team briefed" >/dev/null
