@@ -2,8 +2,11 @@
  * app.js: the HQ dashboard's behaviour.  Talks only to branchmark-web's JSON
  * API on the same origin (docs/api.md): logs in (the session cookie is
  * HttpOnly, so this script never sees or stores the token), fills the region,
- * period and metric pickers, and draws the ranking, the early warnings and a
- * branch's scorecard with Chart.js (vendored under vendor/, never a CDN).
+ * period and metric pickers, and draws the ranking, the early warnings, the
+ * actions (docs/actions.md: opened from an alert, status changes, the
+ * follow-up of done ones) and a branch's scorecard with Chart.js (vendored
+ * under vendor/, never a CDN).  Changes are same-origin POSTs of JSON, which
+ * is what the server's cross-site check lets through.
  *
  * Every piece of data goes into the DOM through textContent or attributes
  * set one by one (never innerHTML), so a branch called "<script>" stays text.
@@ -368,6 +371,7 @@
       $('ranking-view').hidden = false;
       renderRanking(seq, p).catch(onError);
       renderAlerts(seq, p, null, $('alerts-list'), $('alerts-status'), $('alerts-csv'), $('alerts-subtitle')).catch(onError);
+      renderActions('region', { region: p.region }).catch(onError);
     }
   }
 
@@ -520,6 +524,9 @@
     }
     if (seq !== state.seq) return;
     setStatus(status, '');
+    // "month 2026-11 against the previous ...": the period the warnings are
+    // of, the action's source reference ("nps 2026-11").
+    const periodOf = /^(?:week|month|quarter) (\S+) against/.exec((data.notes || [])[0] || '');
     const all = Array.isArray(data.alerts) ? data.alerts : [];
     const alerts = branch ? all.filter((a) => a.branch === branch) : all;
     subtitle.textContent = (data.notes || []).join('; ');
@@ -541,14 +548,296 @@
           writeRoute(Object.assign({ branch: a.branch }, currentPickers()));
         });
       }
-      list.append(el('li', { data: { branch: a.branch, metric: a.metric } },
+      const li = el('li', { data: { branch: a.branch, metric: a.metric } });
+      const open = el('button', { type: 'button', className: 'btn btn-small alert-open-action', text: 'Open an action',
+        title: `open an action for ${metricLabel(a.metric)} at ${a.branch}` });
+      open.addEventListener('click', () => {
+        const ref = periodOf ? `${a.metric} ${periodOf[1]}` : a.metric;
+        toggleOpenForm(li, open, { branch: a.branch, metric: a.metric, source: 'alert', source_ref: ref });
+      });
+      list.append(li);
+      li.append(
         el('div', { className: 'alert-head' },
           who,
           el('span', { className: 'muted', text: a.region || '' }),
           el('span', { className: 'alert-metric', text: metricLabel(a.metric) }),
           el('span', { className: 'alert-figures', text: `${fmt(a.current, d)}${unit} (n ${fmtInt(a.n)}) vs baseline ${fmt(a.baseline, d)} (n ${fmtInt(a.baseline_n)})` }),
           el('span', { className: 'alert-sigma', text: `${fmt(a.sigmas, 1)} σ`, title: 'standard errors away from the baseline' })),
-        a.likely_causes ? el('p', { className: 'alert-causes', text: `Likely causes: ${a.likely_causes}` }) : null));
+        a.likely_causes ? el('p', { className: 'alert-causes', text: `Likely causes: ${a.likely_causes}` }) : null,
+        el('div', { className: 'alert-tools' }, open));
+    }
+  }
+
+  /* ------------------------------------------------------------ actions */
+
+  // The day in the browser's time zone as YYYY-MM-DD (the server checks
+  // dates against the chain's own "today" and says so when one is off).
+  function isoDay(offsetDays) {
+    const d = new Date();
+    d.setDate(d.getDate() + (offsetDays || 0));
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  }
+
+  function postJson(path, body) {
+    return api(path, null, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+
+  // field(label, input): a labelled form field; the label wraps the input.
+  function field(label, input, cls) {
+    return el('label', { className: 'field' + (cls ? ' ' + cls : '') }, el('span', { className: 'field-label', text: label }), input);
+  }
+
+  const STATUS_LABEL = { open: 'open', in_progress: 'in progress', done: 'done', dropped: 'dropped' };
+  const OWNER_LABEL = { branch: 'branch manager', regional: 'regional manager' };
+
+  // Shows (or hides again) the form that opens an action under an alert:
+  // branch and metric come from the alert; what is to be done, the owner,
+  // the due date and a target are asked.  On success the lists of actions
+  // on the page are drawn again.
+  function toggleOpenForm(li, button, pre) {
+    const existing = li.querySelector('form.action-form');
+    if (existing) {
+      existing.remove();
+      button.setAttribute('aria-expanded', 'false');
+      return;
+    }
+    const what = el('textarea', { className: 'af-what', name: 'what', required: true, maxLength: 2000, rows: 2,
+      placeholder: 'e.g. call back every detractor within a day' });
+    const owner = el('select', { className: 'af-owner', name: 'owner' },
+      el('option', { value: 'branch', text: OWNER_LABEL.branch }),
+      el('option', { value: 'regional', text: OWNER_LABEL.regional }));
+    const due = el('input', { className: 'af-due', name: 'due', type: 'date', required: true, value: isoDay(14) });
+    const target = el('input', { className: 'af-target', name: 'target', maxLength: 200, placeholder: 'e.g. NPS >= 10' });
+    const err = el('p', { className: 'form-error af-error', role: 'alert', hidden: true });
+    const submit = el('button', { type: 'submit', className: 'btn btn-primary af-submit', text: 'Open the action' });
+    const cancel = el('button', { type: 'button', className: 'btn af-cancel', text: 'Cancel' });
+    const form = el('form', { className: 'action-form', data: { branch: pre.branch, metric: pre.metric } },
+      el('p', { className: 'af-about' }, 'New action for ', el('b', { className: 'af-branch', text: pre.branch }), ', ',
+        el('b', { className: 'af-metric', text: metricLabel(pre.metric) }),
+        el('span', { className: 'muted', text: ` (from the early warning ${pre.source_ref})` })),
+      field('What is to be done', what, 'field-wide'),
+      el('div', { className: 'field-row' }, field('Owner', owner), field('Due', due), field('Target (optional)', target)),
+      err,
+      el('div', { className: 'form-buttons' }, submit, cancel));
+    cancel.addEventListener('click', () => toggleOpenForm(li, button));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      err.hidden = true;
+      submit.disabled = true;
+      const body = { branch: pre.branch, metric: pre.metric, what: what.value.trim(), owner: owner.value,
+        due: due.value, source: pre.source, source_ref: pre.source_ref };
+      if (target.value.trim()) body.target = target.value.trim();
+      try {
+        const r = await postJson('/api/action/open', body);
+        form.remove();
+        button.setAttribute('aria-expanded', 'false');
+        const done = el('p', { className: 'af-done', role: 'status', data: { id: String(r.id) },
+          text: `Action #${r.id} opened (due ${body.due}).` });
+        const old = li.querySelector('.af-done');
+        if (old) old.remove();
+        li.append(done);
+        refreshActions();
+      } catch (e) {
+        if (e instanceof AuthError) return onError(e);
+        err.textContent = e.message;
+        err.hidden = false;
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    li.append(form);
+    button.setAttribute('aria-expanded', 'true');
+    what.focus();
+  }
+
+  // The form that changes an action's status (in progress, done with the
+  // day it took effect, dropped) or only adds a comment.
+  function toggleUpdateForm(li, button, a) {
+    const existing = li.querySelector('form.update-form');
+    if (existing) {
+      existing.remove();
+      button.setAttribute('aria-expanded', 'false');
+      return;
+    }
+    const status = el('select', { className: 'uf-status', name: 'status' },
+      el('option', { value: '', text: 'keep the status (comment only)' }));
+    for (const st of ['open', 'in_progress', 'done', 'dropped']) {
+      if (st !== a.status) status.append(el('option', { value: st, text: STATUS_LABEL[st] }));
+    }
+    status.value = a.status === 'open' ? 'in_progress' : 'done';
+    const effective = el('input', { className: 'uf-effective', name: 'effective', type: 'date', value: isoDay(0), max: isoDay(0) });
+    const effField = field('Took effect on', effective);
+    const comment = el('textarea', { className: 'uf-comment', name: 'comment', maxLength: 2000, rows: 2, placeholder: 'what happened' });
+    const err = el('p', { className: 'form-error uf-error', role: 'alert', hidden: true });
+    const submit = el('button', { type: 'submit', className: 'btn btn-primary uf-submit', text: 'Save' });
+    const cancel = el('button', { type: 'button', className: 'btn uf-cancel', text: 'Cancel' });
+    const sync = () => { effField.hidden = status.value !== 'done'; };
+    status.addEventListener('change', sync);
+    sync();
+    const form = el('form', { className: 'update-form', data: { id: String(a.id) } },
+      el('div', { className: 'field-row' }, field('Status', status), effField),
+      field('Comment', comment, 'field-wide'),
+      err,
+      el('div', { className: 'form-buttons' }, submit, cancel));
+    cancel.addEventListener('click', () => toggleUpdateForm(li, button, a));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      err.hidden = true;
+      const body = { id: a.id };
+      if (status.value) body.status = status.value;
+      if (status.value === 'done' && effective.value) body.effective = effective.value;
+      if (comment.value.trim()) body.comment = comment.value.trim();
+      if (!body.status && !body.comment) {
+        err.textContent = 'choose a new status or write a comment';
+        err.hidden = false;
+        return;
+      }
+      submit.disabled = true;
+      try {
+        await postJson('/api/action/update', body);
+        refreshActions();
+      } catch (e) {
+        if (e instanceof AuthError) return onError(e);
+        err.textContent = e.message;
+        err.hidden = false;
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    li.append(form);
+    button.setAttribute('aria-expanded', 'true');
+    status.focus();
+  }
+
+  // The follow-up of a done action: the verdict and the effect with its
+  // 95% interval and the n behind it, from /api/followup.
+  async function renderFollowup(box, a) {
+    box.append(el('span', { className: 'muted', text: 'follow-up: loading…' }));
+    let data;
+    try {
+      data = await api('/api/followup', { action: a.id });
+    } catch (e) {
+      if (e instanceof AuthError) throw e;
+      clear(box);
+      box.append(el('span', { className: 'status error', text: `follow-up: ${e.message}` }));
+      return;
+    }
+    clear(box);
+    const eff = Array.isArray(data.effect) && data.effect[0] ? data.effect[0] : null;
+    if (!eff) {
+      box.append(el('span', { className: 'muted', text: 'follow-up: no answer' }));
+      return;
+    }
+    const good = eff.verdict === 'improved';
+    const bad = eff.verdict === 'worse';
+    box.dataset.verdict = eff.verdict || '';
+    box.append(el('span', { className: 'fu-label', text: 'Follow-up: ' }),
+      el('span', { className: 'fu-verdict' + (good ? ' good' : bad ? ' bad' : ''), text: String(eff.verdict || '').replace(/_/g, ' ') }));
+    if (isNum(eff.effect)) {
+      const d = decimalsOf([eff.effect, eff.effect_low, eff.effect_high]);
+      box.append(' ', el('span', { className: 'fu-effect', text: `effect ${fmtSigned(eff.effect, d)}` }), ' ',
+        el('span', { className: 'fu-interval', text: `(95% ${fmt(eff.effect_low, d)} – ${fmt(eff.effect_high, d)})` }));
+    }
+    const sides = Array.isArray(data.followup) ? data.followup : [];
+    const mine = sides[0];
+    if (mine) {
+      box.append(el('span', { className: 'fu-n muted', text: `; n before ${fmtInt(mine.before_n)}, after ${fmtInt(mine.after_n)}` +
+        (sides[1] ? ` (comparison: ${sides[1].scope})` : '') }));
+    }
+    if (eff.reason) box.append(el('span', { className: 'fu-reason muted', text: `; ${eff.reason}` }));
+  }
+
+  // renderActions(list, params): the actions of a region (or the chain) or
+  // of one branch, as the API orders them: overdue ones first (most days
+  // overdue first), then by due date.  Each list keeps its own sequence so
+  // a refresh after a change does not disturb the rest of the view.
+  const actionLists = {};
+
+  async function renderActions(key, params) {
+    const ids = key === 'branch'
+      ? { list: 'branch-actions-list', status: 'branch-actions-status', csv: 'branch-actions-csv', subtitle: 'branch-actions-subtitle' }
+      : { list: 'actions-list', status: 'actions-status', csv: 'actions-csv', subtitle: 'actions-subtitle' };
+    const seq = (actionLists[key] = { params, seq: ((actionLists[key] || {}).seq || 0) + 1 }).seq;
+    const list = $(ids.list);
+    const status = $(ids.status);
+    const q = Object.assign({ status: 'all', limit: 200 }, params);
+    $(ids.csv).href = csvHref('/api/actions', q);
+    setStatus(status, 'Loading…');
+    let data;
+    try {
+      data = await api('/api/actions', q);
+    } catch (e) {
+      if (actionLists[key].seq !== seq) return;
+      if (e instanceof AuthError) throw e;
+      clear(list);
+      setStatus(status, e.message, true);
+      return;
+    }
+    if (actionLists[key].seq !== seq) return;
+    setStatus(status, '');
+    const rows = Array.isArray(data.actions) ? data.actions : [];
+    $(ids.subtitle).textContent = (data.notes || []).join('; ');
+    clear(list);
+    if (!rows.length) {
+      list.append(el('li', { className: 'empty', text: params.branch ? `No action for ${params.branch} yet.` : 'No action yet.' }));
+      return;
+    }
+    const followups = [];
+    for (const a of rows) {
+      const overdue = a.overdue === true || a.days_overdue > 0;
+      const li = el('li', { className: `action st-${a.status}${overdue ? ' overdue' : ''}`,
+        data: { id: String(a.id), status: a.status, branch: a.branch, metric: a.metric, overdue: overdue ? '1' : '0' } });
+      const who = key === 'branch'
+        ? el('span', { className: 'action-branch', text: a.branch })
+        : el('button', { type: 'button', className: 'branch-link action-branch', text: a.branch, title: `open the scorecard of ${a.branch}` });
+      if (key !== 'branch') {
+        who.addEventListener('click', () => {
+          state.branchRegion[a.branch] = a.region;
+          writeRoute(Object.assign({ branch: a.branch }, currentPickers()));
+        });
+      }
+      const about = [a.section, a.contact_point, a.complaint_category].filter(Boolean).join(', ');
+      const head = el('div', { className: 'action-head' },
+        el('span', { className: `badge action-status st-${a.status}`, text: STATUS_LABEL[a.status] || a.status }),
+        who,
+        el('span', { className: 'action-metric', text: metricLabel(a.metric) + (about ? ` (${about})` : '') }),
+        el('span', { className: 'action-id muted', text: `#${a.id}` }));
+      if (overdue) head.append(el('span', { className: 'badge badge-overdue action-overdue', text: `${fmtInt(a.days_overdue)} day${a.days_overdue === 1 ? '' : 's'} overdue` }));
+      li.append(head, el('p', { className: 'action-what', text: a.what || '' }));
+      const facts = el('p', { className: 'action-facts muted' },
+        el('span', { className: 'action-owner', text: `owner: ${OWNER_LABEL[a.owner] || a.owner}` }), ' · ',
+        el('span', { className: 'action-due', text: `due ${a.due}` }));
+      if (a.target) facts.append(' · ', el('span', { className: 'action-target', text: `target ${a.target}` }));
+      if (a.effective) facts.append(' · ', el('span', { className: 'action-effective', text: `took effect ${a.effective}` }));
+      facts.append(' · ', el('span', { className: 'action-opened', text: `opened ${a.opened} by ${a.opened_by}` }));
+      li.append(facts);
+      if (a.status === 'done') {
+        const box = el('p', { className: 'action-followup' });
+        li.append(box);
+        followups.push(renderFollowup(box, a));
+      }
+      if (a.status === 'open' || a.status === 'in_progress') {
+        const upd = el('button', { type: 'button', className: 'btn btn-small action-update', text: 'Update' });
+        upd.setAttribute('aria-expanded', 'false');
+        upd.addEventListener('click', () => toggleUpdateForm(li, upd, a));
+        li.append(el('div', { className: 'action-tools' }, upd));
+      }
+      list.append(li);
+    }
+    await Promise.all(followups);
+  }
+
+  // Draws the visible lists of actions again (after an action was opened
+  // or changed).
+  function refreshActions() {
+    for (const key of Object.keys(actionLists)) {
+      const hidden = key === 'branch' ? $('branch-view').hidden : $('ranking-view').hidden;
+      if (!hidden) renderActions(key, actionLists[key].params).catch(onError);
     }
   }
 
@@ -768,6 +1057,8 @@
     // Competitor gaps are mystery-shopping scores, which are sparse: the
     // CLI's default period for them is the quarter, and so is ours.
     const gapParams = { branch, period: 'quarter' };
+    clear($('branch-actions-list'));
+    renderActions('branch', { branch }).catch(onError);
     const gapsP = api('/api/competitors', gapParams).then((d) => ({ d }), (e) => ({ e }));
 
     let data;
