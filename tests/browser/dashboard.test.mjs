@@ -20,6 +20,14 @@
 // - a regional user on a phone-sized screen (390x844): the region picker
 //   holds only its region, the ranking only its branches, another region's
 //   branch is refused, nothing overflows the screen sideways;
+// - actions (docs/actions.md): HQ opens an action from an early warning of
+//   BM_WEB_ALERT_BRANCH with the page's form (branch and metric prefilled),
+//   sees it in the region's action list (overdue ones first, every row equal
+//   /api/actions, text from data stays text) and on that branch's scorecard,
+//   moves it to in progress and to done with an effective date, and sees the
+//   follow-up verdict and interval equal /api/followup; the regional user sees
+//   only its region's actions (another region's, opened through the API, is
+//   not listed) and the action form fits a 390 px screen;
 // - BM_WEB_EXPECT_LOW_N=1: at least one low-n row must have been shown;
 // - BM_WEB_ALERT_BRANCH (optional): a branch of the picked region that must
 //   have an early warning; it is the one whose scorecard is opened;
@@ -157,6 +165,8 @@ const int = (v) => (v === null || v === undefined ? '–' : Number(v).toLocaleSt
 
 // sameNumber(text, v): the page shows v (rounded no further than the API
 // did; the page may add trailing zeros), or "–" for a missing value.
+const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
+
 function sameNumber(text, v) {
   if (v === null || v === undefined) return text === '–';
   return text.trim() !== '' && Math.abs(Number(text) - v) < 1e-9;
@@ -230,6 +240,93 @@ async function checkCsv(page, selector, header) {
   check((resp.headers()['content-type'] || '').startsWith('text/csv'), `${selector}: CSV export is ${resp.headers()['content-type']}`);
   const text = await resp.text();
   check(text.startsWith(header), `${selector}: CSV does not start with "${header}": ${text.slice(0, 80)}`);
+}
+
+// The day offset days from today (the browser's and this script's clock),
+// YYYY-MM-DD.
+function isoDay(offset) {
+  const d = new Date();
+  d.setDate(d.getDate() + offset);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+// An action opened through the API (set-up for what the page must list);
+// same-origin POST of JSON with the page's session cookie.
+async function apiPost(page, path, body) {
+  const resp = await page.request.post(BASE + path, {
+    headers: { 'Content-Type': 'application/json', Origin: origin }, data: JSON.stringify(body),
+  });
+  check(resp.ok(), `POST ${path} ${JSON.stringify(body)}: HTTP ${resp.status()} ${await resp.text()}`);
+  return (await resp.json()).id;
+}
+const apiOpen = (page, body) => apiPost(page, '/api/action/open', body);
+
+// checkFollowup: a done action's follow-up on the page (verdict, effect and
+// its 95% interval) equals /api/followup's.  Returns the API's effect row.
+async function checkFollowup(page, listSel, id) {
+  const li = `${listSel} li[data-id="${id}"]`;
+  await page.waitForSelector(`${li}[data-status="done"] .action-followup[data-verdict]`);
+  const eff = (await apiJson(page, `/api/followup?action=${id}`)).effect[0];
+  const verdict = await page.textContent(`${li} .fu-verdict`);
+  check(verdict === eff.verdict.replace(/_/g, ' '), `action ${id}: follow-up verdict on the page "${verdict}", /api/followup "${eff.verdict}"`);
+  const interval = await page.$(`${li} .fu-interval`);
+  check(!!interval === isNum(eff.effect), `action ${id}: interval shown ${!!interval}, API effect ${eff.effect}`);
+  if (interval) {
+    const [lo, hi] = (await interval.textContent()).replace(/^\(95% /, '').replace(/\)$/, '').split(' – ');
+    check(sameNumber(lo, eff.effect_low) && sameNumber(hi, eff.effect_high), `action ${id}: follow-up interval on the page ${lo}..${hi}, API ${eff.effect_low}..${eff.effect_high}`);
+    check(sameNumber((await page.textContent(`${li} .fu-effect`)).replace(/^effect /, ''), eff.effect), `action ${id}: the follow-up effect differs from the API`);
+  }
+  return { eff, verdict };
+}
+
+// Waits until the action list is drawn (and holds action id, if given).
+async function waitActions(page, listSel, statusSel, id) {
+  await page.waitForFunction(([l, st, want]) => {
+    if (document.querySelector(st).textContent.startsWith('Loading')) return false;
+    const lis = document.querySelectorAll(`${l} li`);
+    if (!lis.length) return false;
+    if (want !== null && !document.querySelector(`${l} li[data-id="${want}"]`)) return false;
+    // Every done action's follow-up has arrived.
+    return Array.from(document.querySelectorAll(`${l} li.st-done .action-followup`)).every((b) => b.dataset.verdict !== undefined);
+  }, [listSel, statusSel, id === undefined ? null : String(id)]);
+}
+
+// checkActions: the list on the page equals the API's, row for row, with
+// the overdue ones first and markup in data kept as text.
+async function checkActions(page, listSel, pathAndQuery) {
+  const api = await apiJson(page, pathAndQuery);
+  const rows = await page.$$eval(`${listSel} li.action`, (lis) => lis.map((li) => ({
+    id: Number(li.dataset.id),
+    status: li.dataset.status,
+    branch: li.dataset.branch,
+    metric: li.dataset.metric,
+    overdue: li.dataset.overdue === '1',
+    overdueText: li.querySelector('.action-overdue') ? li.querySelector('.action-overdue').textContent : '',
+    what: li.querySelector('.action-what').textContent,
+    due: li.querySelector('.action-due').textContent,
+    owner: li.querySelector('.action-owner').textContent,
+  })));
+  const want = api.actions || [];
+  check(rows.length === want.length, `${pathAndQuery}: ${rows.length} actions on the page, ${want.length} from the API`);
+  let seenNotOverdue = false;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    const a = want[i];
+    const where = `${pathAndQuery}: row ${i + 1} (action ${a.id})`;
+    check(r.id === a.id, `${where}: action ${r.id} on the page`);
+    check(r.status === a.status && r.branch === a.branch && r.metric === a.metric, `${where}: ${r.status} ${r.branch} ${r.metric} on the page`);
+    check(r.what === a.what, `${where}: what "${r.what}", API "${a.what}"`);
+    check(r.due === `due ${a.due}`, `${where}: "${r.due}", API due ${a.due}`);
+    check(r.owner.includes(a.owner), `${where}: "${r.owner}", API owner ${a.owner}`);
+    check(r.overdue === !!a.overdue, `${where}: overdue ${r.overdue}, API ${a.overdue}`);
+    const days = a.days_overdue > 0 ? `${a.days_overdue} day${a.days_overdue === 1 ? '' : 's'} overdue` : '';
+    check(r.overdueText === days, `${where}: "${r.overdueText}", API ${a.days_overdue} days overdue`);
+    if (!r.overdue) seenNotOverdue = true;
+    check(!(r.overdue && seenNotOverdue), `${where}: an overdue action after one that is not`);
+  }
+  check((await page.$$(`${listSel} b, ${listSel} img, ${listSel} script`)).length === 0, `markup from data became elements in ${listSel}`);
+  return { rows, api: want };
 }
 
 async function main() {
@@ -327,6 +424,64 @@ async function main() {
     }
     await checkCsv(page, '#alerts-csv', 'branch,');
     log(`${alertItems.length} early warning(s) in ${PICK_REGION}`);
+
+    let actionId = null;
+    let foreignActionId = null;
+    let verdictShown = null;
+    let weekActionId = null;
+    const WHAT = 'Call back every <b>detractor</b> within a day & <img src=x onerror=alert(2)>';
+    if (ALERT_BRANCH) {
+      step = 'actions: set-up through the API';
+      // Overdue ones (due dates in the past are allowed): one in another
+      // region (the regional user must not see it), one in the picked region.
+      const other = (await readRanking(page)).find((r) => r.branch !== ALERT_BRANCH);
+      if (foreign) {
+        foreignActionId = await apiOpen(page, { branch: foreign.branch, metric: firstMetric, what: `another region's action (${foreign.region})`,
+          owner: 'regional', due: isoDay(-9), source: 'manual' });
+      }
+      if (other) {
+        await apiOpen(page, { branch: other.branch, metric: firstMetric, what: 'late: <i>brief the team</i>', owner: 'branch', due: isoDay(-4), source: 'scorecard' });
+      }
+      // A done action followed up by weeks, effective on the 1st of the
+      // warning's month (the weeks before hold the promoters, the weeks
+      // after the detractors).  With this data the region's other branches
+      // are too thin by week, so it says too little data; checkFollowup
+      // checks the effect and interval whenever the API gives one.
+      const am = /^month (\d{4})-(\d{2})/.exec((alerts.notes || [])[0] || '');
+      if (am) {
+        weekActionId = await apiOpen(page, { branch: ALERT_BRANCH, metric: 'nps', what: 'weekly huddle', owner: 'branch',
+          due: isoDay(30), period: 'week', source: 'manual' });
+        await apiPost(page, '/api/action/update', { id: weekActionId, status: 'done', effective: `${am[1]}-${am[2]}-01`, comment: 'held' });
+      }
+
+      step = 'actions: open one from an early warning';
+      const alertLi = `#alerts-list li[data-branch="${ALERT_BRANCH}"]`;
+      const alertMetric = await page.getAttribute(alertLi, 'data-metric');
+      await page.click(`${alertLi} .alert-open-action`);
+      await page.waitForSelector(`${alertLi} form.action-form`, { state: 'visible' });
+      check(await page.textContent(`${alertLi} .af-branch`) === ALERT_BRANCH, 'the action form does not name the alert\'s branch');
+      check(await page.getAttribute(`${alertLi} form.action-form`, 'data-metric') === alertMetric, 'the action form does not carry the alert\'s metric');
+      await page.fill(`${alertLi} .af-what`, WHAT);
+      await page.selectOption(`${alertLi} .af-owner`, 'branch');
+      await page.fill(`${alertLi} .af-due`, isoDay(14));
+      await page.fill(`${alertLi} .af-target`, 'NPS >= 10');
+      await page.click(`${alertLi} .af-submit`);
+      await page.waitForSelector(`${alertLi} .af-done`);
+      actionId = Number(await page.getAttribute(`${alertLi} .af-done`, 'data-id'));
+      check(actionId > 0, 'opening an action from the alert gave no id');
+      const opened = (await apiJson(page, `/api/actions?status=all&branch=${ALERT_BRANCH}`)).actions.find((a) => a.id === actionId);
+      check(opened && opened.metric === alertMetric && opened.what === WHAT && opened.status === 'open' && opened.due === isoDay(14) &&
+        opened.source === 'alert' && opened.source_ref.startsWith(`${alertMetric} `) && opened.target === 'NPS >= 10',
+        `action ${actionId} as stored: ${JSON.stringify(opened)}`);
+
+      step = 'actions: the region\'s list';
+      await waitActions(page, '#actions-list', '#actions-status', actionId);
+      const listed = await checkActions(page, '#actions-list', `/api/actions?status=all&limit=200&region=${PICK_REGION}`);
+      check(!other || listed.rows[0].overdue, `the first action listed is not overdue (${JSON.stringify(listed.rows[0])})`);
+      check(!listed.rows.some((r) => r.id === foreignActionId), 'the region\'s list holds another region\'s action');
+      await checkCsv(page, '#actions-csv', 'id,');
+      log(`action ${actionId} opened from the ${alertMetric} warning of ${ALERT_BRANCH} (source_ref "${opened.source_ref}"); ${listed.rows.length} action(s) in ${PICK_REGION}, ${listed.rows.filter((r) => r.overdue).length} overdue first`);
+    }
     await shot(page, 'ranking-desktop.png');
 
     step = 'open a scorecard';
@@ -374,12 +529,69 @@ async function main() {
     const shown = await page.$$eval('#branch-alerts-list li:not(.empty)', (lis) => lis.map((li) => li.dataset.metric));
     check(JSON.stringify(shown) === JSON.stringify(mine), `early warnings of ${target}: page ${shown}, API ${mine}`);
     check(!ALERT_BRANCH || shown.length > 0, `the scorecard of ${target} shows no early warning`);
+
+    if (actionId) {
+      step = 'actions: on the scorecard';
+      const mineSel = `#branch-actions-list li[data-id="${actionId}"]`;
+      await waitActions(page, '#branch-actions-list', '#branch-actions-status', actionId);
+      await checkActions(page, '#branch-actions-list', `/api/actions?status=all&limit=200&branch=${target}`);
+
+      step = 'actions: in progress';
+      await page.click(`${mineSel} .action-update`);
+      await page.waitForSelector(`${mineSel} form.update-form`, { state: 'visible' });
+      await page.selectOption(`${mineSel} .uf-status`, 'in_progress');
+      check(await page.isHidden(`${mineSel} .uf-effective`), 'the effective date is asked for a status other than done');
+      await page.fill(`${mineSel} .uf-comment`, 'team briefed');
+      await page.click(`${mineSel} .uf-submit`);
+      await page.waitForSelector(`#branch-actions-list li[data-id="${actionId}"][data-status="in_progress"]`);
+
+      step = 'actions: done';
+      // Effective on the 15th of the month before the warning's, so the
+      // follow-up has periods on both sides of it (else it says waiting;
+      // the month before has too few answers, so it says too little data).
+      const m = /^month (\d{4})-(\d{2})/.exec((alerts.notes || [])[0] || '');
+      let effective = isoDay(-1);
+      if (m) {
+        const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 2, 15));
+        effective = d.toISOString().slice(0, 10);
+      }
+      await page.click(`${mineSel} .action-update`);
+      await page.waitForSelector(`${mineSel} form.update-form`, { state: 'visible' });
+      await page.selectOption(`${mineSel} .uf-status`, 'done');
+      await page.fill(`${mineSel} .uf-effective`, effective);
+      await page.fill(`${mineSel} .uf-comment`, 'every detractor called back');
+      await page.click(`${mineSel} .uf-submit`);
+      await page.waitForSelector(`#branch-actions-list li[data-id="${actionId}"][data-status="done"] .action-followup[data-verdict]`);
+      check((await page.$$(`${mineSel} .action-update`)).length === 0, 'a done action still offers an update');
+      const fu = await apiJson(page, `/api/followup?action=${actionId}`);
+      const trail = fu.trail.map((t) => `${t.from || ''}>${t.to}:${t.comment || ''}`).join(' | ');
+      check(trail === '>open: | open>in_progress:team briefed | in_progress>done:every detractor called back', `trail of action ${actionId}: ${trail}`);
+      check(fu.action[0].effective === effective, `action ${actionId} took effect ${fu.action[0].effective}, the page sent ${effective}`);
+      const { eff, verdict: verdictText } = await checkFollowup(page, '#branch-actions-list', actionId);
+      verdictShown = verdictText;
+      let weekly = '';
+      if (weekActionId) {
+        const w = await checkFollowup(page, '#branch-actions-list', weekActionId);
+        weekly = `; weekly action ${weekActionId}: "${w.verdict}"` + (isNum(w.eff.effect) ? ` effect ${w.eff.effect} [${w.eff.effect_low}, ${w.eff.effect_high}]` : ` (${w.eff.reason})`);
+      }
+      await checkActions(page, '#branch-actions-list', `/api/actions?status=all&limit=200&branch=${target}`);
+      log(`action ${actionId}: in progress, done (effective ${effective}); follow-up "${verdictText}"` +
+        (isNum(eff.effect) ? ` effect ${eff.effect} [${eff.effect_low}, ${eff.effect_high}]` : ` (${eff.reason})`) + weekly + ', as /api/followup');
+    }
     await shot(page, 'scorecard-desktop.png');
 
     step = 'back to the ranking';
     await page.click('#back-link');
     await page.waitForSelector('#ranking-view', { state: 'visible' });
     await waitRanking(page, PICK_REGION);
+    if (actionId) {
+      step = 'actions: back in the region\'s list';
+      await waitActions(page, '#actions-list', '#actions-status', actionId);
+      await page.waitForSelector(`#actions-list li[data-id="${actionId}"][data-status="done"] .fu-verdict`);
+      const again = await page.textContent(`#actions-list li[data-id="${actionId}"] .fu-verdict`);
+      check(again === verdictShown, `the region's list shows the verdict "${again}", the scorecard "${verdictShown}"`);
+      await checkActions(page, '#actions-list', `/api/actions?status=all&limit=200&region=${PICK_REGION}`);
+    }
     await desk.close();
 
     /* ------------------------------------------ regional user on a phone */
@@ -416,6 +628,23 @@ async function main() {
       const posWant = (pageApi.chain_positions || []).map((q) => `${q.branch}: ${q.chain_rank ? q.chain_rank.replace('-', '–') : 'not ranked'} of ${q.of}`);
       check(JSON.stringify(posOnPage) === JSON.stringify(posWant), `chain positions on the page ${JSON.stringify(posOnPage)}, expected ${JSON.stringify(posWant)}`);
       log(`regional user ${REGIONAL_USER}: chain line equals HQ's, positions ${posOnPage.join('; ') || '(none stored)'}`);
+      if (actionId) {
+        step = 'regional user: actions';
+        await waitActions(mp, '#actions-list', '#actions-status', actionId);
+        const own = await checkActions(mp, '#actions-list', '/api/actions?status=all&limit=200');
+        check(own.rows.every((r) => own.api.find((a) => a.id === r.id).region === REGIONAL_REGION), `regional user ${REGIONAL_USER} sees actions of another region`);
+        check(!foreignActionId || !own.rows.some((r) => r.id === foreignActionId), `regional user ${REGIONAL_USER} sees action ${foreignActionId} of another region`);
+        const hqAll = foreignActionId ? 1 : 0;
+        log(`regional user ${REGIONAL_USER}: ${own.rows.length} action(s) of ${REGIONAL_REGION}${hqAll ? `, not action ${foreignActionId} of ${foreign.region}` : ''}`);
+        // The action form on the phone.
+        const li = '#alerts-list li:not(.empty)';
+        await mp.click(`${li} .alert-open-action`);
+        await mp.waitForSelector(`${li} form.action-form`, { state: 'visible' });
+        const formOverflow = await mp.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        check(formOverflow <= 0, `the action form overflows a 390 px screen sideways by ${formOverflow} px`);
+        await shot(mp, 'action-form-phone.png');
+        await mp.click(`${li} .af-cancel`);
+      }
       const overflow = await mp.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       check(overflow <= 0, `the ranking overflows a 390 px screen sideways by ${overflow} px`);
       await mp.waitForFunction(() => document.querySelectorAll('#alerts-list li').length > 0);
@@ -426,6 +655,7 @@ async function main() {
       await mp.waitForFunction(() => document.querySelectorAll('#trend-charts canvas').length > 0 &&
         !document.getElementById('gaps-status').textContent.startsWith('Loading') &&
         document.querySelectorAll('#branch-alerts-list li').length > 0);
+      if (actionId) await waitActions(mp, '#branch-actions-list', '#branch-actions-status');
       const phoneInk = await canvasInk(mp, '#trend-charts canvas');
       check(phoneInk.every((p) => p > 500), `phone: a trend chart is blank (${phoneInk})`);
       const overflow2 = await mp.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
