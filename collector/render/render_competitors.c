@@ -29,37 +29,55 @@ static void s_scope_text(const bm_gap_row_t *g, const bm_q_ref_t *ref, char *sco
         snprintf(versus, vs, "all competitors (%d outlet%s)", g->outlets, plural);
 }
 
+/* "visit", or "visit+call" for the channels both sides have. */
+static void s_channel_text(unsigned channels, char *out, size_t size)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int c = 0; c < BM_GAP_CHANNELS; c++)
+        if (channels & (1u << c)) {
+            int w = snprintf(out + len, size - len, "%s%s", len ? "+" : "", bm_gap_channels[c]);
+            if (w < 0 || (size_t)w >= size - len)
+                return;
+            len += (size_t)w;
+        }
+}
+
 static void s_gap_row(bm_table_t *t, const bm_gap_row_t *g, const bm_q_ref_t *ref)
 {
-    char scope[64], versus[96];
+    char scope[64], versus[96], channels[32];
     s_scope_text(g, ref, scope, sizeof scope, versus, sizeof versus);
+    s_channel_text(g->channels, channels, sizeof channels);
     bm_table_add_row(t);
     bm_table_set_text(t, 0, scope);
     bm_table_set_text(t, 1, versus);
     bm_table_set_text(t, 2, g->section[0] ? g->section : "(overall)");
+    bm_table_set_text(t, 3, channels);
     if (g->own.has_value)
-        bm_table_set_num(t, 3, g->own.value, 1);
-    bm_table_set_int(t, 4, (long long)g->own.n);
+        bm_table_set_num(t, 4, g->own.value, 1);
+    bm_table_set_int(t, 5, (long long)g->own.n);
     if (g->comp.has_value)
-        bm_table_set_num(t, 5, g->comp.value, 1);
-    bm_table_set_int(t, 6, (long long)g->comp.n);
+        bm_table_set_num(t, 6, g->comp.value, 1);
+    bm_table_set_int(t, 7, (long long)g->comp.n);
+    bm_table_set_int(t, 8, g->comp_outlets);
     if (g->has_gap)
-        bm_table_set_num(t, 7, g->gap, 1);
+        bm_table_set_num(t, 9, g->gap, 1);
     if (g->has_ci) {
-        bm_table_set_num(t, 8, g->gap_lo, 1);
-        bm_table_set_num(t, 9, g->gap_hi, 1);
-        bm_table_set_arrow(t, 10, g->significant.arrow);
+        bm_table_set_num(t, 10, g->gap_lo, 1);
+        bm_table_set_num(t, 11, g->gap_hi, 1);
+        bm_table_set_arrow(t, 12, g->significant.arrow);
     }
-    bm_table_set_bool(t, 11, g->low_n);
-    bm_render_q(t, 12, &g->significant);
+    bm_table_set_bool(t, 13, g->low_n);
+    bm_render_q(t, 14, &g->significant);
 }
 
 bm_table_t *bm_render_gap_table(const bm_gaps_t *gaps, const bm_q_ref_t *ref)
 {
-    static const char *const cols[] = {"scope", "versus", "section", "own", "own_n",
-                                       "competitors", "competitors_n", "gap", "gap_low",
-                                       "gap_high", "significant", "low_n", "q"};
-    bm_table_t *t = bm_table_new("competitor_gaps", 13, cols);
+    static const char *const cols[] = {"scope", "versus", "section", "channel", "own",
+                                       "own_n", "competitors", "competitors_n",
+                                       "competitors_outlets", "gap", "gap_low", "gap_high",
+                                       "significant", "low_n", "q"};
+    bm_table_t *t = bm_table_new("competitor_gaps", 15, cols);
     for (size_t i = 0; t && i < gaps->nrows; i++)
         s_gap_row(t, &gaps->rows[i], ref);
     return t;
@@ -78,7 +96,10 @@ int bm_render_competitors(const bm_competitors_result_t *r, bm_report_t *rep)
     bm_report_add(rep, &per);
     char label[32];
     bm_report_note(rep, "%s %s; scores in %% (mystery-shopping score, same questionnaires); "
-                        "gap = own - competitors with a 95%% Welch interval; low_n = fewer than "
+                        "one row per channel, and one over the channels both sides have "
+                        "(competitors weighted to the own channel mix); gap = own - "
+                        "competitors with a 95%% Welch interval, competitor outlets as "
+                        "clusters (no interval from fewer than 2); low_n = fewer than "
                         "%g evaluations on a side", bm_period_name(r->kind),
                    bm_period_label(r->kind, r->cur, label, sizeof label), r->min_n);
     bm_render_tests_note(rep, r->ntests, &r->status, "gaps");

@@ -683,6 +683,14 @@ static const char *const s_bd_sql[] = {
     [BM_BD_LOST_REASON] =
         "SELECT branch_id, period_start::text, reason, sum(lost), sum(lost), 0, 0"
         " FROM rollup_lost_reasons WHERE " S_RANGE("") " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    /* Section codes match [A-Za-z0-9_.-]{1,32} (001_core.sql), so '|'
+     * cannot occur in one; channels are visit, call or online. */
+    [BM_BD_CHANNEL_SECTIONS] =
+        "SELECT outlet_id, period_start::text, channel || '|' || section, sum(n), 0,"
+        " sum(score_sum), sum(score_sumsq)"
+        " FROM rollup_scores WHERE outlet_kind = $8 AND " S_RANGE_OUTLET("")
+        " AND ($4 = '' OR channel = $4) AND ($5 = '' OR segment = $5)"
+        " GROUP BY outlet_id, period_start, channel, section ORDER BY 1, 2, 3",
 };
 
 int bm_q_breakdown(PGconn *conn, const bm_q_ref_t *ref, bm_breakdown_t what,
@@ -690,7 +698,8 @@ int bm_q_breakdown(PGconn *conn, const bm_q_ref_t *ref, bm_breakdown_t what,
                    const bm_q_filter_t *filter, bm_q_bd_row_t **rows, bm_err_t *err)
 {
     *rows = NULL;
-    int competitors = what == BM_BD_SECTIONS && filter && filter->competitors;
+    int competitors = (what == BM_BD_SECTIONS || what == BM_BD_CHANNEL_SECTIONS) && filter &&
+                      filter->competitors;
     s_params_t p;
     s_params_init(&p, kind, first, bm_period_add(kind, first, nper - 1), filter);
     PGresult *res = PQexecParams(conn, s_bd_sql[what], S_NPARAMS, s_param_types, p.values, NULL,

@@ -119,6 +119,9 @@ typedef enum {
     BM_BD_COMPLAINT_CATEGORY,  /* key category: x complaints */
     BM_BD_CONTACT_POINT,       /* key contact point: x complaints */
     BM_BD_LOST_REASON,         /* key reason: x lost customers */
+    BM_BD_CHANNEL_SECTIONS,    /* key "channel|section" (section "" = the
+                                * overall score): n, sum, sumsq of scores,
+                                * per outlet and channel (competitor gaps) */
 } bm_breakdown_t;
 
 typedef struct {

@@ -213,16 +213,23 @@ bm rank --metric calls_answered_share --target-s 30 --at $at --format csv >"$T/c
 assert_eq "calls answered in 30 s" "80.0" "$(csv_row "$T/calls30.csv" 3 B1 | cut -d, -f6)"
 
 # -------------------------------------------------------------- competitors
-# B1 {100, 54.17, 70} against NORTH's competitors {54.17, 70} (C1) and
-# {66.67} (C2): 63.6, gap 11.1; within 2 km only C1: 62.1, gap 12.6.
+# B1's visits {100, 54.17} and call {70} against NORTH's competitors'
+# visits {54.17, 70} (C1) and {66.67} (C2): per channel (issue 15), visits
+# 77.1 against 63.6 (3 visits at 2 outlets), gap 13.5; the call has no
+# competitor side (the old "(overall)" pooled it: 74.7, gap 11.1).  Within
+# 2 km only C1: 62.1, gap 15.0, one outlet, so no interval.
 bm competitors --period month --at $at --format csv >"$T/comp.csv" || fail "competitors failed"
-assert_eq "B1 vs region" "branch B1,region NORTH (2 outlets),(overall),74.7,3,63.6,3,11.1" \
-    "$(tr -d '\r' <"$T/comp.csv" | grep '^branch B1,.*(overall)' | cut -d, -f1-8)"
-assert_eq "chain vs all" "chain TESTCHAIN,all competitors (3 outlets),(overall),82.4,10,72.7,4,9.7" \
-    "$(tr -d '\r' <"$T/comp.csv" | grep '^chain .*(overall)' | cut -d, -f1-8)"
+assert_eq "B1 vs region (visits)" "branch B1,region NORTH (2 outlets),(overall),visit,77.1,2,63.6,3,2,13.5" \
+    "$(tr -d '\r' <"$T/comp.csv" | grep '^branch B1,.*(overall),visit,' | cut -d, -f1-10)"
+assert_eq "B1 vs region (calls)" "branch B1,region NORTH (2 outlets),(overall),call,70.0,1,,0,0," \
+    "$(tr -d '\r' <"$T/comp.csv" | grep '^branch B1,.*(overall),call,' | cut -d, -f1-10)"
+# The chain: own visits 83.8 (n 9; the call is apart) against all
+# outlets' visits {54.17, 70}, {66.67}, {100} = 72.7, gap 11.1.
+assert_eq "chain vs all" "chain TESTCHAIN,all competitors (3 outlets),(overall),visit,83.8,9,72.7,4,3,11.1" \
+    "$(tr -d '\r' <"$T/comp.csv" | grep '^chain .*(overall),visit,' | cut -d, -f1-10)"
 bm competitors --branch B1 --radius-km 2 --period month --at $at --format csv >"$T/comp2.csv"
-assert_eq "B1 within 2 km" "branch B1,within 2 km (1 outlet),(overall),74.7,3,62.1,2,12.6" \
-    "$(tr -d '\r' <"$T/comp2.csv" | grep '(overall)' | cut -d, -f1-8)"
+assert_eq "B1 within 2 km" "branch B1,within 2 km (1 outlet),(overall),visit,77.1,2,62.1,2,1,15.0,," \
+    "$(tr -d '\r' <"$T/comp2.csv" | grep '(overall),visit,' | cut -d, -f1-12)"
 
 # ------------------------------------------------------------------- alerts
 # B2's capture rate: 30% in each of May..October, 20% of 1000 in November:

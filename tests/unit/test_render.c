@@ -129,20 +129,22 @@ static void test_gaps(void)
     r->gaps.nrows = r->gaps.cap = 2;
     bm_gap_row_t *g = r->gaps.rows;
     g[0] = (bm_gap_row_t){.scope = BM_GAP_BRANCH, .index = 0, .versus = BM_GAP_VS_RADIUS,
-                          .radius_km = 2.5, .outlets = 1, .own = s_est(80, 5, 70, 90),
+                          .radius_km = 2.5, .outlets = 1, .channels = 1u, .comp_outlets = 1,
+                          .own = s_est(80, 5, 70, 90),
                           .comp = s_est(70, 2, 40, 100), .has_gap = 1, .gap = 10,
                           .has_ci = 1, .gap_lo = -5.55, .gap_hi = 25.55, .low_n = 1};
     g[1] = (bm_gap_row_t){.scope = BM_GAP_CHAIN, .index = -1, .versus = BM_GAP_VS_ALL,
-                          .outlets = 4, .own = s_est(75, 40, 70, 80)};
+                          .outlets = 4, .channels = 3u, .own = s_est(75, 40, 70, 80)};
     snprintf(g[1].section, sizeof g[1].section, "GREET");
     bm_result_t res = {.kind = BM_REPORT_COMPETITORS, .u.competitors = r};
     char *csv = s_render(&res, BM_FMT_CSV);
     const char *want =
-        "scope,versus,section,own,own_n,competitors,competitors_n,gap,gap_low,gap_high,"
-        "significant,low_n,q\r\n"
+        "scope,versus,section,channel,own,own_n,competitors,competitors_n,"
+        "competitors_outlets,gap,gap_low,gap_high,significant,low_n,q\r\n"
         /* -5.55 and 25.55 both round away from zero (printf gave -5.5) */
-        "branch B001,within 2.5 km (1 outlet),(overall),80.0,5,70.0,2,10.0,-5.6,25.6,,true,\r\n"
-        "chain ACME,all competitors (4 outlets),GREET,75.0,40,,0,,,,,false,\r\n"
+        "branch B001,within 2.5 km (1 outlet),(overall),visit,80.0,5,70.0,2,1,10.0,-5.6,25.6,,"
+        "true,\r\n"
+        "chain ACME,all competitors (4 outlets),GREET,visit+call,75.0,40,,0,0,,,,,false,\r\n"
         "\r\n"
         "period,label,start,days,days_covered,partial\r\n"
         "quarter,2026-Q4,2026-10-01,92,65,true\r\n";

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "competitors.h"
 #include "dist.h"
 #include "output.h"
 #include "plan.h"
@@ -1082,6 +1083,121 @@ static void test_plan_allocate(void)
     free(v);
 }
 
+/* A cell of outlet o, channel c from its scores. */
+static bm_gap_cell_t s_cell(int o, int c, const double *v, int n)
+{
+    bm_gap_cell_t cell = {.outlet = o, .channel = c};
+    for (int i = 0; i < n; i++) {
+        cell.n += 1;
+        cell.sum += v[i];
+        cell.sumsq += v[i] * v[i];
+    }
+    return cell;
+}
+
+static bm_q_agg_t s_sums(const double *v, int n)
+{
+    bm_gap_cell_t c = s_cell(0, 0, v, n);
+    bm_q_agg_t a;
+    memset(&a, 0, sizeof a);
+    a.n = c.n;
+    a.sum = c.sum;
+    a.sumsq = c.sumsq;
+    return a;
+}
+
+/* Competitor visits clustered by outlet (docs/metrics.md, "Competitor
+ * gaps"), by hand. */
+static void test_gap_clustered(void)
+{
+    const double w1[BM_GAP_CHANNELS] = {1, 0, 0};
+    /* A {60, 70}, B {80, 90, 100}, C {75, 85}: mean 560/7 = 80; psi =
+     * (130 - 160)/7, (270 - 240)/7, 0: V = 3/2 * 1800/49 = 55.10, se 7.4231
+     * with df 2 (t 4.3027): [48.06, 111.94].  Independent visits would
+     * claim se sqrt(175/7) = 5 with df 6. */
+    const double a[] = {60, 70}, b[] = {80, 90, 100}, c[] = {75, 85};
+    bm_gap_cell_t cells[] = {s_cell(0, 0, a, 2), s_cell(1, 0, b, 3), s_cell(2, 0, c, 2)};
+    int g = 0;
+    bm_estimate_t e = bm_gap_comp_estimate(cells, 3, w1, &g);
+    CHECK(g == 3 && e.has_value && e.has_ci && e.n == 7);
+    CHECK(NEAR(e.value, 80, 1e-12));
+    CHECK(NEAR(e.se, 7.4230749, 1e-6));
+    CHECK(e.df == 2);
+    CHECK(NEAR(e.lo, 48.061087, 1e-5) && NEAR(e.hi, 111.938913, 1e-5));
+    /* Two outlets with the same mean: the cluster-robust variance is 0;
+     * the independent-visit one is the floor: s^2 = 1000/3 over 4 visits,
+     * se 9.1287, df 1. */
+    const double d[] = {60, 100}, f[] = {70, 90};
+    bm_gap_cell_t same[] = {s_cell(4, 0, d, 2), s_cell(9, 0, f, 2)};
+    e = bm_gap_comp_estimate(same, 2, w1, &g);
+    CHECK(g == 2 && NEAR(e.se, 9.1287093, 1e-6) && e.df == 1);
+    /* One outlet: a value, no interval, nothing to test with. */
+    e = bm_gap_comp_estimate(cells + 1, 1, w1, &g);
+    CHECK(g == 1 && e.has_value && NEAR(e.value, 90, 1e-12) && !e.has_ci && e.se == 0);
+    /* Cells of other channels do not count for visits. */
+    bm_gap_cell_t other[] = {s_cell(0, 1, a, 2), s_cell(0, 0, b, 3)};
+    e = bm_gap_comp_estimate(other, 2, w1, &g);
+    CHECK(g == 1 && e.n == 3 && NEAR(e.value, 90, 1e-12));
+}
+
+/* Own calls against competitor visits: the old overall and the new rows. */
+static void test_gap_channels(void)
+{
+    /* Own visits {70, 80, 90}, calls {40, 50, 60}; competitors visits only,
+     * X {70, 80}, Y {75, 85}.  The old "(overall)" pooled everything:
+     * own 390/6 = 65 against 77.5, gap -12.5 (own looks worse).  Like with
+     * like: visits 80 against 77.5, gap +2.5; calls have no competitor
+     * side; no row over common channels (only one). */
+    const double ov[] = {70, 80, 90}, oc[] = {40, 50, 60}, x[] = {70, 80}, y[] = {75, 85};
+    bm_q_agg_t own[BM_GAP_CHANNELS];
+    memset(own, 0, sizeof own);
+    own[0] = s_sums(ov, 3);
+    own[1] = s_sums(oc, 3);
+    bm_gap_cell_t cells[] = {s_cell(0, 0, x, 2), s_cell(1, 0, y, 2)}, scratch[2];
+    bm_gap_row_t out[BM_GAP_CHANNELS + 1];
+    unsigned m = bm_gap_key_rows(own, cells, 2, 3, scratch, out);
+    CHECK(m == (1u << 1 | 1u << 2));
+    const bm_gap_row_t *v = &out[1], *c = &out[2];
+    CHECK(v->channels == 1u && v->has_gap && NEAR(v->gap, 2.5, 1e-12));
+    CHECK(v->own.n == 3 && v->comp.n == 4 && v->comp_outlets == 2 && !v->low_n);
+    /* Competitors: psi = -+5/4, V_cr = 2 * 3.125 = 6.25 below the
+     * independent 41.67/4 = 10.42 (se 3.2275, df 1); own se^2 100/3, df 2:
+     * gap se 6.6144, Welch-Satterthwaite df 2.882. */
+    CHECK(NEAR(v->comp.se, sqrt(125.0 / 12), 1e-9) && v->comp.df == 1);
+    CHECK(v->has_ci && v->significant.test.tested);
+    double tq = bm_t95(2.88235294117647);
+    CHECK(NEAR(v->gap_lo, 2.5 - tq * 6.6143783, 1e-5));
+    CHECK(NEAR(v->gap_hi, 2.5 + tq * 6.6143783, 1e-5));
+    CHECK(c->channels == 2u && c->own.n == 3 && NEAR(c->own.value, 50, 1e-12));
+    CHECK(!c->comp.has_value && !c->has_gap && c->low_n && !c->significant.test.tested);
+
+    /* Both channels on both sides: own visits {70, 80, 90}, one call {50}
+     * (weights 3/4, 1/4); competitors X visits {70, 80} + call {60}, Y
+     * visits {75, 85} + calls {40, 50}.  Pooled, competitors were
+     * 460/7 = 65.7 (gap 6.8); at the own channel mix they are
+     * .75 * 77.5 + .25 * 50 = 70.625, own 290/4 = 72.5: gap 1.875.
+     * psi = -+(.75 * 1.25 - .25 * 10/3) = -+0.1042: V_cr = 0.0434; the
+     * independent floor .5625 * 41.67/4 + .0625 * 100/3 = 7.9427 wins. */
+    const double one[] = {50}, xc[] = {60}, yc[] = {40, 50};
+    own[1] = s_sums(one, 1);
+    bm_gap_cell_t both[] = {s_cell(0, 0, x, 2), s_cell(0, 1, xc, 1), s_cell(1, 0, y, 2),
+                            s_cell(1, 1, yc, 2)},
+                  room[4];
+    m = bm_gap_key_rows(own, both, 4, 3, room, out);
+    CHECK(m == (1u | 1u << 1 | 1u << 2));
+    const bm_gap_row_t *all = &out[0];
+    CHECK(all->channels == 3u && all->own.n == 4 && all->comp.n == 7);
+    CHECK(NEAR(all->own.value, 72.5, 1e-12) && NEAR(all->comp.value, 70.625, 1e-12));
+    CHECK(NEAR(all->gap, 1.875, 1e-12) && all->comp_outlets == 2);
+    CHECK(NEAR(all->comp.se, 2.8182811, 1e-6) && all->comp.df == 1 && all->has_ci);
+    /* The call row alone: own n = 1 is low-n, no interval, no test. */
+    CHECK(out[2].low_n && !out[2].has_ci && !out[2].significant.test.tested);
+    /* Competitors of one outlet: gaps, but no interval and no test. */
+    m = bm_gap_key_rows(own, both, 2, 3, room, out);
+    CHECK(out[1].has_gap && out[1].comp_outlets == 1 && !out[1].has_ci);
+    CHECK(!out[1].significant.test.tested);
+}
+
 int main(void)
 {
     test_wilson();
@@ -1090,6 +1206,8 @@ int main(void)
     test_hist();
     test_ties();
     test_bh();
+    test_gap_clustered();
+    test_gap_channels();
     test_changes();
     test_low_n_arrow();
     test_pooled_and_poisson();
