@@ -128,3 +128,14 @@ char *bm_period_label(bm_period_kind_t kind, int64_t start, char *buf, size_t si
     }
     return buf;
 }
+
+int bm_period_index(bm_period_kind_t kind, int64_t first, int nper, const char *date)
+{
+    int64_t d;
+    if (bm_date_parse(date, &d, NULL) < 0)
+        return -1;
+    for (int p = 0; p < nper; p++)
+        if (bm_period_add(kind, first, p) == d)
+            return p;
+    return -1;
+}

@@ -26,6 +26,10 @@ char *bm_date_format(int64_t days, char *buf, size_t size);
 int64_t bm_period_start(bm_period_kind_t kind, int64_t days);
 /* The start of the period k periods after (k < 0: before) `start`. */
 int64_t bm_period_add(bm_period_kind_t kind, int64_t start, int k);
+/* The index 0..nper-1 of the period of `kind` starting on the date
+ * "YYYY-MM-DD" among the nper periods from `first`, or -1 (not a date, or
+ * not one of them). */
+int bm_period_index(bm_period_kind_t kind, int64_t first, int nper, const char *date);
 /* "2026-11", "2026-Q4", "2026-W45" or the date for days. */
 char *bm_period_label(bm_period_kind_t kind, int64_t start, char *buf, size_t size);
 

@@ -329,18 +329,6 @@ static void s_params_init(s_params_t *p, bm_period_kind_t kind, int64_t first, i
     p->values[8] = NULL;
 }
 
-/* The period index of a "YYYY-MM-DD" start, or -1. */
-static int s_period_index(bm_period_kind_t kind, int64_t first, int nper, const char *date)
-{
-    int64_t d;
-    if (bm_date_parse(date, &d, NULL) < 0)
-        return -1;
-    for (int p = 0; p < nper; p++)
-        if (bm_period_add(kind, first, p) == d)
-            return p;
-    return -1;
-}
-
 /* The period starts of a fetch as "YYYY-MM-DD": rows are matched by
  * comparing text, not by parsing 20,000 dates of a chain-wide read. */
 typedef struct {
@@ -723,7 +711,7 @@ int bm_q_breakdown(PGconn *conn, const bm_q_ref_t *ref, bm_breakdown_t what,
     int k = 0;
     for (int r = 0; r < n; r++) {
         int e = s_entity_index(ref, competitors, atoi(PQgetvalue(res, r, 0)));
-        int pi = s_period_index(kind, first, nper, PQgetvalue(res, r, 1));
+        int pi = bm_period_index(kind, first, nper, PQgetvalue(res, r, 1));
         if (e < 0 || pi < 0)
             continue;
         out[k].entity = e;

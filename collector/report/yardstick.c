@@ -84,25 +84,13 @@ static int s_read_suppressed(PGconn *conn, const bm_q_ref_t *ref, bm_yard_t *y, 
     return 0;
 }
 
-/* The period index of a "YYYY-MM-DD" start, or -1. */
-static int s_period(bm_period_kind_t kind, int64_t first, int nper, const char *date)
-{
-    int64_t d;
-    if (bm_date_parse(date, &d, NULL) < 0)
-        return -1;
-    for (int p = 0; p < nper; p++)
-        if (bm_period_add(kind, first, p) == d)
-            return p;
-    return -1;
-}
-
 static void s_fill(bm_yard_t *y, const bm_q_ref_t *ref, PGresult *res, bm_period_kind_t kind,
                    int64_t first)
 {
     for (int i = 0; i < PQntuples(res); i++) {
         int chain = !strcmp(PQgetvalue(res, i, 0), "chain");
         int r = chain ? -1 : bm_q_ref_region(ref, PQgetvalue(res, i, 1));
-        int p = s_period(kind, first, y->nper, PQgetvalue(res, i, 2));
+        int p = bm_period_index(kind, first, y->nper, PQgetvalue(res, i, 2));
         if ((!chain && r < 0) || p < 0)
             continue;
         bm_q_agg_t *a = (bm_q_agg_t *)bm_yard_cell(y, r, p);
